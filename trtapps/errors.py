@@ -1,0 +1,67 @@
+"""The exception tree of trtapps.
+
+User errors (:class:`UserError` and subclasses) are printed by the CLI as one line, without a traceback
+(``TRTAPPS_FULL_ERROR=1`` shows it). Each message names the file or config field at fault and the fix.
+"""
+
+from __future__ import annotations
+
+
+class TrtAppsError(Exception):
+    """Base class of every error raised on purpose by trtapps."""
+
+
+class UserError(TrtAppsError):
+    """A mistake the user can fix (bad config, missing file, wrong model); printed without a traceback."""
+
+
+class ConfigError(UserError):
+    """A pipeline file (or the objects given to ``Pipeline``) is invalid.
+
+    ``problems`` holds one ``file:line:col: dotted.path: message`` line per problem.
+    """
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class PluginError(UserError):
+    """A plugin could not be loaded or registered something invalid; the message names the plugin."""
+
+
+class ModelError(UserError):
+    """A model file is missing, unreadable or does not fit the app that should run it."""
+
+
+class InputError(UserError):
+    """An input (image, video, stream) cannot be opened at all."""
+
+
+class BackendUnavailableError(UserError):
+    """The requested inference backend cannot run on this machine (missing package or GPU)."""
+
+
+class CudaError(TrtAppsError):
+    """A CUDA runtime/driver call failed; the message names the call and the CUDA error."""
+
+
+class FrameError(TrtAppsError):
+    """One frame could not be read or processed; it is recorded in the results and the run goes on."""
+
+
+class StageError(TrtAppsError):
+    """An exception raised inside a stage, wrapped with the stage and plugin it came from."""
+
+    def __init__(self, stage: str, plugin: str | None, cause: BaseException, frame: int | None = None) -> None:
+        self.stage = stage
+        self.plugin = plugin
+        self.cause = cause
+        self.frame = frame
+        where = f"stage {stage!r}" + (f" (plugin {plugin!r})" if plugin else "")
+        at = f" at frame {frame}" if frame is not None else ""
+        super().__init__(f"{where} failed{at}: {type(cause).__name__}: {cause}")
+
+
+class PipelineClosedError(TrtAppsError):
+    """A request was submitted to a pipeline that has been closed."""

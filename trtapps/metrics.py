@@ -1,0 +1,107 @@
+"""Run accounting: frames in/out/failed and time spent per stage."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class StageTimer:
+    """Wall time spent in one stage and how many frames went through it."""
+
+    seconds: float = 0.0
+    frames: int = 0
+    calls: int = 0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ms_per_frame(self) -> float:
+        return 1000.0 * self.seconds / self.frames if self.frames else 0.0
+
+
+@dataclass
+class RunSummary:
+    """What a run did. ``frames_in == frames_out`` always holds at the end: failed frames are written too.
+
+    Attributes:
+        frames_in: frames the sources delivered, including frames that failed to decode.
+        frames_out: frame results written to the sinks.
+        frames_failed: frames recorded with an error (unreadable, or a stage failed on them).
+        detections: total detections written.
+        stages: time per stage (read, preprocess, infer, decode, postprocess, track, write).
+        backend: the inference backend that ran.
+        error: why the run stopped early (``"interrupted"`` after Ctrl-C), or ``None``.
+    """
+
+    frames_in: int = 0
+    frames_out: int = 0
+    frames_failed: int = 0
+    frames_dropped: int = 0
+    detections: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+    stages: dict[str, StageTimer] = field(default_factory=lambda: defaultdict(StageTimer))
+    backend: str | None = None
+    device: str | None = None
+    error: str | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_time(self, stage: str, seconds: float, frames: int) -> None:
+        with self._lock:
+            t = self.stages[stage]
+            t.seconds += seconds
+            t.frames += frames
+            t.calls += 1
+
+    @property
+    def wall_seconds(self) -> float:
+        end = self.finished if self.finished is not None else time.perf_counter()
+        return end - self.started
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "frames_failed": self.frames_failed,
+            "frames_dropped": self.frames_dropped,
+            "detections": self.detections,
+            "seconds": round(self.wall_seconds, 3),
+            "fps": round(self.fps, 2),
+            "backend": self.backend,
+            "device": self.device,
+            "error": self.error,
+            "stages": {
+                name: {"seconds": round(t.seconds, 4), "frames": t.frames, "fps": round(t.fps, 2),
+                       "ms_per_frame": round(t.ms_per_frame, 3)}
+                for name, t in self.stages.items()
+            },
+            "failures": self.failures,
+        }
+
+
+class Stopwatch:
+    """``with Stopwatch(summary, "infer", frames=8): ...`` adds the elapsed time to a stage."""
+
+    def __init__(self, summary: RunSummary, stage: str, frames: int = 1) -> None:
+        self.summary = summary
+        self.stage = stage
+        self.frames = frames
+
+    def __enter__(self) -> Stopwatch:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.summary.add_time(self.stage, time.perf_counter() - self.t0, self.frames)
