@@ -1,0 +1,77 @@
+"""Shared test fixtures: where the real models and media are, and GPU/TensorRT detection.
+
+Real data comes from ``TRTAPPS_DATA`` (``.ci/run`` sets it to ``../shared``). With ``CI=true`` a missing file
+fails the test instead of skipping it, so CI can never go green by skipping the end-to-end runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("TRTAPPS_DATA", REPO.parent / "shared")).resolve()
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def shared_path(relative: str) -> Path:
+    """The path of a file under ``TRTAPPS_DATA``; skips the test when absent (fails under ``CI=true``)."""
+    path = DATA / relative
+    if not path.exists():
+        message = f"{path} is missing (set TRTAPPS_DATA to the shared data folder)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+def _gpu_reason() -> str | None:
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA device"
+    except Exception as exc:  # ImportError, CUDA driver missing, ...
+        return f"no usable CuPy/CUDA ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return None
+
+
+def _tensorrt_reason() -> str | None:
+    try:
+        import tensorrt  # noqa: F401
+    except Exception as exc:
+        return f"TensorRT is not installed ({type(exc).__name__})"
+    return _gpu_reason()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_reason = tensorrt_reason = None
+    checked = False
+    for item in items:
+        if "gpu" in item.keywords or "tensorrt" in item.keywords:
+            if not checked:
+                gpu_reason, tensorrt_reason, checked = _gpu_reason(), _tensorrt_reason(), True
+            if "tensorrt" in item.keywords and tensorrt_reason:
+                item.add_marker(pytest.mark.skip(reason=f"tensorrt: {tensorrt_reason}"))
+            elif "gpu" in item.keywords and gpu_reason:
+                item.add_marker(pytest.mark.skip(reason=f"gpu: {gpu_reason}"))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"trtapps data: {DATA} ({'present' if DATA.exists() else 'MISSING'}), CI={IN_CI}"]
+    reason = _gpu_reason()
+    if reason is None:
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        lines.append(f"gpu: {props['name'].decode()} (CuPy {cupy.__version__})")
+    else:
+        lines.append(f"gpu: none — {reason}")
+    return lines
