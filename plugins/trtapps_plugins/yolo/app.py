@@ -1,0 +1,390 @@
+"""The ``yolo`` app: letterbox preprocessing, head decoding and NMS for YOLOv5, YOLOv8/YOLO11 and YOLOX.
+
+:meth:`YoloApp.bind` reads the model once (input size, head layout, metadata) and picks the variant; the
+per-batch work is :meth:`YoloApp.preprocess` (host letterbox + normalisation, frames of any size in one batch)
+and :meth:`YoloApp.decode` (the NumPy decoders of :mod:`trtapps_plugins.yolo.decode`, then the letterbox
+inverse).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from trtapps import App, ConfigError, Detections, Frame, ModelError, Residency, RunContext, Runner
+from trtapps.ops.letterbox import LetterboxTransform, letterbox, scale_boxes
+from trtapps.structures import Array, to_host
+from trtapps_plugins.yolo.decode import DecodeParams, decode, looks_decoded, yolox_grid
+from trtapps_plugins.yolo.names import COCO80, parse_metadata_names, read_names_file
+from trtapps_plugins.yolo.options import YoloOptions
+
+#: ImageNet statistics of legacy YOLOX / ByteTrack inputs, RGB order, on 0-1 pixels
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
+IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+
+_FIX_EXPORT = "use a YOLOv5, YOLOv8/YOLO11 or YOLOX detection export (one NCHW input, one output)"
+
+
+@dataclass(frozen=True)
+class YoloHead:
+    """What :meth:`YoloApp.bind` learned about the model.
+
+    Attributes:
+        variant: ``"v5"``, ``"v8"`` or ``"yolox"``.
+        layout: the decoder to use: ``"v8"``, ``"v5"`` (also decoded YOLOX) or ``"yolox_raw"``.
+        input_name: the model's image input.
+        output_name: the model's head output.
+        input_size: ``(H, W)`` the frames are letterboxed to.
+        input_dtype: float32 or float16.
+        num_classes: ``C``.
+        names_from: where the class names came from (``"option"``, ``"metadata"``, ``"coco80"``, ``"ids"``).
+    """
+
+    variant: str
+    layout: str
+    input_name: str
+    output_name: str
+    input_size: tuple[int, int]
+    input_dtype: np.dtype[Any]
+    num_classes: int
+    names_from: str
+
+    def describe(self) -> str:
+        h, w = self.input_size
+        return (
+            f"variant {self.variant} ({self.layout} head), input {h}x{w} {self.input_dtype}, "
+            f"{self.num_classes} classes (names from {self.names_from})"
+        )
+
+
+class YoloApp(App):
+    """YOLOv5, YOLOv8/YOLO11 and YOLOX detection.
+
+    All frames are letterboxed to the model input size, so frames of any size batch together
+    (:meth:`~trtapps.App.batch_key` stays ``None``).
+
+    Args:
+        options: the validated ``app:`` options.
+        names: class names from the ``names`` option (already read from its file), or ``None``.
+        logger: where :meth:`bind` reports what it detected.
+    """
+
+    def __init__(
+        self, options: YoloOptions, names: Sequence[str] | None = None, logger: logging.Logger | None = None
+    ) -> None:
+        self.options = options
+        self._names_option = list(names) if names is not None else None
+        self._logger = logger or logging.getLogger("trtapps.yolo")
+        self._head: YoloHead | None = None
+        self._params = DecodeParams()
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def head(self) -> YoloHead:
+        """The model description from :meth:`bind` (``RuntimeError`` before it)."""
+        if self._head is None:
+            raise RuntimeError("YoloApp.bind(runner) must be called before preprocess/decode")
+        return self._head
+
+    # -- bind ----------------------------------------------------------------------------------------------
+    def bind(self, runner: Runner) -> None:
+        """Check the model, detect the variant, input size and class names, and resolve ``classes``.
+
+        Raises:
+            ModelError: the model is not a YOLO detection export this app can run (one line, with the fix).
+            ConfigError: ``classes`` names a class the model does not have.
+        """
+        model = runner.model_path
+        opts = self.options
+        if len(runner.inputs) != 1:
+            _fail(model, f"app yolo needs one image input, the model has {len(runner.inputs)}", _FIX_EXPORT)
+        inp = runner.inputs[0]
+        if len(inp.shape) != 4 or inp.shape[1] != 3:
+            _fail(
+                model,
+                f"input {inp.describe()} is not NCHW with 3 channels",
+                "export the model with an NCHW [batch, 3, height, width] input",
+            )
+        if not np.issubdtype(inp.dtype, np.floating):
+            _fail(
+                model,
+                f"input {inp.describe()} is not a float tensor",
+                "export with a float32 or float16 input",
+            )
+        if len(runner.outputs) != 1:
+            outs = ", ".join(o.describe() for o in runner.outputs)
+            _fail(
+                model,
+                f"app yolo needs one output [batch, 4+classes, anchors] or [batch, anchors, 5+classes], "
+                f"the model has {len(runner.outputs)} ({outs})",
+                _FIX_EXPORT + ", not a segmentation/pose model or another app's model",
+            )
+        out = runner.outputs[0]
+        if len(out.shape) != 3:
+            _fail(
+                model,
+                f"output {out.describe()} has rank {len(out.shape)}, app yolo needs rank 3",
+                "export YOLOv5 with its head decode, YOLOv8/11 with nms=False, YOLOX with export_onnx.py",
+            )
+        metadata = runner.metadata
+        task = metadata.get("task")
+        if task is not None and task != "detect":
+            _fail(model, f"is a {task!r} model (metadata task)", "app yolo runs detection models; export one")
+        if metadata.get("end2end", "").lower() == "true":
+            _fail(model, "is an end-to-end (NMS-free) export", "export it again with end2end=False")
+
+        variant = self._variant(model, out.shape, metadata)
+        channels = out.shape[1] if variant == "v8" else out.shape[2]
+        num_classes = (channels or 0) - (4 if variant == "v8" else 5)
+        if num_classes < 1:
+            _fail(
+                model,
+                f"output {out.describe()} leaves {num_classes} class channels for the {variant} layout",
+                "check app.variant or the export",
+            )
+        input_size = self._input_size(model, inp.shape, metadata)
+        labels, names_from = self._labels(model, num_classes, metadata)
+
+        layout = variant
+        self._grid = None
+        if variant == "yolox":
+            rows = self._probe(runner, input_size)
+            if looks_decoded(rows):
+                layout = "v5"
+            else:
+                layout = "yolox_raw"
+                try:
+                    self._grid = yolox_grid(input_size, rows.shape[0])
+                except ValueError as exc:
+                    _fail(model, str(exc), "set app.input_size to the size the model was exported at")
+
+        self.labels = tuple(labels)
+        self._head = YoloHead(
+            variant=variant,
+            layout=layout,
+            input_name=inp.name,
+            output_name=out.name,
+            input_size=input_size,
+            input_dtype=np.dtype(inp.dtype),
+            num_classes=num_classes,
+            names_from=names_from,
+        )
+        self._params = DecodeParams(
+            conf_threshold=opts.conf_threshold,
+            iou_threshold=opts.iou_threshold,
+            max_det=opts.max_det,
+            max_candidates=opts.max_candidates,
+            agnostic=opts.agnostic_nms,
+            multi_label=opts.multi_label,
+            classes=self._class_filter(model),
+        )
+        self._logger.info("yolo: %s: %s", model.name, self._head.describe())
+
+    def _variant(self, model: Path, shape: tuple[int | None, ...], metadata: Mapping[str, str]) -> str:
+        """The head variant: the ``variant`` option, else from the output layout and the metadata."""
+        _, d1, d2 = shape
+        variant = self.options.variant
+        if variant == "auto":
+            if d1 is not None and (d2 is None or d1 < d2):
+                return "v8"  # [B, 4 + C, N], channel-first: C + 4 < N
+            if d2 is None:
+                _fail(model, f"output shape {_dims(shape)} is dynamic", "set app.variant (v5, v8 or yolox)")
+            # [B, N, 5 + C]: Ultralytics' YOLOv5 exports carry names/stride metadata, YOLOX exports carry none
+            return "v5" if ("names" in metadata or "stride" in metadata) else "yolox"
+        channel_first = variant == "v8"
+        channels = d1 if channel_first else d2
+        anchors = d2 if channel_first else d1
+        if channels is None or (anchors is not None and channels > anchors):
+            want = "[batch, 4+classes, anchors]" if channel_first else "[batch, anchors, 5+classes]"
+            _fail(
+                model,
+                f"app.variant {variant} needs an output {want}, the model's is {_dims(shape)}",
+                "set app.variant: auto or the variant of this model",
+            )
+        return variant
+
+    def _input_size(
+        self, model: Path, shape: tuple[int | None, ...], metadata: Mapping[str, str]
+    ) -> tuple[int, int]:
+        """``(H, W)``: the model's fixed size, else ``input_size``, else Ultralytics' ``imgsz`` metadata."""
+        fixed = (shape[2], shape[3])
+        option = self.options.input_size
+        if option is not None:
+            if any(f is not None and f != o for f, o in zip(fixed, option, strict=True)):
+                _fail(
+                    model,
+                    f"the model input is fixed at {_dims(fixed, 'x')}, "
+                    f"but app.input_size is {option[0]}x{option[1]}",
+                    f"remove app.input_size or set it to [{fixed[0] or option[0]}, {fixed[1] or option[1]}]",
+                )
+            return option
+        if fixed[0] is not None and fixed[1] is not None:
+            return (fixed[0], fixed[1])
+        imgsz = _parse_imgsz(metadata.get("imgsz"))
+        if imgsz is not None and all(f is None or f == i for f, i in zip(fixed, imgsz, strict=True)):
+            return imgsz
+        _fail(
+            model, f"the model input has a dynamic size {_dims(shape)}", "set app.input_size, e.g. [640, 640]"
+        )
+
+    def _labels(self, model: Path, num_classes: int, metadata: Mapping[str, str]) -> tuple[list[str], str]:
+        """Class names and where they came from: the ``names`` option, metadata, COCO-80 or the ids."""
+        if self._names_option is not None:
+            if len(self._names_option) != num_classes:
+                _fail(
+                    model,
+                    f"the model has {num_classes} classes, app.names gives {len(self._names_option)} names",
+                    f"give {num_classes} names, one per class id, or remove app.names",
+                )
+            return list(self._names_option), "option"
+        meta_names = parse_metadata_names(metadata["names"]) if "names" in metadata else None
+        if meta_names is not None and len(meta_names) == num_classes:
+            return meta_names, "metadata"
+        if num_classes == len(COCO80):
+            return list(COCO80), "coco80"
+        return [str(i) for i in range(num_classes)], "ids"
+
+    def _class_filter(self, model: Path) -> np.ndarray | None:
+        """The ``classes`` option as class ids (names looked up in :attr:`labels`)."""
+        if self.options.classes is None:
+            return None
+        index = {name: i for i, name in enumerate(self.labels)}
+        ids: list[int] = []
+        for item in self.options.classes:
+            if isinstance(item, str) and item in index:
+                ids.append(index[item])
+            elif isinstance(item, int) or item.strip().isdigit():
+                class_id = int(item)
+                if not 0 <= class_id < len(self.labels):
+                    raise ConfigError(
+                        f"app.classes: class id {class_id} is out of range; {model.name} has "
+                        f"{len(self.labels)} classes (0-{len(self.labels) - 1})"
+                    )
+                ids.append(class_id)
+            else:
+                close = difflib.get_close_matches(item, list(index), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(
+                    f"app.classes: {item!r} is not a class of {model.name}; {hint}"
+                    "use a class id or one of the model's class names"
+                )
+        return np.unique(np.asarray(ids, dtype=np.int64))
+
+    def _probe(self, runner: Runner, input_size: tuple[int, int]) -> np.ndarray:
+        """Run one grey frame to see the head's values: ``(N, 5 + C)`` float32 rows of image 0."""
+        batch = runner.inputs[0].shape[0] or 1
+        feed: Array = np.full((batch, 3, *input_size), 114.0, dtype=runner.inputs[0].dtype)
+        if runner.residency is Residency.DEVICE:
+            import cupy
+
+            feed = cupy.asarray(feed)
+        output = runner.infer({runner.inputs[0].name: feed})[runner.outputs[0].name]
+        return np.asarray(to_host(output)[0], dtype=np.float32)
+
+    # -- per batch -----------------------------------------------------------------------------------------
+    def preprocess(self, frames: Sequence[Frame]) -> tuple[dict[str, Array], list[Any]]:
+        """Letterbox and normalise a batch of frames of any sizes.
+
+        v5/v8: centred letterbox, BGR→RGB, /255. YOLOX: top-left, BGR 0-255 (``yolox_legacy``: RGB, /255,
+        ImageNet mean/std).
+
+        Returns:
+            ``({input_name: (B, 3, H, W) float32/float16 NCHW}, [LetterboxTransform per frame])``.
+        """
+        head = self.head
+        h, w = head.input_size
+        yolox = head.variant == "yolox"
+        legacy = yolox and self.options.yolox_legacy
+        batch = np.empty((len(frames), 3, h, w), dtype=np.float32)
+        metas: list[LetterboxTransform] = []
+        for i, frame in enumerate(frames):
+            canvas, transform = letterbox(to_host(frame.image), (h, w), centered=not yolox)
+            chw = canvas.transpose(2, 0, 1)
+            batch[i] = chw if yolox and not legacy else chw[::-1]  # BGR → RGB
+            metas.append(transform)
+        if not yolox or legacy:
+            batch /= 255
+        if legacy:
+            batch -= IMAGENET_MEAN[:, None, None]
+            batch /= IMAGENET_STD[:, None, None]
+        return {head.input_name: batch.astype(head.input_dtype, copy=False)}, metas
+
+    def decode(
+        self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any]
+    ) -> list[Detections]:
+        """Decode, NMS and map back to each frame's pixels (boxes clipped to the frame).
+
+        Args:
+            outputs: the runner's outputs; the head is ``(B, 4 + C, N)`` (v8) or ``(B, N, 5 + C)``.
+            frames: the batch's frames.
+            metas: each frame's :class:`~trtapps.ops.letterbox.LetterboxTransform` from :meth:`preprocess`.
+        """
+        head = self.head
+        pred = to_host(outputs[head.output_name])
+        if pred.shape[0] != len(frames) or len(metas) != len(frames):
+            raise ValueError(
+                f"yolo decode got {pred.shape[0]} outputs and {len(metas)} metas for {len(frames)} frames"
+            )
+        results = []
+        for image_pred, transform in zip(pred, metas, strict=True):
+            boxes, scores, class_ids = decode(image_pred, head.layout, self._params, self._grid)
+            results.append(Detections(scale_boxes(boxes, transform), scores, class_ids))
+        return results
+
+
+def create_app(options: YoloOptions, context: RunContext) -> YoloApp:
+    """The factory registered for app ``yolo``: reads the ``names`` file (relative to the config's folder).
+
+    Raises:
+        ConfigError: the names file cannot be read or is empty.
+    """
+    names: list[str] | None = None
+    if isinstance(options.names, str):
+        path = context.resolve_path(options.names)
+        try:
+            names = read_names_file(path)
+        except OSError as exc:
+            raise ConfigError(
+                f"app.names: cannot read {path} ({exc.strerror or exc}); "
+                "give a file with one class name per line"
+            ) from exc
+        if not names:
+            raise ConfigError(f"app.names: {path} has no class names; write one class name per line")
+    elif options.names is not None:
+        names = list(options.names)
+    return YoloApp(options, names=names, logger=context.logger)
+
+
+def _fail(model: Path, problem: str, fix: str) -> NoReturn:
+    raise ModelError(f"{model}: {problem}; {fix}")
+
+
+def _dims(shape: Sequence[int | None], sep: str = ", ") -> str:
+    text = sep.join("?" if d is None else str(d) for d in shape)
+    return text if sep == "x" else f"[{text}]"
+
+
+def _parse_imgsz(text: str | None) -> tuple[int, int] | None:
+    """Ultralytics' ``imgsz`` metadata (``"[640, 640]"`` or ``"640"``) as ``(H, W)``."""
+    if not text:
+        return None
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(value, int):
+        value = [value, value]
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) and v > 0 for v in value)
+    ):
+        return (int(value[0]), int(value[1]))
+    return None
