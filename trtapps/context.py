@@ -51,6 +51,7 @@ class RunContext:
         plugins_config: the ``plugins:`` section of the pipeline file, by plugin name.
         device: CUDA device ordinal for GPU backends.
         backend: the resolved backend name, once the runner is built.
+        labels: the app's class names, once its model is bound (postprocessors resolve names with them).
         stash: typed storage for plugins.
     """
 
@@ -59,6 +60,7 @@ class RunContext:
     plugins_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: int = 0
     backend: str | None = None
+    labels: list[str] = field(default_factory=list)  # the app's class names, once its model is bound
     stash: Stash = field(default_factory=Stash)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("trtapps"))
 

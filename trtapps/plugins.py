@@ -181,6 +181,7 @@ class PluginManager:
             raise PluginError(f"plugin {name!r} has an invalid hook implementation: {exc}") from exc
         info.hooks = sorted(impl for impl in dir(obj) if impl.startswith("trtapps_") and callable(getattr(obj, impl)))
         self.infos[name] = info
+        self.registries.plugins.add(name)
 
     def _check_hook_names(self, obj: object, name: str) -> None:
         """Refuse ``trtapps_*`` functions that match no hook spec: a misspelt hook would never be called."""

@@ -183,6 +183,8 @@ class Registries:
     tracker: Registry = field(default_factory=lambda: Registry("tracker"))
     postprocessor: Registry = field(default_factory=lambda: Registry("postprocessor"))
     backend: Registry = field(default_factory=lambda: Registry("backend"))
+    #: names of every loaded plugin (for the ``plugins:`` section of pipeline files)
+    plugins: set[str] = field(default_factory=set)
 
     def of(self, kind: str) -> Registry:
         return getattr(self, kind)  # type: ignore[no-any-return]

@@ -1,0 +1,67 @@
+"""The ``trtapps`` command line (also ``python -m trtapps``).
+
+Commands are thin: each one turns options into a pipeline/config call. User errors (:class:`UserError`) are
+printed as one line without a traceback; ``TRTAPPS_FULL_ERROR=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+
+from trtapps.errors import UserError
+
+
+def build_app(manager: Any = None) -> typer.Typer:
+    """The root command with the built-in commands and every plugin's ``trtapps_register_commands``."""
+    from trtapps.cli import commands
+    from trtapps.plugins import PluginManager
+
+    app = typer.Typer(
+        name="trtapps",
+        help="Run vision pipelines (YOLO, RetinaFace, trackers) on ONNX Runtime and TensorRT.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    commands.register(app)
+    manager = manager if manager is not None else PluginManager()
+    manager.register_commands(cli=app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``trtapps`` script."""
+    full = bool(os.environ.get("TRTAPPS_FULL_ERROR"))
+    try:
+        app = build_app()
+        app(args=argv, prog_name="trtapps", standalone_mode=False)
+    except UserError as exc:
+        if full:
+            raise
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: outputs written so far are complete", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            sys.exit(130)
+        if full:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (set TRTAPPS_FULL_ERROR=1 for the traceback)", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,626 @@
+"""The pipeline: builds the stages from a validated config (or from objects) and runs them.
+
+This is the only module that knows the order of the stages and moves data between them::
+
+    Source ─► Batcher ─► App.preprocess ─► Runner.infer ─► App.decode ─► postprocess ─► Tracker ─► Sinks
+
+Three threads overlap the work, joined by bounded queues (back-pressure, never unbounded memory): a reader
+pulls frames from the sources, a worker batches them and runs the model, and the caller's thread writes the
+results to the sinks (``run()``) or receives them (iterating the pipeline). Every input frame produces exactly
+one result, in input order per source: a frame that could not be read or processed is recorded with its error.
+Ctrl-C stops the reader and the worker, and the sinks are closed normally, so their files stay valid.
+
+Two more ways to use a pipeline: :meth:`Pipeline.predict` for one image, and :meth:`Pipeline.submit` (thread-safe,
+returns a :class:`~concurrent.futures.Future`) where concurrent requests are batched together.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trtapps.config.loader import load_config, validate_data
+from trtapps.config.schema import PipelineConfig
+from trtapps.context import RunContext
+from trtapps.errors import ConfigError, InputError, PipelineClosedError, StageError, UserError
+from trtapps.lifecycle import ON_ERROR, ErrorAction
+from trtapps.metrics import RunSummary, Stopwatch
+from trtapps.plugins import PluginManager
+from trtapps.postprocess import resolve_classes
+from trtapps.registry import AppOptions, Options
+from trtapps.runners.base import Runner, select_backend
+from trtapps.stages import App, FrameFailure, Residency, Sink, Source, Tracker
+from trtapps.structures import Detections, Frame, FrameResult, array_module, is_device_array, to_host
+from trtapps.zoo import resolve_model
+
+log = logging.getLogger("trtapps")
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    """A read-only description of a built pipeline (given to lifecycle hooks and printed by the CLI)."""
+
+    name: str
+    app: str
+    model: str
+    backend: str
+    device: str
+    batch_size: int
+    sources: tuple[str, ...]
+    sinks: tuple[str, ...]
+    tracker: str | None
+    plugins: tuple[str, ...]
+
+
+class Pipeline:
+    """A built pipeline. Make one with :meth:`from_file`, :meth:`from_dict` or :meth:`from_objects`.
+
+    Args:
+        config: a validated :class:`PipelineConfig`.
+        plugins: extra plugin objects registered on this pipeline's own plugin manager.
+        manager: an existing plugin manager (default: a new one).
+        sources, sinks: ready objects added to those the config describes.
+        tracker: a factory ``(source_id) -> Tracker`` replacing the config's tracker.
+        app, runner: ready objects replacing what the config would build.
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        plugins: Sequence[object] = (),
+        manager: PluginManager | None = None,
+        sources: Sequence[Source] | None = None,
+        sinks: Sequence[Sink] | None = None,
+        tracker: Callable[[int], Tracker] | None = None,
+        app: App | None = None,
+        runner: Runner | None = None,
+    ) -> None:
+        self.config = config
+        self.manager = manager or PluginManager(plugins)
+        self.registries = self.manager.registries
+        self.context = RunContext(
+            output_dir=config.output_dir(),
+            config_dir=config.config_dir,
+            plugins_config=config.plugins,
+            device=config.backend.device,
+        )
+        self.context.stash[ON_ERROR] = config.on_error
+        self.manager.configure(config=config, context=self.context)
+
+        self.runner = runner or self._build_runner()
+        self.context.backend = self.runner.backend
+        self.app = app or self._build(self.registries.app, config.app)
+        self.app.bind(self.runner)
+        self.context.labels = list(self.app.labels)
+        limit = self.runner.max_batch
+        self.batch_size = min(config.app.batch_size, limit) if limit else config.app.batch_size
+        if limit and config.app.batch_size > limit:
+            log.info("%s accepts at most batch %d; using batch %d", self.runner.model_path.name, limit, limit)
+        self.postprocessors = self._build_postprocessors()
+        self._tracker_factory = tracker or self._tracker_factory_from_config()
+        self._extra_sources = list(sources or [])
+        self._extra_sinks = list(sinks or [])
+        self._lock = threading.Lock()  # one batch at a time through the runner
+        self._service: _Service | None = None
+        self._service_lock = threading.Lock()
+        self._closed = False
+
+    # -- construction ---------------------------------------------------------------------------------------------
+    @classmethod
+    def from_file(
+        cls, path: str | Path, *, overrides: Mapping[str, Any] | None = None, plugins: Sequence[object] = (), **kw: Any
+    ) -> Pipeline:
+        """Build from a YAML pipeline file (``overrides`` replace top-level sections, e.g. ``source``)."""
+        manager = PluginManager(plugins)
+        config = load_config(path, manager.registries, overrides=overrides)
+        return cls(config, manager=manager, **kw)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, plugins: Sequence[object] = (), **kw: Any) -> Pipeline:
+        """Build from plain data shaped like a pipeline file."""
+        manager = PluginManager(plugins)
+        config = validate_data(dict(data), manager.registries)
+        return cls(config, manager=manager, **kw)
+
+    @classmethod
+    def from_objects(
+        cls,
+        *,
+        app: AppOptions | Mapping[str, Any],
+        source: Options | Mapping[str, Any] | Source | Sequence[Any] | None = None,
+        sinks: Sequence[Options | Mapping[str, Any] | Sink] = (),
+        postprocess: Sequence[Options | Mapping[str, Any]] = (),
+        tracker: Options | Mapping[str, Any] | None = None,
+        backend: str | Options = "auto",
+        output: str | Path | None = None,
+        plugins: Sequence[object] = (),
+        on_error: str = "skip",
+    ) -> Pipeline:
+        """Assemble a pipeline in Python: each component as an options model, a mapping, or a ready object.
+
+        Example::
+
+            pipe = Pipeline.from_objects(
+                app={"type": "yolo", "model": "yolov8n.onnx", "conf_threshold": 0.3},
+                source={"type": "images", "path": "photos/"},
+                sinks=[{"type": "jsonl", "path": "out.jsonl"}],
+            )
+            summary = pipe.run()
+        """
+        ready_sources = [s for s in _as_list(source) if not isinstance(s, (Options, Mapping))]
+        ready_sinks = [s for s in sinks if not isinstance(s, (Options, Mapping))]
+        data: dict[str, Any] = {
+            "app": _dump(app),
+            "sources": [_dump(s) for s in _as_list(source) if isinstance(s, (Options, Mapping))] or None,
+            "sinks": [_dump(s) for s in sinks if isinstance(s, (Options, Mapping))],
+            "postprocess": [_dump(p) for p in postprocess],
+            "tracker": _dump(tracker) if tracker is not None else None,
+            "backend": backend if isinstance(backend, str) else _dump(backend),
+            "output": str(output) if output is not None else None,
+            "on_error": on_error,
+        }
+        manager = PluginManager(plugins)
+        config = validate_data(
+            {k: v for k, v in data.items() if v is not None}, manager.registries, require_source=not ready_sources
+        )
+        return cls(config, manager=manager, sources=ready_sources, sinks=ready_sinks)
+
+    def _build(self, registry: Any, options: Options) -> Any:
+        spec = registry.get(options.type)
+        try:
+            return spec.factory(options, self.context)
+        except UserError:
+            raise
+        except Exception as exc:
+            raise StageError(f"{registry.kind} {options.type!r}", spec.plugin, exc) from exc
+
+    def _build_runner(self) -> Runner:
+        spec = select_backend(self.config.backend.type, self.registries.backend)
+        fields = self.config.backend.model_dump(exclude={"type"})
+        if self.config.backend.type == "auto":
+            fields = {k: v for k, v in fields.items() if k in spec.options.model_fields}
+        options = spec.options.model_validate({**fields, "type": spec.name})
+        model_path = resolve_model(self.config.app.model, self.context.config_dir)
+        runner: Runner = spec.factory(options, self.context, model_path)
+        log.info("backend %s (%s) for %s", runner.backend, runner.device, model_path.name)
+        return runner
+
+    def _build_postprocessors(self) -> list[Callable[[Detections, Frame], Detections]]:
+        steps: list[Callable[[Detections, Frame], Detections]] = []
+        if self.config.app.classes:
+            ids = np.asarray(resolve_classes(self.config.app.classes, self.app.labels, "app.classes"), np.int32)
+
+            def keep_classes(d: Detections, f: Frame) -> Detections:
+                xp = array_module(d.class_ids)
+                return d[xp.isin(d.class_ids, xp.asarray(ids))]
+
+            steps.append(keep_classes)
+        steps.extend(self._build(self.registries.postprocessor, o) for o in self.config.postprocess)
+        return steps
+
+    def _tracker_factory_from_config(self) -> Callable[[int], Tracker] | None:
+        options = self.config.tracker
+        if options is None:
+            return None
+        spec = self.registries.tracker.get(options.type)
+        return lambda source_id: spec.factory(options, self.context)
+
+    def build_sources(self) -> list[Source]:
+        """The sources of this run (built on demand, so a pipeline used only for ``predict`` needs none)."""
+        built = [self._build(self.registries.source, o) for o in self.config.sources]
+        return built + list(self._extra_sources)
+
+    def build_sinks(self) -> list[Sink]:
+        return [self._build(self.registries.sink, o) for o in self.config.sinks] + list(self._extra_sinks)
+
+    def info(self, sources: Sequence[Source] = (), sinks: Sequence[Sink] = ()) -> PipelineInfo:
+        return PipelineInfo(
+            name=self.config.name or (self.config.path.stem if self.config.path else "pipeline"),
+            app=self.config.app.type,
+            model=str(self.runner.model_path),
+            backend=self.runner.backend,
+            device=self.runner.device,
+            batch_size=self.batch_size,
+            sources=tuple(getattr(s, "name", type(s).__name__) for s in sources),
+            sinks=tuple(type(s).__name__ for s in sinks),
+            tracker=self.config.tracker.type if self.config.tracker else None,
+            plugins=tuple(sorted(i.name for i in self.manager.plugin_infos())),
+        )
+
+    # -- the batch step (shared by runs and the single-image service) --------------------------------------------------
+    def process_batch(
+        self,
+        frames: Sequence[Frame],
+        summary: RunSummary | None = None,
+        trackers: dict[int, Tracker] | None = None,
+        keep_images: bool = False,
+    ) -> list[FrameResult]:
+        """Run one batch of frames through preprocess → runner → decode → postprocess → tracker."""
+        summary = summary if summary is not None else RunSummary()
+        n = len(frames)
+        try:
+            with self._lock:
+                with Stopwatch(summary, "preprocess", n):
+                    inputs, metas = self.app.preprocess(frames)
+                    inputs = self._to_runner(inputs)
+                with Stopwatch(summary, "infer", n):
+                    outputs = self.runner.infer(inputs)
+                with Stopwatch(summary, "decode", n):
+                    if self.runner.residency is Residency.DEVICE and not getattr(self.app, "decodes_on_device", False):
+                        outputs = {k: to_host(v) for k, v in outputs.items()}
+                    detections = self.app.decode(outputs, frames, metas)
+        except (KeyboardInterrupt, UserError):
+            raise
+        except Exception as exc:
+            error = StageError("model", self.config.app.type, exc, frame=frames[0].index)
+            return [self._failed(f, error, summary) for f in frames]
+        results = []
+        for frame, dets in zip(frames, detections):
+            results.append(self._finish_frame(frame, dets, summary, trackers, keep_images))
+        return results
+
+    def _to_runner(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        if self.runner.residency is Residency.DEVICE:
+            import cupy
+
+            return {k: v if is_device_array(v) else cupy.asarray(v) for k, v in inputs.items()}
+        return {k: to_host(v) for k, v in inputs.items()}
+
+    def _finish_frame(
+        self,
+        frame: Frame,
+        dets: Detections,
+        summary: RunSummary,
+        trackers: dict[int, Tracker] | None,
+        keep_images: bool,
+    ) -> FrameResult:
+        stage = "postprocess"
+        try:
+            with Stopwatch(summary, "postprocess", 1):
+                for step in self.postprocessors:
+                    dets = step(dets, frame)
+            if trackers is not None and self._tracker_factory is not None:
+                stage = "tracker"
+                tracker = trackers.get(frame.source_id)
+                if tracker is None:
+                    tracker = trackers[frame.source_id] = self._tracker_factory(frame.source_id)
+                with Stopwatch(summary, "track", 1):
+                    dets = tracker.update(dets, frame)
+        except (KeyboardInterrupt, UserError):
+            raise
+        except Exception as exc:
+            return self._failed(frame, StageError(stage, None, exc, frame=frame.index), summary)
+        return FrameResult(
+            source=frame.source,
+            index=frame.index,
+            width=frame.width,
+            height=frame.height,
+            detections=dets.to_host(),
+            source_id=frame.source_id,
+            image=to_host(frame.image) if keep_images else None,
+            timestamp=frame.timestamp,
+            labels=self.app.labels,
+        )
+
+    def _failed(self, frame: Frame, error: StageError, summary: RunSummary) -> FrameResult:
+        action = self.manager.handle_stage_error(error=error, context=self.context)
+        if action == ErrorAction.ABORT:
+            raise error
+        return FrameResult(
+            source=frame.source, index=frame.index, width=frame.width, height=frame.height,
+            error=str(error), source_id=frame.source_id, labels=self.app.labels,
+        )
+
+    # -- running over sources ------------------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[FrameResult]:
+        return self.iter_results()
+
+    def iter_results(
+        self,
+        *,
+        write: bool = True,
+        summary: RunSummary | None = None,
+        sources: Sequence[Source] | None = None,
+    ) -> Iterator[FrameResult]:
+        """Run the sources through the pipeline, yielding every frame's result in input order per source.
+
+        With ``write=True`` (default) the results also go to the sinks, which are closed when the iteration ends,
+        is abandoned, or is interrupted. ``sources`` replaces :meth:`build_sources` (e.g. to count frames first).
+        """
+        summary = summary if summary is not None else RunSummary()
+        summary.backend, summary.device = self.runner.backend, self.runner.device
+        sources = list(sources) if sources is not None else self.build_sources()
+        if not sources:
+            raise ConfigError("no source given; add a source to the pipeline or pass --source")
+        sinks = self.build_sinks() if write else []
+        keep_images = any(getattr(s, "needs_images", False) for s in sinks)
+        info = self.info(sources, sinks)
+        stop = threading.Event()
+        frames_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, self.batch_size * self.config.queue_size))
+        results_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, self.batch_size * self.config.queue_size))
+        errors: list[BaseException] = []
+        reader = threading.Thread(
+            target=self._read, args=(sources, frames_q, stop, summary, errors), name="trtapps-reader", daemon=True
+        )
+        worker = threading.Thread(
+            target=self._work, args=(frames_q, results_q, stop, summary, keep_images, errors),
+            name="trtapps-worker", daemon=True,
+        )
+        self.manager.pipeline_started(info=info, context=self.context)
+        reader.start()
+        worker.start()
+        try:
+            while True:
+                item = results_q.get()
+                if item is _END:
+                    break
+                result: FrameResult = item
+                with Stopwatch(summary, "write", 1):
+                    for sink in sinks:
+                        sink.write(result)
+                summary.frames_out += 1
+                if result.error is not None:
+                    summary.frames_failed += 1
+                    summary.failures.append({"source": result.source, "frame": result.index, "error": result.error})
+                elif result.detections is not None:
+                    summary.detections += len(result.detections)
+                yield result
+            if errors:
+                raise errors[0]
+        except KeyboardInterrupt:
+            summary.error = "interrupted"
+            raise
+        except BaseException as exc:
+            summary.error = summary.error or f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            stop.set()
+            _drain(results_q)
+            worker.join(timeout=30)
+            reader.join(timeout=5)
+            summary.finished = time.perf_counter()
+            for source in sources:
+                _quietly(source.close)
+            for sink in sinks:
+                _quietly(sink.close, summary)
+            self.manager.pipeline_finished(info=info, summary=summary, context=self.context)
+
+    def run(
+        self,
+        on_result: Callable[[FrameResult, RunSummary], None] | None = None,
+        sources: Sequence[Source] | None = None,
+    ) -> RunSummary:
+        """Process every source to the end, writing the sinks; returns the run summary."""
+        summary = RunSummary()
+        for result in self.iter_results(summary=summary, sources=sources):
+            if on_result is not None:
+                on_result(result, summary)
+        return summary
+
+    def _read(
+        self,
+        sources: Sequence[Source],
+        out: queue.Queue[Any],
+        stop: threading.Event,
+        summary: RunSummary,
+        errors: list[BaseException],
+    ) -> None:
+        try:
+            for source_id, source in enumerate(sources):
+                iterator = iter(source)
+                while not stop.is_set():
+                    t0 = time.perf_counter()
+                    try:
+                        item = next(iterator)
+                    except StopIteration:
+                        break
+                    summary.add_time("read", time.perf_counter() - t0, 1)
+                    if isinstance(item, FrameFailure):
+                        item = FrameFailure(item.source, item.index, item.error, source_id)
+                    else:
+                        item.source_id = source_id
+                    summary.frames_in += 1
+                    if not _put(out, item, stop):
+                        return
+        except BaseException as exc:  # reported by the consumer; a source that dies mid-run is an input error
+            errors.append(exc if isinstance(exc, UserError) else InputError(f"reading frames failed: {exc}"))
+        finally:
+            _put(out, _END, stop)
+
+    def _work(
+        self,
+        inp: queue.Queue[Any],
+        out: queue.Queue[Any],
+        stop: threading.Event,
+        summary: RunSummary,
+        keep_images: bool,
+        errors: list[BaseException],
+    ) -> None:
+        trackers: dict[int, Tracker] = {}
+        batch: list[Frame] = []
+        key: Any = None
+
+        def flush() -> bool:
+            if not batch:
+                return True
+            results = self.process_batch(batch, summary, trackers, keep_images)
+            batch.clear()
+            return all(_put(out, r, stop) for r in results)
+
+        try:
+            while not stop.is_set():
+                try:
+                    item = inp.get(timeout=0.05 if batch else 0.5)
+                except queue.Empty:
+                    if batch and not flush():
+                        return
+                    continue
+                if item is _END:
+                    flush()
+                    break
+                if isinstance(item, FrameFailure):
+                    if not flush():
+                        return
+                    failed = FrameResult(item.source, item.index, 0, 0, error=item.error, source_id=item.source_id)
+                    if not _put(out, failed, stop):
+                        return
+                    continue
+                k = self.app.batch_key(item)
+                if batch and k != key and not flush():
+                    return
+                batch.append(item)
+                key = k
+                if len(batch) >= self.batch_size and not flush():
+                    return
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            _put(out, _END, stop)
+
+    # -- single images -----------------------------------------------------------------------------------------------
+    def predict(self, image: np.ndarray | str | Path) -> FrameResult:
+        """Detections for one image (a BGR array or a file path), synchronously."""
+        return self.process_batch([_as_frame(image)])[0]
+
+    def submit(self, image: np.ndarray | str | Path) -> Future[FrameResult]:
+        """Queue one image; returns a future. Safe from many threads: concurrent requests share batches."""
+        if self._closed:
+            raise PipelineClosedError("the pipeline is closed; build a new one")
+        with self._service_lock:
+            if self._service is None:
+                self._service = _Service(self)
+                self._service.start()
+        return self._service.submit(_as_frame(image))
+
+    def close(self) -> None:
+        """Stop the single-image service and release the model."""
+        self._closed = True
+        if self._service is not None:
+            self._service.stop()
+            self._service = None
+        _quietly(self.runner.close)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Service(threading.Thread):
+    """Batches single-image requests from many threads (tensorRT_Pro's commit/future model)."""
+
+    def __init__(self, pipeline: Pipeline, max_wait: float = 0.002) -> None:
+        super().__init__(name="trtapps-service", daemon=True)
+        self.pipeline = pipeline
+        self.max_wait = max_wait
+        self.requests: queue.Queue[Any] = queue.Queue(maxsize=max(8, pipeline.batch_size * 4))
+        self._stop_event = threading.Event()
+
+    def submit(self, frame: Frame) -> Future[FrameResult]:
+        future: Future[FrameResult] = Future()
+        if self._stop_event.is_set():
+            raise PipelineClosedError("the pipeline is closed; build a new one")
+        self.requests.put((frame, future))
+        return future
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+        while True:  # fail whatever is still queued
+            try:
+                _, future = self.requests.get_nowait()
+            except queue.Empty:
+                break
+            future.set_exception(PipelineClosedError("the pipeline was closed before this request ran"))
+
+    def run(self) -> None:
+        bs = self.pipeline.batch_size
+        while not self._stop_event.is_set():
+            try:
+                first = self.requests.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            pending = [first]
+            deadline = time.perf_counter() + self.max_wait
+            while len(pending) < bs:
+                try:
+                    pending.append(self.requests.get(timeout=max(0.0, deadline - time.perf_counter())))
+                except queue.Empty:
+                    break
+            groups: dict[Any, list[tuple[Frame, Future[FrameResult]]]] = {}
+            for frame, future in pending:
+                groups.setdefault(self.pipeline.app.batch_key(frame), []).append((frame, future))
+            for group in groups.values():
+                try:
+                    results = self.pipeline.process_batch([f for f, _ in group])
+                except BaseException as exc:
+                    for _, future in group:
+                        future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(group, results):
+                    future.set_result(result)
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------------
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put with back-pressure; gives up (False) once *stop* is set."""
+    while True:
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            if stop.is_set():
+                return False
+
+
+def _drain(q: queue.Queue[Any]) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception as exc:
+        log.warning("while closing: %s: %s", type(exc).__name__, exc)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _dump(item: Any) -> Any:
+    if isinstance(item, Options):
+        return item.model_dump()
+    return dict(item) if isinstance(item, Mapping) else item
+
+
+def _as_frame(image: np.ndarray | str | Path) -> Frame:
+    if isinstance(image, (str, Path)):
+        import cv2
+
+        data = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if data is None:
+            raise InputError(f"{image}: cannot read the image (missing, empty or not an image)")
+        return Frame(data, source=str(image))
+    return Frame(np.ascontiguousarray(image), source="<array>")
