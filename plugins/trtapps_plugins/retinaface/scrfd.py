@@ -267,9 +267,10 @@ def _match_levels(
     expected = {s: (size[0] // s) * (size[1] // s) * anchors for s in strides}
     by_count = {n: s for s, n in expected.items()}
     assigned: dict[int, dict[int, str]] = {}
+    counts = [len(g) for g in groups.values()]
+    if counts != [len(strides)] * 3:
+        raise misfit("it has {}/{}/{} outputs 1/4/10 wide, not {n} each".format(*counts, n=len(strides)))
     for width, tensors in groups.items():
-        if len(tensors) != len(strides):
-            raise misfit(f"{len(tensors)} outputs are {width} wide, not {len(strides)}")
         rows = [t.shape[-2] for t in tensors]
         suffixes = [re.search(r"(\d+)$", t.name) for t in tensors]
         if all(r is not None for r in rows):
