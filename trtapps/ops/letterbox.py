@@ -120,7 +120,7 @@ def letterbox(
         image: ``(H, W, C)`` uint8 (any channel order; it is not changed).
         size: ``(Hd, Wd)`` of the canvas.
         centered: ``True``: Ultralytics' centred placement (``round`` sizes, padding split in two);
-            ``False``: YOLOX's top-left placement (``int`` sizes, ``cv2.resize`` always runs).
+            ``False``: YOLOX's top-left placement (``int`` sizes).
         pad_value: the grey the padding is filled with (114 for Ultralytics and YOLOX).
         scaleup: allow enlarging small images.
 
@@ -132,7 +132,7 @@ def letterbox(
         raise ValueError(f"letterbox expects an (H, W, C) image, got shape {image.shape}")
     t = LetterboxTransform.compute(image.shape[:2], size, centered=centered, scaleup=scaleup)
     new_h, new_w = t.new_size
-    if t.resized or not centered:  # YOLOX resizes unconditionally (a same-size resize is a copy)
+    if t.resized:  # YOLOX resizes unconditionally, but a same-size cv2.resize is an exact copy
         resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
         if resized.ndim == 2:  # cv2 drops a single channel
             resized = resized[..., None]

@@ -21,7 +21,8 @@ import numpy as np
 from trtapps import App, ConfigError, Detections, Frame, ModelError, Residency, RunContext, Runner
 from trtapps.ops.letterbox import LetterboxTransform, letterbox, scale_boxes
 from trtapps.structures import Array, to_host
-from trtapps_plugins.yolo.decode import DecodeParams, decode, looks_decoded, yolox_grid
+from trtapps_plugins.yolo.decode import DecodeParams, looks_decoded, yolox_grid
+from trtapps_plugins.yolo.decode import decode as decode_head
 from trtapps_plugins.yolo.names import COCO80, parse_metadata_names, read_names_file
 from trtapps_plugins.yolo.options import YoloOptions
 
@@ -210,9 +211,7 @@ class YoloApp(App):
             )
         return variant
 
-    def _input_size(
-        self, model: Path, shape: tuple[int | None, ...], metadata: Mapping[str, str]
-    ) -> tuple[int, int]:
+    def _input_size(self, model: Path, shape: tuple[int | None, ...], metadata: Mapping[str, str]) -> tuple[int, int]:
         """``(H, W)``: the model's fixed size, else ``input_size``, else Ultralytics' ``imgsz`` metadata."""
         fixed = (shape[2], shape[3])
         option = self.options.input_size
@@ -220,8 +219,7 @@ class YoloApp(App):
             if any(f is not None and f != o for f, o in zip(fixed, option, strict=True)):
                 _fail(
                     model,
-                    f"the model input is fixed at {_dims(fixed, 'x')}, "
-                    f"but app.input_size is {option[0]}x{option[1]}",
+                    f"the model input is fixed at {_dims(fixed, 'x')}, but app.input_size is {option[0]}x{option[1]}",
                     f"remove app.input_size or set it to [{fixed[0] or option[0]}, {fixed[1] or option[1]}]",
                 )
             return option
@@ -230,9 +228,7 @@ class YoloApp(App):
         imgsz = _parse_imgsz(metadata.get("imgsz"))
         if imgsz is not None and all(f is None or f == i for f, i in zip(fixed, imgsz, strict=True)):
             return imgsz
-        _fail(
-            model, f"the model input has a dynamic size {_dims(shape)}", "set app.input_size, e.g. [640, 640]"
-        )
+        _fail(model, f"the model input has a dynamic size {_dims(shape)}", "set app.input_size, e.g. [640, 640]")
 
     def _labels(self, model: Path, num_classes: int, metadata: Mapping[str, str]) -> tuple[list[str], str]:
         """Class names and where they came from: the ``names`` option, metadata, COCO-80 or the ids."""
@@ -316,9 +312,7 @@ class YoloApp(App):
             batch /= IMAGENET_STD[:, None, None]
         return {head.input_name: batch.astype(head.input_dtype, copy=False)}, metas
 
-    def decode(
-        self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any]
-    ) -> list[Detections]:
+    def decode(self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any]) -> list[Detections]:
         """Decode, NMS and map back to each frame's pixels (boxes clipped to the frame).
 
         Args:
@@ -329,12 +323,10 @@ class YoloApp(App):
         head = self.head
         pred = to_host(outputs[head.output_name])
         if pred.shape[0] != len(frames) or len(metas) != len(frames):
-            raise ValueError(
-                f"yolo decode got {pred.shape[0]} outputs and {len(metas)} metas for {len(frames)} frames"
-            )
+            raise ValueError(f"yolo decode got {pred.shape[0]} outputs and {len(metas)} metas for {len(frames)} frames")
         results = []
         for image_pred, transform in zip(pred, metas, strict=True):
-            boxes, scores, class_ids = decode(image_pred, head.layout, self._params, self._grid)
+            boxes, scores, class_ids = decode_head(image_pred, head.layout, self._params, self._grid)
             results.append(Detections(scale_boxes(boxes, transform), scores, class_ids))
         return results
 
@@ -352,8 +344,7 @@ def create_app(options: YoloOptions, context: RunContext) -> YoloApp:
             names = read_names_file(path)
         except OSError as exc:
             raise ConfigError(
-                f"app.names: cannot read {path} ({exc.strerror or exc}); "
-                "give a file with one class name per line"
+                f"app.names: cannot read {path} ({exc.strerror or exc}); give a file with one class name per line"
             ) from exc
         if not names:
             raise ConfigError(f"app.names: {path} has no class names; write one class name per line")
@@ -381,10 +372,6 @@ def _parse_imgsz(text: str | None) -> tuple[int, int] | None:
         return None
     if isinstance(value, int):
         value = [value, value]
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(v, int) and v > 0 for v in value)
-    ):
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
         return (int(value[0]), int(value[1]))
     return None

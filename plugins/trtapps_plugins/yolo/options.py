@@ -22,50 +22,50 @@ class YoloOptions(AppOptions):
     ``predict`` uses 0.7, which keeps more overlapping boxes; set ``iou_threshold: 0.7`` to match it.
     """
 
-    type: Literal["yolo"] = Field("yolo", description="Which registered component to use.")
+    type: Literal["yolo"] = Field(default="yolo", description="Which registered component to use.")
     variant: Variant = Field(
-        "auto",
+        default="auto",
         description=(
             "Head layout: v5 ([B, N, 5+C], obj × cls), v8 (also YOLO11; [B, 4+C, N], no objectness), yolox "
             "([B, N, 5+C], raw or decoded boxes), or auto (from the output shape and the model metadata)."
         ),
     )
     conf_threshold: float = Field(
-        0.25, ge=0.0, le=1.0, description="Keep detections whose score is greater than this."
+        default=0.25, ge=0.0, le=1.0, description="Keep detections whose score is greater than this."
     )
     iou_threshold: float = Field(
-        0.45,
+        default=0.45,
         ge=0.0,
         le=1.0,
         description="NMS drops a box whose IoU with a better one is greater than this (Ultralytics v8: 0.7).",
     )
-    max_det: int = Field(300, ge=1, le=100_000, description="Keep at most this many detections per frame.")
+    max_det: int = Field(default=300, ge=1, le=100_000, description="Keep at most this many detections per frame.")
     max_candidates: int = Field(
-        30_000, ge=1, le=1_000_000, description="Best-scoring candidates entering NMS (Ultralytics' max_nms)."
+        default=30_000, ge=1, le=1_000_000, description="Best-scoring candidates entering NMS (Ultralytics' max_nms)."
     )
     agnostic_nms: bool = Field(
-        False, description="Suppress overlapping boxes across classes, not only within one class."
+        default=False, description="Suppress overlapping boxes across classes, not only within one class."
     )
     multi_label: bool = Field(
-        False,
+        default=False,
         description="Every class above conf_threshold becomes a candidate (evaluation, as Ultralytics val).",
     )
     input_size: tuple[int, int] | None = Field(
-        None,
+        default=None,
         description=(
             "Model input [height, width] (or one number for a square) for models with dynamic height/width; "
             "multiples of 32. Models with a fixed size use that size."
         ),
     )
     names: str | list[str] | None = Field(
-        None,
+        default=None,
         description=(
             "Class names: a file with one name per line (relative to the config file) or a list. "
             "Default: the model's metadata, else the COCO-80 names for 80-class models, else the class ids."
         ),
     )
     yolox_legacy: bool = Field(
-        False,
+        default=False,
         description=(
             "YOLOX models trained before YOLOX 0.2.0 (and ByteTrack's): RGB, /255, ImageNet mean/std. "
             "Current YOLOX models take BGR 0-255 without normalisation."
