@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -211,7 +212,7 @@ def test_looks_decoded_tells_raw_offsets_from_pixel_boxes() -> None:
 # -- NMS and threshold semantics --------------------------------------------------------------------------------
 
 
-def _v8_head(boxes_xyxy: list[list[float]], scores: list[list[float]]) -> np.ndarray:
+def _v8_head(boxes_xyxy: Sequence[Sequence[float]], scores: Sequence[Sequence[float]]) -> np.ndarray:
     """A ``(4 + C, N)`` v8 head from xyxy boxes and per-anchor class scores."""
     b = np.asarray(boxes_xyxy, np.float32)
     xywh = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
@@ -262,7 +263,7 @@ def test_best_class_decides_before_the_class_filter_unless_multi_label() -> None
 
 
 def test_max_det_and_max_candidates() -> None:
-    boxes = [[i * 20, 0, i * 20 + 10, 10] for i in range(10)]  # no overlaps
+    boxes = [[i * 20.0, 0.0, i * 20.0 + 10, 10.0] for i in range(10)]  # no overlaps
     scores = [[0.3 + 0.05 * i] for i in range(10)]
     head = _v8_head(boxes, scores)
     _, kept, _ = decode(head, "v8", DecodeParams(max_det=3))
