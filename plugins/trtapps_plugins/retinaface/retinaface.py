@@ -283,7 +283,7 @@ class RetinaFaceApp(App):
         if not frames:
             raise ValueError("retinaface: preprocess needs at least one frame")
         images = [to_host(f.image) for f in frames]
-        metas: list[CanvasTransform] = []
+        metas: list[CanvasTransform]
         if self._input_size is None:
             size = (int(images[0].shape[0]), int(images[0].shape[1]))
             sizes = {(int(im.shape[0]), int(im.shape[1])) for im in images}
@@ -292,20 +292,19 @@ class RetinaFaceApp(App):
                     f"retinaface at native size cannot batch frames of different sizes {sorted(sizes)}; "
                     "group frames by App.batch_key or set app.input_size"
                 )
-            batch = np.stack(images).astype(np.float32)
-            batch -= self._mean
             metas = [CanvasTransform.identity(*size)] * len(images)
+            blob = np.empty((len(images), 3, size[0], size[1]), dtype=np.float32)
         else:
             height, width = self._input_size
-            batch = np.zeros(
-                (len(images), height, width, 3), dtype=np.float32
-            )  # 0 = the mean after subtraction
-            for i, image in enumerate(images):
-                transform = CanvasTransform.fit((image.shape[0], image.shape[1]), (height, width))
-                new_h, new_w = transform.resized_size
-                np.subtract(transform.resize(image), self._mean, out=batch[i, :new_h, :new_w])
-                metas.append(transform)
-        blob = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=self._input_dtype)
+            blob = np.zeros((len(images), 3, height, width), dtype=np.float32)  # 0 = the mean, subtracted
+            metas = [CanvasTransform.fit((im.shape[0], im.shape[1]), (height, width)) for im in images]
+        mean = self._mean[:, None, None]
+        for i, (image, transform) in enumerate(zip(images, metas, strict=True)):
+            new_h, new_w = transform.resized_size
+            # HWC uint8 → CHW float32 minus the mean in one pass, straight into the batch (no HWC float copy)
+            np.subtract(transform.resize(image).transpose(2, 0, 1), mean, out=blob[i, :, :new_h, :new_w])
+        if blob.dtype != self._input_dtype:
+            blob = blob.astype(self._input_dtype)
         return {name: blob}, metas
 
     def decode(

@@ -40,6 +40,7 @@ from trtapps.stages import App
 from trtapps.structures import Array, Detections, Frame, to_host
 
 from ._common import (
+    CanvasTransform,
     InputSize,
     describe_outputs,
     image_input,
@@ -179,15 +180,17 @@ class ScrfdApp(App):
         name = self._require_bound()
         if not frames:
             raise ValueError("scrfd: preprocess needs at least one frame")
-        canvases, metas = [], []
-        for frame in frames:
+        height, width = self._input_size
+        blob = np.empty((len(frames), 3, height, width), dtype=np.float32)
+        metas = []
+        for i, frame in enumerate(frames):
             canvas, transform = resize_into_canvas(to_host(frame.image), self._input_size, 0)
-            canvases.append(canvas)
+            # BGR → RGB and HWC → CHW as one strided view, then (x − mean) straight into the batch
+            np.subtract(canvas[..., ::-1].transpose(2, 0, 1), np.float32(INPUT_MEAN), out=blob[i])
             metas.append(transform)
-        rgb = np.stack(canvases)[..., ::-1].astype(np.float32)
-        rgb -= np.float32(INPUT_MEAN)
-        rgb *= np.float32(1.0 / INPUT_STD)
-        blob = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=self._input_dtype)
+        blob *= np.float32(1.0 / INPUT_STD)
+        if blob.dtype != self._input_dtype:
+            blob = blob.astype(self._input_dtype)
         return {name: blob}, metas
 
     def decode(
@@ -218,7 +221,7 @@ class ScrfdApp(App):
 
     # -- internals --------------------------------------------------------------------------------------
     def _decode_one(
-        self, heads: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], b: int, meta: Any
+        self, heads: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], b: int, meta: CanvasTransform
     ) -> Detections:
         height, width = self._input_size
         threshold = np.float32(self.options.conf_threshold)
