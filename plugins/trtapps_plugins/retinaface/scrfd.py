@@ -199,9 +199,9 @@ class ScrfdApp(App):
         """Model outputs of a batch → one :class:`Detections` per frame (``(N, 5, 2)`` landmarks)."""
         self._require_bound()
         height, width = self._input_size
-        heads = []
+        heads: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
         for level in self._levels:
-            arrays = []
+            arrays: list[np.ndarray] = []
             for key in (level.score, level.bbox, level.kps):
                 if key not in outputs:
                     raise ValueError(
@@ -216,7 +216,7 @@ class ScrfdApp(App):
                         f"scrfd: stride-{level.stride} output has shape {array.shape}, expected "
                         f"({len(metas)}, {expected}, k) for a batch of {len(metas)} at {height}×{width}"
                     )
-            heads.append((level.stride, *arrays))
+            heads.append((level.stride, arrays[0], arrays[1], arrays[2]))
         return [self._decode_one(heads, b, meta) for b, meta in enumerate(metas)]
 
     # -- internals --------------------------------------------------------------------------------------

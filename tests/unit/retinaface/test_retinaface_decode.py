@@ -420,11 +420,11 @@ def test_plugin_registers_both_apps() -> None:
     for spec in specs:
         registry.add(spec, "retinaface")
     assert registry.names() == ["retinaface", "scrfd"]
-    for name, options in (("retinaface", {}), ("scrfd", {})):
+    for name in ("retinaface", "scrfd"):
         spec = registry.get(name)
         assert spec.plugin == "retinaface"
         assert spec.summary
-        app = spec.factory(spec.options(model="m.onnx", **options), trtapps.RunContext())
+        app = spec.factory(spec.options(model="m.onnx"), trtapps.RunContext())
         assert isinstance(app, App)
         assert list(app.labels) == ["face"]
         assert app.keypoints == 5
