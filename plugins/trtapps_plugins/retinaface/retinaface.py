@@ -245,25 +245,28 @@ class RetinaFaceApp(App):
             ModelError: one line naming the model file and the fix.
         """
         info, model_hw = image_input(runner, "retinaface")
-        self._heads = _find_heads(runner)
-        self._input_size = resolve_input_size(runner, "retinaface", model_hw, self.options.input_size, None)
-        self._input_name = info.name
-        self._input_dtype = np.dtype(info.dtype)
-        rows = {t.shape[1] for t in runner.outputs if t.name in (self._heads.loc, self._heads.conf)} - {None}
+        heads = _find_heads(runner)
+        size = resolve_input_size(runner, "retinaface", model_hw, self.options.input_size, None)
+        names = {heads.loc, heads.conf, heads.landmarks}
+        rows = {t.shape[1] for t in runner.outputs if t.name in names} - {None}
         if len(rows) > 1:
             raise ModelError(
                 f"{runner.model_path}: the RetinaFace heads disagree on the number of priors "
                 f"({describe_outputs(runner)}); export the model again"
             )
-        if rows and self._input_size is not None:
-            expected = prior_boxes(*self._input_size).shape[0]
+        if rows and size is not None:
+            expected = prior_boxes(*size).shape[0]
             if rows != {expected}:
                 raise ModelError(
                     f"{runner.model_path}: the heads have {rows.pop()} rows, but biubug6 priors for a "
-                    f"{self._input_size[0]}×{self._input_size[1]} input are {expected} (steps 8/16/32, "
+                    f"{size[0]}×{size[1]} input are {expected} (steps 8/16/32, "
                     "2 anchors per cell); use a biubug6-style RetinaFace export or set app.input_size to the "
                     "export size"
                 )
+        self._heads = heads
+        self._input_size = size
+        self._input_name = info.name
+        self._input_dtype = np.dtype(info.dtype)
 
     def batch_key(self, frame: Frame) -> Any:
         """``(H, W)`` at native size (only frames of one size can share a batch), else ``None``."""

@@ -268,6 +268,11 @@ def assert_one_line_model_error(exc: pytest.ExceptionInfo[ModelError], fragment:
             [("loc", (1, 16000, 4)), ("conf", (1, 16000, 2)), ("landmarks", (1, 16000, 10))],
             "16800",
         ),
+        (
+            DYNAMIC_INPUT,
+            [("loc", (None, 16800, 4)), ("conf", (None, 16800, 2)), ("landmarks", (None, 4200, 10))],
+            "disagree",
+        ),
     ],
 )
 def test_bind_refuses_models_that_do_not_fit(
