@@ -9,7 +9,6 @@ inverse).
 from __future__ import annotations
 
 import ast
-import difflib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 
 from trtapps import App, ConfigError, Detections, Frame, ModelError, Residency, RunContext, Runner
 from trtapps.ops.letterbox import LetterboxTransform, letterbox, scale_boxes
+from trtapps.postprocess import resolve_classes
 from trtapps.structures import Array, to_host
 from trtapps_plugins.yolo.decode import DecodeParams, looks_decoded, yolox_grid
 from trtapps_plugins.yolo.decode import decode as decode_head
@@ -177,6 +177,9 @@ class YoloApp(App):
             num_classes=num_classes,
             names_from=names_from,
         )
+        classes = None  # filtered before NMS, so a class left out cannot suppress one kept (agnostic NMS)
+        if opts.classes is not None:
+            classes = np.asarray(resolve_classes(opts.classes, self.labels, "app.classes"), dtype=np.int64)
         self._params = DecodeParams(
             conf_threshold=opts.conf_threshold,
             iou_threshold=opts.iou_threshold,
@@ -184,7 +187,7 @@ class YoloApp(App):
             max_candidates=opts.max_candidates,
             agnostic=opts.agnostic_nms,
             multi_label=opts.multi_label,
-            classes=self._class_filter(model),
+            classes=classes,
         )
         self._logger.info("yolo: %s: %s", model.name, self._head.describe())
 
@@ -246,32 +249,6 @@ class YoloApp(App):
         if num_classes == len(COCO80):
             return list(COCO80), "coco80"
         return [str(i) for i in range(num_classes)], "ids"
-
-    def _class_filter(self, model: Path) -> np.ndarray | None:
-        """The ``classes`` option as class ids (names looked up in :attr:`labels`)."""
-        if self.options.classes is None:
-            return None
-        index = {name: i for i, name in enumerate(self.labels)}
-        ids: list[int] = []
-        for item in self.options.classes:
-            if isinstance(item, str) and item in index:
-                ids.append(index[item])
-            elif isinstance(item, int) or item.strip().isdigit():
-                class_id = int(item)
-                if not 0 <= class_id < len(self.labels):
-                    raise ConfigError(
-                        f"app.classes: class id {class_id} is out of range; {model.name} has "
-                        f"{len(self.labels)} classes (0-{len(self.labels) - 1})"
-                    )
-                ids.append(class_id)
-            else:
-                close = difflib.get_close_matches(item, list(index), n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise ConfigError(
-                    f"app.classes: {item!r} is not a class of {model.name}; {hint}"
-                    "use a class id or one of the model's class names"
-                )
-        return np.unique(np.asarray(ids, dtype=np.int64))
 
     def _probe(self, runner: Runner, input_size: tuple[int, int]) -> np.ndarray:
         """Run one grey frame to see the head's values: ``(N, 5 + C)`` float32 rows of image 0."""
