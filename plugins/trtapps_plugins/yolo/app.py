@@ -164,7 +164,7 @@ class YoloApp(App):
                 try:
                     self._grid = yolox_grid(input_size, rows.shape[0])
                 except ValueError as exc:
-                    _fail(model, str(exc), "set app.input_size to the size the model was exported at")
+                    _fail(model, str(exc), "check app.variant, and app.input_size for a dynamic-size model")
 
         self.labels = tuple(labels)
         self._head = YoloHead(
@@ -275,14 +275,15 @@ class YoloApp(App):
         h, w = head.input_size
         yolox = head.variant == "yolox"
         legacy = yolox and self.options.yolox_legacy
+        rgb_unit = not yolox or legacy  # RGB on 0-1 (Ultralytics, legacy YOLOX), else BGR on 0-255 (YOLOX)
         batch = np.empty((len(frames), 3, h, w), dtype=np.float32)
         metas: list[LetterboxTransform] = []
         for i, frame in enumerate(frames):
             canvas, transform = letterbox(to_host(frame.image), (h, w), centered=not yolox)
             chw = canvas.transpose(2, 0, 1)
-            batch[i] = chw if yolox and not legacy else chw[::-1]  # BGR → RGB
+            batch[i] = chw[::-1] if rgb_unit else chw
             metas.append(transform)
-        if not yolox or legacy:
+        if rgb_unit:
             batch /= 255
         if legacy:
             batch -= IMAGENET_MEAN[:, None, None]

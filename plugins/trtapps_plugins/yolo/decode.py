@@ -63,7 +63,7 @@ def _pick(boxes_xywh: np.ndarray, class_scores: np.ndarray, params: DecodeParams
         rows, cols = np.nonzero(class_scores > params.conf_threshold)  # row-major: anchor, then class
         boxes, scores, class_ids = boxes_xywh[rows], class_scores[rows, cols], cols
     else:
-        class_ids = np.argmax(class_scores, axis=1) if class_scores.shape[0] else np.zeros(0, np.int64)
+        class_ids = np.argmax(class_scores, axis=1)
         scores = np.take_along_axis(class_scores, class_ids[:, None], axis=1)[:, 0]
         keep = scores > params.conf_threshold
         boxes, scores, class_ids = boxes_xywh[keep], scores[keep], class_ids[keep]
@@ -86,7 +86,7 @@ def candidates_v8(pred: np.ndarray, params: DecodeParams) -> Candidates:
     """
     pred = np.asarray(pred, dtype=np.float32)
     cls = pred[4:]
-    alive = np.flatnonzero(cls.max(axis=0) > params.conf_threshold) if cls.shape[1] else np.zeros(0, np.int64)
+    alive = np.flatnonzero(cls.max(axis=0) > params.conf_threshold)
     return _pick(pred[:4, alive].T, cls[:, alive].T, params)
 
 
