@@ -196,7 +196,7 @@ class PluginManager:
         """Call each registration hook one plugin at a time, so every spec carries its plugin's name."""
         for hook_name, kind in _REGISTRATION_HOOKS.items():
             registry = self.registries.of(kind)
-            for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():  # registration order: first wins
                 plugin = impl.plugin_name
                 collected: list[ComponentSpec[Any]] = []
                 try:

@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     full = bool(os.environ.get("TRTAPPS_FULL_ERROR"))
     try:
         app = build_app()
-        app(args=argv, prog_name="trtapps", standalone_mode=False)
+        code = app(args=argv, prog_name="trtapps", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into Exit(130), returned as a value outside standalone mode
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except UserError as exc:
         if full:
             raise
