@@ -153,8 +153,7 @@ class YoloApp(App):
         input_size = self._input_size(model, inp.shape, metadata)
         labels, names_from = self._labels(model, num_classes, metadata)
 
-        layout = variant
-        self._grid = None
+        layout, grid = variant, None
         if variant == "yolox":
             rows = self._probe(runner, input_size)
             if looks_decoded(rows):
@@ -162,11 +161,16 @@ class YoloApp(App):
             else:
                 layout = "yolox_raw"
                 try:
-                    self._grid = yolox_grid(input_size, rows.shape[0])
+                    grid = yolox_grid(input_size, rows.shape[0])
                 except ValueError as exc:
                     _fail(model, str(exc), "check app.variant, and app.input_size for a dynamic-size model")
+        classes = None  # filtered before NMS, so a class left out cannot suppress one kept (agnostic NMS)
+        if opts.classes is not None:
+            classes = np.asarray(resolve_classes(opts.classes, labels, "app.classes"), dtype=np.int64)
 
+        # all checks passed: only now does the app change (a refused model leaves it as it was)
         self.labels = tuple(labels)
+        self._grid = grid
         self._head = YoloHead(
             variant=variant,
             layout=layout,
@@ -177,9 +181,6 @@ class YoloApp(App):
             num_classes=num_classes,
             names_from=names_from,
         )
-        classes = None  # filtered before NMS, so a class left out cannot suppress one kept (agnostic NMS)
-        if opts.classes is not None:
-            classes = np.asarray(resolve_classes(opts.classes, self.labels, "app.classes"), dtype=np.int64)
         self._params = DecodeParams(
             conf_threshold=opts.conf_threshold,
             iou_threshold=opts.iou_threshold,

@@ -267,6 +267,20 @@ def test_unknown_class_names_are_config_errors() -> None:
         bound(FakeRunner(), classes=["persn"])
 
 
+def test_a_refused_model_leaves_the_bound_app_as_it_was() -> None:
+    app = bound(FakeRunner())
+    head, labels = app.head, app.labels
+    with pytest.raises(ModelError):
+        app.bind(FakeRunner(output_shapes=[(1, 1000)]))
+    three = FakeRunner(output_shapes=[(None, 7, 8400)], metadata={"names": NAMES3})
+    app_with_classes = bound(FakeRunner(), classes=["person"])
+    with pytest.raises(ConfigError):
+        app_with_classes.bind(three)  # "person" is not among cat/dog/bird
+    assert (app.head, app.labels) == (head, labels)
+    assert app_with_classes.labels == COCO80
+    assert app_with_classes.head.num_classes == 80
+
+
 # -- preprocessing and decoding with fake models -------------------------------------------------------------------
 
 
