@@ -8,7 +8,7 @@ Two placements, both keeping the aspect ratio and padding with a constant grey:
   (``INTER_LINEAR``) runs only when the size changes. The inverse is Ultralytics' ``scale_boxes``: it uses
   the **exact** gain ``r`` and re-derives the padding as ``round((Wd − W·r)/2 − 0.1)``, which can differ by
   one pixel from the forward padding; both are kept so results match Ultralytics bit for bit.
-* **top-left** (YOLOX, SCRFD): resized size ``int(W·r) × int(H·r)`` (truncation), pasted at the top-left
+* **top-left** (YOLOX): resized size ``int(W·r) × int(H·r)`` (truncation), pasted at the top-left
   corner of the canvas; the inverse is just ``x / r``.
 
 The GPU preprocessing kernels are tested against :func:`letterbox`.
