@@ -14,6 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TRTAPPS_DATA", REPO.parent / "shared")).resolve()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# configs say ${env:TRTAPPS_DATA} and resolve relative paths against their own folder: make it absolute
+os.environ["TRTAPPS_DATA"] = str(DATA)
 
 
 def shared_path(relative: str) -> Path:
