@@ -217,7 +217,15 @@ class PluginManager:
 
     # -- typed facade over the lifecycle hooks -------------------------------------------------------------------
     def register_commands(self, cli: Any) -> None:
-        self.pm.hook.trtapps_register_commands(cli=cli)
+        """Let every plugin add CLI commands; one that raises is recorded and skipped, like a failed import."""
+        for impl in self.pm.hook.trtapps_register_commands.get_hookimpls():
+            try:
+                impl.function(**{arg: cli for arg in impl.argnames})
+            except Exception as exc:
+                self.failures.append(
+                    PluginFailure(impl.plugin_name, f"trtapps_register_commands raised {type(exc).__name__}: {exc}",
+                                  self.infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, "")).distribution)
+                )
 
     def configure(self, config: Any, context: Any) -> None:
         self.pm.hook.trtapps_configure(config=config, context=context)

@@ -74,7 +74,7 @@ def test_all_problems_are_reported_together(registries) -> None:
     text = GOOD.replace("type: jsonl", "type: jsnol").replace("conf_threshold: 0.3", "conf_threshold: -1")
     lines = problems_of(text, registries)
     assert len(lines) == 2
-    assert any(line.startswith("p.yaml:8:5: sinks[0].type: unknown sink 'jsnol'; did you mean 'jsonl'?") for line in lines)
+    assert any(line.startswith("p.yaml:8:12: sinks[0].type: unknown sink 'jsnol'; did you mean 'jsonl'?") for line in lines)
 
 
 def test_missing_sections_and_unknown_top_level_keys(registries) -> None:
@@ -111,7 +111,7 @@ def test_overrides_replace_sections(registries) -> None:
 
 def test_backend_options_are_validated_by_the_backend(registries) -> None:
     lines = problems_of(GOOD + "backend: {type: onnxruntime, threads: -2}\n", registries)
-    assert lines == ["p.yaml:9:40: backend.threads: input should be greater than or equal to 0 (got -2)"]
+    assert lines == ["p.yaml:9:39: backend.threads: input should be greater than or equal to 0 (got -2)"]
     (line,) = problems_of(GOOD + "backend: tensorrtt\n", registries)
     assert line.startswith("p.yaml:9:10: backend.type: unknown backend 'tensorrtt'")
 

@@ -55,16 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        # click's exceptions (typer vendors click in recent versions): duck-typed to work with either
+        if type(exc).__name__ == "Exit":
+            sys.exit(getattr(exc, "exit_code", 0))
+        if type(exc).__name__ == "Abort":
             print("aborted", file=sys.stderr)
             sys.exit(130)
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors: bad option values, unknown commands
+            exc.show()
+            sys.exit(exc.exit_code)
         if full:
             raise
         print(f"error: {type(exc).__name__}: {exc} (set TRTAPPS_FULL_ERROR=1 for the traceback)", file=sys.stderr)
