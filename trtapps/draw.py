@@ -153,10 +153,10 @@ def annotate(
     radius = max(2, lw + 1)
 
     if trails is not None:
-        for tid, points in trails.trails(source).items():
+        for track, points in trails.trails(source).items():
             if len(points) >= 2:
                 pts = np.round(np.asarray(points)).astype(np.int32).reshape(-1, 1, 2)
-                cv2.polylines(canvas, [pts], False, track_color(tid), max(1, lw - 1), cv2.LINE_AA)
+                cv2.polylines(canvas, [pts], False, track_color(track), max(1, lw - 1), cv2.LINE_AA)
 
     if detections is None or len(detections) == 0:
         return canvas

@@ -361,7 +361,7 @@ class VideoSink:
         stream.size = (width, height)
         stream.fps = self.fps or self._measure_fps(stream)
         stream.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(stream.path), cv2.VideoWriter_fourcc(*self.codec), stream.fps, stream.size)
+        writer = cv2.VideoWriter(str(stream.path), cv2.VideoWriter.fourcc(*self.codec), stream.fps, stream.size)
         if not writer.isOpened():
             writer.release()
             stream.broken = True

@@ -178,12 +178,15 @@ def expand_image_paths(
     for item in items:
         if item.startswith(PKG_PREFIX):
             path = resolve_pkg_path(item)
+            pattern = str(path)
         else:
-            path = Path(item).expanduser()
+            path = pattern_path = Path(item).expanduser()
+            pattern = str(pattern_path)
             if base_dir is not None and not path.is_absolute():
                 path = base_dir / path
-        if glob.has_magic(str(path)):
-            matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=recursive))]
+                pattern = str(Path(glob.escape(str(base_dir))) / pattern_path)  # the folder's name is literal
+        if glob.has_magic(pattern) and not path.exists():  # an existing "photo [1].jpg" is a file, not a pattern
+            matches = [Path(m) for m in sorted(glob.glob(pattern, recursive=recursive))]
             files = [m for m in matches if m.is_file() and _is_image_file(m)]
             if not files:
                 found = f"{len(matches)} non-image entries" if matches else "nothing"
@@ -207,6 +210,48 @@ def expand_image_paths(
     return out
 
 
+def jpeg_is_complete(data: bytes) -> bool:
+    """True when the JPEG stream in *data* reaches its end-of-image marker.
+
+    Walks the marker segments (skipping EXIF thumbnails inside APP segments) and the entropy-coded data of each
+    scan, so bytes appended after the image (camera trailers, motion-photo videos) do not matter and a file cut
+    anywhere before the end marker is caught. Structures it does not understand count as complete (the decoder
+    then decides).
+    """
+    n = len(data)
+    pos = 2  # after SOI
+    while pos + 2 <= n:
+        if data[pos] != 0xFF:
+            return True
+        marker = data[pos + 1]
+        if marker == 0xD9:  # EOI
+            return True
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            pos += 2
+            continue
+        if pos + 4 > n:
+            return False
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker != 0xDA:  # not a scan: skip the segment
+            pos = end
+            continue
+        scan = end  # entropy-coded data: it ends at the first FF not followed by 00 (stuffing) or a restart
+        while True:
+            ff = data.find(b"\xff", scan)
+            if ff < 0 or ff + 1 >= n:
+                return False
+            following = data[ff + 1]
+            if following == 0x00 or following == 0xFF or 0xD0 <= following <= 0xD7:
+                scan = ff + 1
+                continue
+            pos = ff
+            break
+    return False
+
+
 def read_image(path: Path) -> np.ndarray:
     """Decode one image file to ``(H, W, 3)`` uint8 BGR.
 
@@ -223,9 +268,8 @@ def read_image(path: Path) -> np.ndarray:
         raise FrameError(f"{path}: cannot read the file ({exc.strerror or exc}); check its permissions") from None
     if not data:
         raise FrameError(f"{path}: empty file (0 bytes); copy the image again or remove it")
-    if data[:3] == b"\xff\xd8\xff" and data.rfind(b"\xff\xd9", max(0, len(data) - 1024)) < 0:
-        # Entropy-coded JPEG data cannot contain FF D9, so a missing end marker means the file was cut off
-        # (OpenCV would still return an image with a grey bottom part).
+    if data[:3] == b"\xff\xd8\xff" and not jpeg_is_complete(data):
+        # OpenCV would return the part before the cut with a grey bottom: a wrong image, not a readable one.
         raise FrameError(f"{path}: truncated JPEG (no end-of-image marker); copy or download the file again")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     image = _as_bgr(image)
@@ -496,7 +540,7 @@ class VideoSource:
 
 def _file_capture(path: Path) -> CaptureFactory:
     def factory() -> Capture:
-        return cv2.VideoCapture(str(path))  # type: ignore[return-value]
+        return cv2.VideoCapture(str(path))
 
     return factory
 
@@ -698,7 +742,7 @@ def camera_capture(index: int, width: int | None = None, height: int | None = No
                                 (cv2.CAP_PROP_FPS, fps)):
                 if value is not None:
                     cap.set(prop, float(value))
-        return cap  # type: ignore[return-value]
+        return cap
 
     return factory
 
@@ -709,7 +753,7 @@ def stream_capture(url: str, timeout: float = 10.0) -> CaptureFactory:
 
     def factory() -> Capture:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-        return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)  # type: ignore[return-value]
+        return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
 
     return factory
 

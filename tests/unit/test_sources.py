@@ -25,6 +25,7 @@ from trtapps.sources import (
     StreamSource,
     VideoOptions,
     VideoSource,
+    jpeg_is_complete,
     redact_url,
 )
 from trtapps.stages import FrameFailure, Source
@@ -89,6 +90,28 @@ def test_folder_with_corrupt_files_yields_failures_and_goes_on(image_folder: Pat
         assert Path(failure.source).name in failure.error
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+def test_jpeg_completeness_check(tmp_path: Path, progressive: bool) -> None:
+    """Cut anywhere before the end marker → incomplete; bytes appended after the image (camera trailers,
+    motion-photo videos) → still complete, and the image still reads."""
+    image = cv2.imread(str(shared_path("media/zidane.jpg")))
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])
+    assert ok
+    data = encoded.tobytes()
+    assert jpeg_is_complete(data)
+    for cut in (3, 200, len(data) // 3, len(data) - 100, len(data) - 2, len(data) - 1):
+        assert not jpeg_is_complete(data[:cut]), cut
+    trailer = data + np.random.default_rng(2).integers(0, 256, 50_000, np.uint8).tobytes()
+    assert jpeg_is_complete(trailer)
+    (tmp_path / "trailer.jpg").write_bytes(trailer)
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 3 // 4])
+    cut, good = ImagesSource(str(tmp_path))  # sorted: cut.jpg, trailer.jpg
+    assert isinstance(cut, FrameFailure)
+    assert "truncated JPEG" in cut.error
+    assert isinstance(good, Frame)
+    assert good.image.shape == image.shape
+
+
 def test_non_image_and_missing_files_in_a_list_are_failures(image_folder: Path) -> None:
     missing = image_folder / "gone.jpg"
     items = list(ImagesSource([str(image_folder / "notes.txt"), str(missing), str(image_folder / "a_good.jpg")]))
@@ -132,6 +155,17 @@ def test_glob_patterns(image_folder: Path) -> None:
     assert "pattern matches nothing" in _one_line(exc)
     with pytest.raises(InputError, match="non-image"):
         ImagesSource(str(image_folder / "*.txt"))
+
+
+def test_brackets_in_names_are_literal_when_the_path_exists(tmp_path: Path) -> None:
+    data = shared_path("media/bus.jpg").read_bytes()
+    folder = tmp_path / "shots [1]"
+    folder.mkdir()
+    (folder / "photo [a].jpg").write_bytes(data)
+    (folder / "b.jpg").write_bytes(data)
+    assert [p.name for p in ImagesSource(str(folder / "photo [a].jpg")).paths] == ["photo [a].jpg"]
+    # a pattern relative to a config folder whose name has brackets: the folder part is not a pattern
+    assert [p.name for p in ImagesSource("*.jpg", base_dir=folder).paths] == ["b.jpg", "photo [a].jpg"]
 
 
 def test_list_and_max_frames(image_folder: Path) -> None:
