@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+import trtapps.sinks as sinks_module
 from conftest import shared_path
 from trtapps.context import RunContext
 from trtapps.errors import UserError
 from trtapps.metrics import RunSummary
 from trtapps.plugins import PluginManager
+from trtapps.registry import ComponentSpec, SinkOptions
 from trtapps.sinks import (
     ImagesSink,
     JsonlSink,
@@ -54,6 +56,16 @@ def _registered(name: str, options: dict[str, object], output_dir: Path) -> Sink
     sink = spec.factory(spec.options.model_validate({"type": name, **options}), RunContext(output_dir=output_dir))
     assert isinstance(sink, Sink)
     return sink  # type: ignore[no-any-return]
+
+
+def test_registered_through_the_hook_like_any_plugin() -> None:
+    collected: list[ComponentSpec[object]] = []
+    sinks_module.trtapps_register_sinks(register=collected.append)
+    assert [s.name for s in collected] == ["jsonl", "images", "video", "summary"]
+    assert all(issubclass(s.options, SinkOptions) for s in collected)
+    registry = PluginManager(entry_points=False).registries.sink
+    for spec in collected:
+        assert registry.get(spec.name).plugin == "trtapps.sinks"
 
 
 # ----------------------------------------------------------------------------------------------------------------

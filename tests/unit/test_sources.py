@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+import trtapps.sources as sources_module
 from conftest import shared_path
 from trtapps.context import RunContext
 from trtapps.errors import InputError
 from trtapps.plugins import PluginManager
+from trtapps.registry import ComponentSpec, SourceOptions
 from trtapps.sources import (
     Backoff,
     CameraSource,
@@ -36,6 +38,18 @@ def _one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
     message = str(exc.value)
     assert "\n" not in message, message
     return message
+
+
+def test_registered_through_the_hook_like_any_plugin() -> None:
+    collected: list[ComponentSpec[object]] = []
+    sources_module.trtapps_register_sources(register=collected.append)
+    assert [s.name for s in collected] == ["images", "video", "camera", "stream"]
+    assert all(issubclass(s.options, SourceOptions) for s in collected)
+    registry = PluginManager(entry_points=False).registries.source
+    for spec in collected:
+        assert registry.get(spec.name).plugin == "trtapps.sources"
+        assert registry.get(spec.name).options is spec.options
+        assert spec.options.model_fields["max_frames"].default is None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -573,7 +587,10 @@ def test_stream_over_a_local_file_url_reconnects_with_increasing_indices(tmp_pat
     for i in range(6):
         writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
     writer.release()
-    once = StreamSource(clip.as_uri(), reconnect=False)
+    spec = PluginManager(entry_points=False).registries.source.get("stream")
+    options = StreamOptions.model_validate({"type": "stream", "url": clip.as_uri(), "reconnect": False})
+    once = spec.factory(options, RunContext())
+    assert isinstance(once, StreamSource)
     assert [f.index for f in once] == list(range(6))
     looped = StreamSource(clip.as_uri(), max_frames=15, sleep=lambda _: None)
     frames = list(looped)
