@@ -37,6 +37,7 @@ import importlib.resources
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -630,7 +631,7 @@ class LiveSource:
         max_frames: stop after this many frames.
         source_id: position of this source in a multi-source pipeline.
         open_error: the one-line message raised when the first open fails.
-        sleep: waits between attempts (tests pass a recorder).
+        sleep: waits between attempts (default: a wait that :meth:`close` cuts short; tests pass a recorder).
         clock: monotonic seconds, for timestamps.
         log: where attempts are logged.
     """
@@ -646,7 +647,7 @@ class LiveSource:
         max_frames: int | None = None,
         source_id: int = 0,
         open_error: str | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
         log: logging.Logger | None = None,
     ) -> None:
@@ -657,7 +658,8 @@ class LiveSource:
         self.max_reconnects = max_reconnects
         self.max_frames = max_frames
         self.source_id = source_id
-        self._sleep = sleep
+        self._closed = threading.Event()
+        self._sleep = sleep if sleep is not None else self._closed.wait
         self._clock = clock
         self.log = log or logger
         #: successful reopenings so far
@@ -707,6 +709,8 @@ class LiveSource:
                     self.log.warning("%s: read failed after frame %d; reconnect attempt %d/%s in %.1f s",
                                      self.name, index - 1, attempts, limit, delay)
                     self._sleep(delay)
+                    if self._closed.is_set():
+                        return
                     delay = min(delay * 2.0, self.backoff.max)
                     try:
                         cap = self._factory()
@@ -726,6 +730,8 @@ class LiveSource:
             self._cap = None
 
     def close(self) -> None:
+        """Release the capture; a reconnect wait in progress ends at once and the iteration stops."""
+        self._closed.set()
         if self._cap is not None:
             self._cap.release()
             self._cap = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -552,6 +554,18 @@ def test_stream_gives_up_after_max_reconnects() -> None:
     assert delays == [1, 2, 3, 3]
     assert "4 reconnect attempts failed" in _one_line(exc)
     assert "max_reconnects" in str(exc.value)
+
+
+def test_close_cuts_a_reconnect_wait_short() -> None:
+    source = StreamSource("rtsp://cam/live", capture_factory=Script(FakeLive(1)), backoff=Backoff(initial=60, max=60))
+    iterator = iter(source)
+    assert next(iterator).index == 0
+    timer = threading.Timer(0.2, source.close)  # as the pipeline does after Ctrl-C
+    timer.start()
+    started = time.monotonic()
+    assert list(iterator) == []
+    assert time.monotonic() - started < 10
+    timer.join()
 
 
 def test_without_reconnect_a_drop_ends_the_source() -> None:
