@@ -389,7 +389,7 @@ class Pipeline:
             stop.set()
             _drain(results_q)
             worker.join(timeout=30)
-            reader.join(timeout=5)
+            reader.join(timeout=30)  # a live source may sit in a blocking read up to its timeout
             summary.finished = time.perf_counter()
             for source in sources:
                 _quietly(source.close)
