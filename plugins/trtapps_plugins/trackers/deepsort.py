@@ -66,7 +66,11 @@ class DeepSortOptions(TrackerOptions):
 
 
 class _Gallery:
-    """Per-track ring buffers of L2-normalised features (the reference's ``samples`` dict, as one array)."""
+    """Per-track ring buffers of L2-normalised features (the reference's ``samples`` dict, as one array).
+
+    Slots a track has not filled yet hold copies of its first feature, which is in its gallery until the ring
+    wraps, so the nearest-neighbour distance needs no mask: one matrix product over every slot of every track.
+    """
 
     def __init__(self, budget: int | None) -> None:
         self.budget = budget
@@ -87,8 +91,7 @@ class _Gallery:
         self._ensure(features.shape[1])
         assert self.feats is not None
         k = features.shape[0]
-        new = np.zeros((k, self.capacity, self.dim), dtype=np.float32)
-        new[:, 0] = features
+        new = np.repeat(features[:, None, :], self.capacity, axis=1)
         self.feats = np.concatenate([self.feats, new])
         self.count = np.concatenate([self.count, np.ones(k, dtype=np.int64)])
 
@@ -99,7 +102,7 @@ class _Gallery:
         self._ensure(features.shape[1])
         assert self.feats is not None
         if self.budget is None and int(self.count[rows].max()) >= self.capacity:
-            grow = np.zeros((self.feats.shape[0], self.capacity, self.dim), dtype=np.float32)
+            grow = np.repeat(self.feats[:, :1, :], self.capacity, axis=1)  # unbounded: never wraps
             self.feats = np.concatenate([self.feats, grow], axis=1)
             self.capacity *= 2
         self.feats[rows, self.count[rows] % self.capacity] = features
@@ -113,10 +116,13 @@ class _Gallery:
     def distance(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         """``(len(rows), M)``: smallest cosine distance of each feature to each track's samples."""
         assert self.feats is not None
-        sims = self.feats[rows] @ features.T  # (R, capacity, M)
-        valid = np.arange(self.capacity)[None, :] < self.count[rows][:, None]
-        sims = np.where(valid[:, :, None], sims, -np.inf)
-        return (1.0 - sims.max(axis=1)).astype(np.float64)
+        n, cap, dim = self.feats.shape
+        if rows.size * 2 < n:  # few tracks asked: gather them first
+            feats = self.feats[rows].reshape(-1, dim)
+            sims = (feats @ features.T).reshape(rows.size, cap, -1).max(axis=1)
+        else:
+            sims = (self.feats.reshape(-1, dim) @ features.T).reshape(n, cap, -1).max(axis=1)[rows]
+        return (1.0 - sims).astype(np.float64)
 
 
 def _normalize(features: np.ndarray) -> np.ndarray:
