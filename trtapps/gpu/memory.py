@@ -1,0 +1,207 @@
+"""Pinned host buffers and device buffers.
+
+Frames cross PCIe once, from page-locked (pinned) host memory: only pinned memory lets ``cudaMemcpyAsync``
+return at once and overlap the copy with kernels. Pinned memory is expensive to allocate, so it is allocated
+once, sized for the largest batch, and reused as a ring (:class:`PinnedRing`): the batcher fills one slot while
+the copy from the previous slot is still in flight, and a slot is handed out again only after the event
+recorded behind its last copy has completed.
+
+Pinned memory comes from ``cudaHostAlloc`` through cuda-python (``cuda.bindings.runtime``) and is freed with
+``cudaFreeHost``; device memory comes from CuPy's memory pool (:func:`device_empty`), so runners, kernels and
+decode share one allocator.
+
+Ownership: a :class:`PinnedBuffer` owns its memory; the NumPy arrays it hands out are views that must not be
+used after :meth:`PinnedBuffer.free` (or after the ring is closed).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from trtapps.gpu import check_cuda
+
+
+def _cudart() -> Any:
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise ImportError(
+            "pinned host memory needs cuda-python (pip install cuda-python, or trtapps[cu13])"
+        ) from exc
+    return cudart
+
+
+class PinnedBuffer:
+    """``nbytes`` of page-locked host memory, seen as a flat ``uint8`` NumPy array.
+
+    Args:
+        nbytes: size in bytes (at least 1).
+        portable: pinned for every CUDA context (``cudaHostAllocPortable``), not only the current one.
+
+    Raises:
+        CudaError: ``cudaHostAlloc`` failed (the message names the CUDA error).
+    """
+
+    def __init__(self, nbytes: int, portable: bool = False) -> None:
+        if nbytes < 1:
+            raise ValueError(f"a pinned buffer needs at least one byte, got {nbytes}")
+        cudart = _cudart()
+        flags = cudart.cudaHostAllocPortable if portable else cudart.cudaHostAllocDefault
+        ptr = check_cuda("cudaHostAlloc", cudart.cudaHostAlloc(nbytes, flags))
+        self.nbytes = int(nbytes)
+        self.ptr: int = int(ptr)
+        raw = (ctypes.c_uint8 * self.nbytes).from_address(self.ptr)
+        self._bytes: np.ndarray | None = np.ctypeslib.as_array(raw)
+
+    @property
+    def bytes(self) -> np.ndarray:
+        """The whole buffer as a flat ``uint8`` array."""
+        if self._bytes is None:
+            raise RuntimeError("this pinned buffer has been freed")
+        return self._bytes
+
+    def view(self, shape: Sequence[int], dtype: Any) -> np.ndarray:
+        """A C-contiguous array of *shape* and *dtype* over the start of the buffer (no copy).
+
+        Raises:
+            ValueError: the array would not fit.
+        """
+        dt = np.dtype(dtype)
+        shape = tuple(int(s) for s in shape)
+        need = math.prod(shape) * dt.itemsize
+        if need > self.nbytes:
+            raise ValueError(
+                f"an array of shape {shape} and dtype {dt} needs {need} bytes; this pinned buffer has {self.nbytes}"
+            )
+        return self.bytes[:need].view(dt).reshape(shape)
+
+    def free(self) -> None:
+        """Give the memory back (``cudaFreeHost``); idempotent. Views taken before must not be used after."""
+        if self._bytes is None:
+            return
+        self._bytes = None
+        ptr, self.ptr = self.ptr, 0
+        check_cuda("cudaFreeHost", _cudart().cudaFreeHost(ptr))
+
+    @property
+    def closed(self) -> bool:
+        return self._bytes is None
+
+    def __enter__(self) -> PinnedBuffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.free()
+
+
+class PinnedSlot:
+    """One slot of a :class:`PinnedRing`: a pinned buffer plus the event that says when it is free again."""
+
+    def __init__(self, index: int, buffer: PinnedBuffer) -> None:
+        self.index = index
+        self.buffer = buffer
+        self._event: Any = None  # cupy.cuda.Event recorded after the last async copy out of (or into) this slot
+
+    def view(self, shape: Sequence[int], dtype: Any) -> np.ndarray:
+        """See :meth:`PinnedBuffer.view`."""
+        return self.buffer.view(shape, dtype)
+
+    def release(self, stream: Any) -> None:
+        """Mark the slot busy until the work enqueued so far on *stream* (a CuPy stream) has completed.
+
+        Call it right after enqueueing the async copy that reads (or writes) this slot.
+        """
+        import cupy
+
+        if self._event is None:
+            self._event = cupy.cuda.Event(block=False, disable_timing=True)
+        self._event.record(stream)
+
+    def wait(self) -> None:
+        """Block the host until the work the slot was released behind has completed."""
+        if self._event is not None:
+            self._event.synchronize()
+
+
+class PinnedRing:
+    """*slots* pinned buffers of *nbytes* each, handed out round-robin.
+
+    Typical use for one batch (the slot is reused only once its copy has finished)::
+
+        slot = ring.acquire()                       # waits for the copy that last used this slot
+        host = slot.view((n, h, w, 3), np.uint8)
+        host[...] = frames                          # fill on the host
+        device.set(host, stream=stream)             # async host→device copy
+        slot.release(stream)                        # free again once the stream has passed this point
+
+    Args:
+        slots: how many batches may be in flight at once (2 double-buffers; 3 also hides a slow reader).
+        nbytes: size of each slot, for the largest batch (see :meth:`for_array`).
+        portable: pin for every CUDA context.
+    """
+
+    def __init__(self, slots: int, nbytes: int, portable: bool = False) -> None:
+        if slots < 1:
+            raise ValueError(f"a pinned ring needs at least one slot, got {slots}")
+        self.nbytes = int(nbytes)
+        self._slots: list[PinnedSlot] = []
+        try:
+            for index in range(slots):
+                self._slots.append(PinnedSlot(index, PinnedBuffer(nbytes, portable=portable)))
+        except BaseException:
+            self.close()
+            raise
+        self._next = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_array(cls, slots: int, shape: Sequence[int], dtype: Any, portable: bool = False) -> PinnedRing:
+        """A ring whose slots each hold one array of *shape* and *dtype* (the largest batch)."""
+        nbytes = math.prod(int(s) for s in shape) * np.dtype(dtype).itemsize
+        return cls(slots, max(1, nbytes), portable=portable)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    @property
+    def slots(self) -> list[PinnedSlot]:
+        return list(self._slots)
+
+    def acquire(self) -> PinnedSlot:
+        """The next slot, once the work it was last released behind has completed."""
+        if not self._slots:
+            raise RuntimeError("this pinned ring has been closed")
+        with self._lock:
+            slot = self._slots[self._next]
+            self._next = (self._next + 1) % len(self._slots)
+        slot.wait()
+        return slot
+
+    def close(self) -> None:
+        """Wait for in-flight copies, then free every slot; idempotent."""
+        slots, self._slots = self._slots, []
+        for slot in slots:
+            slot.wait()
+            slot.buffer.free()
+
+    def __enter__(self) -> PinnedRing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def device_empty(shape: Sequence[int], dtype: Any, device: int | None = None) -> Any:
+    """An uninitialised CuPy array from CuPy's memory pool (on *device*, default: the current one)."""
+    import cupy
+
+    if device is None:
+        return cupy.empty(tuple(shape), dtype=dtype)
+    with cupy.cuda.Device(device):
+        return cupy.empty(tuple(shape), dtype=dtype)
