@@ -37,6 +37,18 @@ def test_plugin_registers_trackers_and_sink_through_the_plugin_manager() -> None
     assert tracker.update(Detections.empty(), None).track_ids.shape == (0,)
 
 
+def test_registration_hooks_hand_over_specs_with_factories() -> None:
+    trackers: list = []
+    trackers_plugin.trtapps_register_trackers(register=trackers.append)
+    sinks: list = []
+    trackers_plugin.trtapps_register_sinks(register=sinks.append)
+    assert [s.name for s in trackers] == ["sort", "bytetrack", "deepsort"]
+    assert [s.name for s in sinks] == ["mot"]
+    for spec in trackers:  # every factory builds a working tracker from default options
+        tracker = spec.factory(spec.options(), RunContext())
+        assert len(tracker.update(Detections.empty(), None)) == 0
+
+
 def test_mot_sink_writes_one_file_per_source_and_closes(tmp_path: Path) -> None:
     sink = build_mot_sink(MotSinkOptions(), RunContext(output_dir=tmp_path))
     assert sink.needs_images is False
