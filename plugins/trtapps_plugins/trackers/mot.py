@@ -164,7 +164,10 @@ def _read_seqinfo(path: Path) -> configparser.SectionProxy:
 
 def _load_txt(path: Path, min_cols: int) -> np.ndarray:
     try:
-        rows = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        text = path.read_text()
+        if not text.strip():  # an empty results file is valid: the tracker output nothing
+            return np.zeros((0, min_cols))
+        rows = np.loadtxt(text.splitlines(), delimiter=",", ndmin=2, dtype=np.float64)
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot read as MOTChallenge rows ({exc})") from exc
     if rows.size == 0:

@@ -16,6 +16,7 @@ from trtapps import Detections, FrameResult, RunContext
 from trtapps.errors import ConfigError, UserError
 from trtapps.plugins import PluginManager
 from trtapps_plugins.trackers.cli import parse_params, run_mot
+from trtapps_plugins.trackers.mot import evaluate
 from trtapps_plugins.trackers.sink import MotSinkOptions, build_mot_sink
 
 
@@ -109,6 +110,16 @@ def test_mot_then_mot_eval_commands(app: typer.Typer, tmp_path: Path) -> None:
                               "--output", str(out)])
     assert isinstance(bad.exception, ConfigError)
     assert "--param max_age" in str(bad.exception)
+
+
+def test_empty_results_count_every_ground_truth_box_as_missed(tmp_path: Path) -> None:
+    (tmp_path / "TUD-Campus.txt").write_text("")
+    report = evaluate(shared_path("mot/MOT15"), tmp_path, ["TUD-Campus"])
+    row = report.rows["TUD-Campus"]
+    assert row["num_misses"] == 359  # the MANIFEST's evaluated GT boxes of TUD-Campus
+    assert row["num_false_positives"] == 0
+    with pytest.raises(UserError, match="nothing to evaluate"):
+        evaluate(shared_path("mot/MOT15"), tmp_path / "nowhere")
 
 
 def test_deepsort_command_with_a_reid_model_on_frames(app: typer.Typer, tmp_path: Path) -> None:
