@@ -112,6 +112,16 @@ def test_mot_then_mot_eval_commands(app: typer.Typer, tmp_path: Path) -> None:
     assert "--param max_age" in str(bad.exception)
 
 
+def test_det_file_selects_other_detections_per_sequence(tmp_path: Path) -> None:
+    data = shared_path("mot/MOT15/ETH-Sunnyday")
+    frcnn = run_mot(data, "sort", tmp_path / "a", {"min_hits": 0}, echo=lambda s: None)[0]
+    acf = run_mot(data, "sort", tmp_path / "b", {"min_hits": 0}, det_file="det/det_acf.txt", echo=lambda s: None)[0]
+    assert frcnn.frames == acf.frames == 354
+    assert len(frcnn.rows) != len(acf.rows)
+    with pytest.raises(UserError, match="not found"):
+        run_mot(data, "sort", tmp_path / "c", det_file="det/nope.txt", echo=lambda s: None)
+
+
 def test_empty_results_count_every_ground_truth_box_as_missed(tmp_path: Path) -> None:
     (tmp_path / "TUD-Campus.txt").write_text("")
     report = evaluate(shared_path("mot/MOT15"), tmp_path, ["TUD-Campus"])

@@ -159,11 +159,11 @@ def test_deepsort_cascade_prefers_the_most_recently_seen_track() -> None:
     assert tr.time_since_update.tolist() == [1, 0]
     # a detection half-way, identical in appearance and inside both gates: level 1 of the cascade (track 2,
     # seen last frame) is matched before level 2 (track 1), although track 1 comes first in the cost matrix
-    tr.update(dets([box(130)], emb=f), FRAME)
     mean, cov = tr.kf.predict(tr.mean, tr.cov)
-    assert dict(zip(tr.ids.tolist(), tr.time_since_update.tolist())) == {1: 2, 2: 0}
-    gate = tr.kf.gating_distance(mean, cov, np.array([[155.0, 160, 50 / 120, 120]]))
+    gate = tr.kf.gating_distance(mean, cov, np.array([[155.0, 160, 50 / 120, 120]]))  # box(130) as xyah
     assert (gate < 9.4877).all()
+    tr.update(dets([box(130)], emb=f), FRAME)
+    assert dict(zip(tr.ids.tolist(), tr.time_since_update.tolist())) == {1: 2, 2: 0}
 
 
 def test_deepsort_gating_rejects_appearance_matches_far_from_the_prediction() -> None:
