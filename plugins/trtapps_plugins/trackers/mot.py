@@ -445,9 +445,12 @@ def evaluate(
         sequences: only these sequence names (default: every sequence with ground truth).
 
     Raises:
-        UserError: nothing to evaluate.
+        UserError: nothing to evaluate, or motmetrics is not installed.
     """
-    import motmetrics as mm
+    try:
+        import motmetrics as mm
+    except ImportError:
+        raise UserError("MOT evaluation needs motmetrics: pip install 'trtapps[eval]'") from None
 
     wanted = None if sequences is None else set(sequences)
     accs: list[Any] = []
