@@ -52,7 +52,9 @@ class ByteTrackOptions(TrackerOptions):
         0.7, ge=0.0, le=1.0, description="Cost limit of the unconfirmed-track association."
     )
     track_buffer: int = Field(30, ge=0, description="Frames a lost track is kept, at 30 fps.")
-    frame_rate: float = Field(30.0, gt=0.0, description="Frame rate of the source; scales track_buffer.")
+    frame_rate: float | None = Field(
+        None, gt=0.0, description="Frame rate of the source; scales track_buffer (default: the source's, else 30)."
+    )
     fuse_score: bool = Field(True, description="Multiply IoU by the detection score (the reference's not mot20).")
     min_box_area: float = Field(0.0, ge=0.0, description="Drop output boxes with w·h ≤ this (demo: 10).")
     aspect_ratio_thresh: float | None = Field(
@@ -72,7 +74,7 @@ class ByteTracker:
         self.kf = XyahKalman()
         self.frame_id = 0
         self._next_id = 1
-        self.max_time_lost = int(opts.frame_rate / 30.0 * opts.track_buffer)
+        self.max_time_lost = int((opts.frame_rate or 30.0) / 30.0 * opts.track_buffer)
         new_thresh = opts.track_thresh + 0.1 if opts.new_track_thresh is None else opts.new_track_thresh
         # scores arrive as float32: compare in float32 so a score written as the threshold equals it
         self._high = np.float32(opts.track_thresh)
@@ -130,6 +132,9 @@ class ByteTracker:
         opts = self.options
         if detections.on_device:
             detections = detections.to_host()
+        if self.frame_id == 0 and opts.frame_rate is None and frame is not None and frame.meta.get("fps"):
+            # the reference scales the lost-track buffer by the video's frame rate; take it from the source
+            self.max_time_lost = int(float(frame.meta["fps"]) / 30.0 * opts.track_buffer)
         self.frame_id += 1
         fid = self.frame_id
         scores32 = detections.scores

@@ -365,6 +365,9 @@ def build_deepsort(options: DeepSortOptions, context: Any) -> DeepSortTracker:
     if options.reid_model:
         from trtapps_plugins.trackers.reid import ReidEmbedder
 
-        path = context.resolve_path(options.reid_model) if context is not None else options.reid_model
+        from trtapps.zoo import resolve_model
+
+        base = context.config_dir if context is not None else None
+        path = resolve_model(options.reid_model, base)  # a path, or a zoo name such as osnet_x0_25_msmt17
         embedder = ReidEmbedder.from_path(path, batch_size=options.reid_batch_size)
     return DeepSortTracker(options, embedder=embedder)
