@@ -46,6 +46,8 @@ CORE_PLUGINS: tuple[str, ...] = (
     "trtapps.sinks",
     "trtapps.postprocess",
     "trtapps.runners.onnxruntime",
+    "trtapps.runners.onnxruntime_cuda",
+    "trtapps.runners.tensorrt",
     "trtapps.lifecycle",
 )
 

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from trtapps.structures import Array
 
 if TYPE_CHECKING:
     from trtapps.registry import ComponentSpec, Registry
+
+R = TypeVar("R", bound="Runner")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class Runner(ABC):
     def close(self) -> None:  # noqa: B027 - optional
         """Release the model and its buffers."""
 
-    def __enter__(self) -> Runner:
+    def __enter__(self: R) -> R:
         return self
 
     def __exit__(self, *exc: object) -> None:
