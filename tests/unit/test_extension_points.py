@@ -72,6 +72,21 @@ def test_a_plugin_adds_a_command_to_the_cli() -> None:
     assert "greet" not in runner.invoke(build_app(PluginManager()), ["--help"]).output  # one manager, one CLI
 
 
+class BrokenCommands:
+    @hookimpl
+    def trtapps_register_commands(self, cli: typer.Typer) -> None:
+        raise RuntimeError("cannot build my commands")
+
+
+def test_a_plugin_whose_commands_fail_is_reported_and_the_cli_still_works() -> None:
+    manager = PluginManager([BrokenCommands(), GreetingCommands()])
+    app = build_app(manager)
+    (failure,) = manager.failures
+    assert failure.name == "BrokenCommands-0"
+    assert "trtapps_register_commands raised RuntimeError: cannot build my commands" in failure.reason
+    assert CliRunner().invoke(app, ["greet", "you"]).output == "hello you\n"
+
+
 # -- trtapps_register_sources -------------------------------------------------------------------------------------------
 class SyntheticOptions(SourceOptions):
     """Deterministic synthetic frames; frame ``fail_at`` cannot be "decoded"."""
