@@ -1,0 +1,349 @@
+"""Running an app over an evaluation set: the app's own pipeline, with the task's preset applied.
+
+The images go through :meth:`Pipeline.iter_results`, the code path of ``trtapps run``: the pipeline's reader
+and worker threads, batching by :meth:`App.batch_key`, the app's preprocessing, runner, decode and NMS. The
+only evaluation-specific steps are outside the app: the images are ordered by size (so native-size apps get
+full batches) and, where the preset says so, resized by the loader first (the Ultralytics/YOLOv5 val
+dataloader), with the boxes mapped back to the original pixels afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from trtapps.config.loader import validate_data
+from trtapps.errors import ConfigError, FrameError, ModelError
+from trtapps.evaluation.presets import EvalPreset, LongSideResize, find_preset, resolve_preset
+from trtapps.pipeline import Pipeline
+from trtapps.plugins import PluginManager
+from trtapps.stages import FrameFailure
+from trtapps.structures import Detections, Frame, FrameResult
+
+#: the precisions ``--precision`` knows; only a model already in that precision can be evaluated at it
+PRECISIONS = ("fp32", "fp16", "int8")
+
+#: CLI option → app option, for the thresholds the user may override
+OVERRIDE_OPTIONS = {"conf": "conf_threshold", "iou": "iou_threshold"}
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One image of an evaluation set.
+
+    Attributes:
+        key: the set's identifier of the image (COCO image id, WIDER ``event/name.jpg``).
+        path: the image file.
+        size: ``(height, width)`` when the set's annotations give it (used to order the images), else ``None``.
+    """
+
+    key: Any
+    path: Path
+    size: tuple[int, int] | None = None
+
+
+@dataclass
+class EvalRun:
+    """Detections of every image of a set, and how they were produced.
+
+    Attributes:
+        detections: image key → :class:`Detections` in original image pixels (empty for failed images).
+        sizes: image key → ``(height, width)`` as decoded.
+        failures: ``(path, error)`` of images that could not be read or processed.
+        preset: the preset applied (with the user's overrides).
+        app: the app type; model, backend, device, precision: what ran.
+        labels: the app's class names.
+        seconds: wall time of the inference loop.
+    """
+
+    detections: dict[Any, Detections]
+    sizes: dict[Any, tuple[int, int]]
+    failures: list[tuple[str, str]]
+    preset: EvalPreset
+    app: str
+    model: str
+    backend: str
+    device: str
+    precision: str
+    labels: list[str]
+    batch_size: int
+    seconds: float = 0.0
+    app_options: dict[str, Any] = field(default_factory=dict)
+
+
+# -- precision -----------------------------------------------------------------------------------------------------
+def model_precision(path: Path) -> str | None:
+    """The numeric precision of an ONNX graph: ``int8`` (quantize/dequantize or integer ops), ``fp16`` (float16
+    weights), ``fp32``; ``None`` for files that are not ONNX (engines: their precision was fixed at build)."""
+    if path.suffix.lower() != ".onnx":
+        return None
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot read the ONNX graph to check its precision ({exc})") from exc
+    ops = {node.op_type for node in model.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}:
+        return "int8"
+    float16 = onnx.TensorProto.FLOAT16
+    if any(t.data_type == float16 for t in model.graph.initializer) or any(
+        i.type.tensor_type.elem_type == float16 for i in model.graph.input
+    ):
+        return "fp16"
+    return "fp32"
+
+
+def check_precision(requested: str, model_path: Path) -> str:
+    """The precision to report, after checking that the model really is in the requested one.
+
+    trtapps cannot convert a model to fp16/int8 yet (that is the model-preparation step); until then an fp16 or
+    int8 evaluation needs a model already converted, passed with ``--model``.
+
+    Raises:
+        ConfigError: an unknown precision, or a model whose graph is in another precision (one line, with the fix).
+    """
+    if requested not in PRECISIONS:
+        raise ConfigError(f"--precision {requested}: unknown precision; use one of {', '.join(PRECISIONS)}")
+    actual = model_precision(model_path)
+    if actual is None or actual == requested:
+        return requested
+    if requested == "fp32":
+        raise ConfigError(
+            f"--precision fp32: {model_path.name} is an {actual} model; pass --precision {actual} to evaluate it "
+            "as it is, or give the fp32 model"
+        )
+    raise ConfigError(
+        f"--precision {requested}: {model_path.name} is an {actual} model and trtapps cannot convert models to "
+        f"{requested} yet (model preparation adds fp16/int8); give a model already converted to {requested} with "
+        "--model, or use --precision fp32"
+    )
+
+
+# -- building the pipeline -----------------------------------------------------------------------------------------
+def build_pipeline(
+    task: str,
+    app: str,
+    model: str,
+    *,
+    backend: str = "auto",
+    batch: int = 1,
+    overrides: Mapping[str, Any] | None = None,
+    app_options: Mapping[str, Any] | None = None,
+    manager: PluginManager | None = None,
+) -> tuple[Pipeline, EvalPreset]:
+    """The app's pipeline with the task's preset applied.
+
+    The app is built and bound once with the user's options to learn its variant, the preset for it is looked
+    up (:func:`~trtapps.evaluation.presets.find_preset`), and, when the preset changes options, the app is
+    built again from the changed options and bound to the same runner (the model is loaded once).
+
+    Args:
+        task: ``"detect"`` or ``"faces"``.
+        app: the app type.
+        model: the model path or zoo name.
+        backend: the backend name (``auto`` picks).
+        batch: frames per inference call (capped by the model).
+        overrides: ``{"conf_threshold": …, "iou_threshold": …}`` from the user (``None`` values: not given).
+        app_options: further app options (applied before the preset).
+        manager: the plugin manager (default: a new one).
+
+    Raises:
+        ConfigError: unknown app/backend, invalid options, or an override the app does not have.
+    """
+    manager = manager or PluginManager()
+    base = {**dict(app_options or {}), "type": app, "model": model, "batch_size": batch}
+    config = validate_data({"app": base, "backend": backend}, manager.registries, require_source=False)
+    probe = Pipeline(config, manager=manager)
+    fields = list(type(config.app).model_fields)
+    try:
+        preset = resolve_preset(find_preset(task, app, probe.app), fields, overrides)
+    except KeyError as exc:
+        flag = next((f"--{k}" for k, v in OVERRIDE_OPTIONS.items() if v == exc.args[0]), exc.args[0])
+        probe.close()
+        raise ConfigError(f"{flag}: app {app!r} has no option {exc.args[0]!r}") from None
+    current = config.app.model_dump()
+    if all(current.get(k) == v for k, v in preset.options.items()):
+        return probe, preset
+    config = validate_data(
+        {"app": {**base, **preset.options}, "backend": backend}, manager.registries, require_source=False
+    )
+    return Pipeline(config, manager=manager, runner=probe.runner), preset
+
+
+# -- running -------------------------------------------------------------------------------------------------------
+class _EvalSource:
+    """A pipeline source over the images of a set, in the given order; ``Frame.index`` = position in the list."""
+
+    name = "evaluation set"
+
+    def __init__(self, items: Sequence[ImageItem], prepare: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        self.items = list(items)
+        self.prepare = prepare
+        self.original_sizes: dict[int, tuple[int, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Frame | FrameFailure]:
+        from trtapps.sources import read_image
+
+        for index, item in enumerate(self.items):
+            try:
+                image = read_image(item.path)
+            except FrameError as exc:
+                yield FrameFailure(str(item.path), index, str(exc))
+                continue
+            self.original_sizes[index] = (int(image.shape[0]), int(image.shape[1]))
+            if self.prepare is not None:
+                image = self.prepare(image)
+            yield Frame(image, source=str(item.path), index=index)
+
+    def close(self) -> None:
+        pass
+
+
+def long_side_resize(image: np.ndarray, long_side: int, mode: LongSideResize) -> np.ndarray:
+    """The Ultralytics/YOLOv5 val loader step: scale so the long side is *long_side*, the other ``ceil``-ed.
+
+    ``r = long_side / max(h, w)``; new size ``(min(ceil(w·r), long_side), min(ceil(h·r), long_side))``;
+    ``INTER_LINEAR`` (``"linear"``), or ``INTER_AREA`` when shrinking (``"area_down"``). Unchanged when
+    ``r == 1``.
+    """
+    h, w = image.shape[:2]
+    r = long_side / max(h, w)
+    if r == 1:
+        return image
+    size = (min(math.ceil(w * r), long_side), min(math.ceil(h * r), long_side))
+    interpolation = cv2.INTER_AREA if mode == "area_down" and r < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+def model_long_side(pipeline: Pipeline) -> int | None:
+    """The long side of the app's input: the model's fixed H/W, else the app's ``input_size``/``head.input_size``."""
+    shape = pipeline.runner.inputs[0].shape if pipeline.runner.inputs else ()
+    if len(shape) == 4 and shape[2] is not None and shape[3] is not None:
+        return max(int(shape[2]), int(shape[3]))
+    for owner in (pipeline.app, getattr(pipeline.app, "head", None)):
+        size = getattr(owner, "input_size", None)
+        if isinstance(size, (tuple, list)) and len(size) == 2:
+            return max(int(size[0]), int(size[1]))
+    return None
+
+
+def _unresize(dets: Detections, used: tuple[int, int], original: tuple[int, int]) -> Detections:
+    """Map boxes (and landmarks) from the loader-resized image back to the original: divide by the height gain
+    (Ultralytics' ``ratio_pad[0][0]``) and clip to the original image."""
+    if used == original or len(dets) == 0:
+        return dets
+    gain = used[0] / original[0]
+    boxes = dets.boxes / np.float32(gain)
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, original[1])
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, original[0])
+    landmarks = None if dets.landmarks is None else dets.landmarks / np.float32(gain)
+    return dets.replace(boxes=boxes, landmarks=landmarks)
+
+
+def run_images(
+    pipeline: Pipeline,
+    items: Sequence[ImageItem],
+    preset: EvalPreset,
+    on_image: Callable[[FrameResult], None] | None = None,
+) -> tuple[dict[Any, Detections], dict[Any, tuple[int, int]], list[tuple[str, str]]]:
+    """Run every image through the pipeline (``iter_results``, no sinks).
+
+    Images are ordered by their size when the set gives it, so same-size images are adjacent and native-size
+    apps (whose :meth:`App.batch_key` is the size) batch them.
+
+    Returns:
+        ``(detections, sizes, failures)``: by image key, in original pixels; sizes as decoded; failed images.
+    """
+    order = sorted(range(len(items)), key=lambda i: (items[i].size or (0, 0), i))
+    ordered = [items[i] for i in order]
+    prepare = None
+    if preset.long_side_resize is not None:
+        long_side = model_long_side(pipeline)
+        if long_side is not None:
+            mode = preset.long_side_resize
+
+            def prepare(image: np.ndarray) -> np.ndarray:
+                return long_side_resize(image, long_side, mode)
+
+    source = _EvalSource(ordered, prepare)
+    detections: dict[Any, Detections] = {}
+    sizes: dict[Any, tuple[int, int]] = {}
+    failures: list[tuple[str, str]] = []
+    for result in pipeline.iter_results(write=False, sources=[source]):
+        item = ordered[result.index]
+        original = source.original_sizes.get(result.index)
+        if original is not None:
+            sizes[item.key] = original
+        if result.error is not None or result.detections is None:
+            failures.append((str(item.path), result.error or "no detections returned"))
+            detections[item.key] = Detections.empty()
+        else:
+            used = (result.height, result.width)
+            detections[item.key] = _unresize(result.detections, used, original or used)
+        if on_image is not None:
+            on_image(result)
+    return detections, sizes, failures
+
+
+def evaluate_app(
+    task: str,
+    items: Sequence[ImageItem],
+    *,
+    app: str,
+    model: str,
+    backend: str = "auto",
+    precision: str = "fp32",
+    batch: int = 1,
+    conf: float | None = None,
+    iou: float | None = None,
+    app_options: Mapping[str, Any] | None = None,
+    on_image: Callable[[FrameResult], None] | None = None,
+    on_start: Callable[[Pipeline, EvalPreset], None] | None = None,
+) -> EvalRun:
+    """Build the app's pipeline with the task's preset and run it over *items* (the shared part of every task).
+
+    Raises:
+        ConfigError, ModelError, BackendUnavailableError: one line each, as the CLI prints them.
+    """
+    import time
+
+    from trtapps.zoo import resolve_model
+
+    checked = check_precision(precision, resolve_model(model, Path.cwd()))
+    overrides = {OVERRIDE_OPTIONS["conf"]: conf, OVERRIDE_OPTIONS["iou"]: iou}
+    pipeline, preset = build_pipeline(
+        task, app, model, backend=backend, batch=batch, overrides=overrides, app_options=app_options
+    )
+    try:
+        if on_start is not None:
+            on_start(pipeline, preset)
+        start = time.perf_counter()
+        detections, sizes, failures = run_images(pipeline, items, preset, on_image)
+        seconds = time.perf_counter() - start
+        return EvalRun(
+            detections=detections,
+            sizes=sizes,
+            failures=failures,
+            preset=preset,
+            app=app,
+            model=str(pipeline.runner.model_path),
+            backend=pipeline.runner.backend,
+            device=pipeline.runner.device,
+            precision=checked,
+            labels=[str(label) for label in pipeline.app.labels],
+            batch_size=pipeline.batch_size,
+            seconds=seconds,
+            app_options=pipeline.config.app.model_dump(),
+        )
+    finally:
+        pipeline.close()
