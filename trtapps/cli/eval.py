@@ -8,6 +8,7 @@ as ``trtapps run``.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +65,14 @@ def detect(
     batch: Annotated[int, typer.Option(min=1, help="Frames per inference call (capped by the model).")] = 8,
     conf: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Replace the preset's score threshold.")] = None,
     iou: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Replace the preset's NMS IoU.")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-O",
+            help="App option KEY=VALUE (YAML value, repeatable), e.g. input_size=[640,640]; wins over the preset.",
+        ),
+    ] = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help='Write {"mAP50-95", "mAP50", "images", …} to this file.')
     ] = None,
@@ -86,6 +95,7 @@ def detect(
                 batch=batch,
                 conf=conf,
                 iou=iou,
+                app_options=_parse_options(option),
                 on_image=on_image,
                 on_start=on_start,
             )
@@ -134,6 +144,14 @@ def faces(
     ] = 4,
     conf: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Replace the preset's score threshold.")] = None,
     iou: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Replace the preset's NMS IoU.")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-O",
+            help="App option KEY=VALUE (YAML value, repeatable), e.g. input_size=[640,640]; wins over the preset.",
+        ),
+    ] = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help='Write {"easy", "medium", "hard", …} to this file.')
     ] = None,
@@ -156,6 +174,7 @@ def faces(
                 batch=batch,
                 conf=conf,
                 iou=iou,
+                app_options=_parse_options(option),
                 on_image=on_image,
                 on_start=on_start,
             )
@@ -213,8 +232,28 @@ def _translate(call: Any) -> Any:
             problem = problem.replace("<config>: ", "")
             for field, option in _HINTS:
                 problem = problem.replace(field, f"{option} ({field})")
-            problems.append(problem)
+            problems.append(re.sub(r"^app\.(\w+)", r"--option \1 (app.\1)", problem))
         raise ConfigError(problems) from None
+
+
+def _parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``["key=value", …]`` → app options; values are YAML (``0.5``, ``true``, ``[640, 640]``).
+
+    Raises:
+        ConfigError: an item without ``=``.
+    """
+    import yaml
+
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE (e.g. --option max_det=100)")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            options[key.strip()] = value
+    return options
 
 
 def _print_failures(failures: list[tuple[str, str]]) -> None:

@@ -233,9 +233,13 @@ def _load_yolo(root: Path, yaml_path: Path | None) -> DetectionSet:
 def _yolo_names(spec: Mapping[str, Any], yaml_path: Path | None) -> list[str] | None:
     names = spec.get("names")
     if isinstance(names, dict):
-        if not all(isinstance(k, int) and k >= 0 for k in names):
+        try:
+            by_id = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            by_id = {}
+        if not by_id or min(by_id) < 0:
             raise InputError(f"{yaml_path}: names must map class ids 0, 1, … to names")
-        return [str(names.get(i, i)) for i in range(max(names) + 1)]
+        return [by_id.get(i, str(i)) for i in range(max(by_id) + 1)]
     if isinstance(names, list):
         return [str(n) for n in names]
     if isinstance(spec.get("nc"), int):
@@ -473,7 +477,7 @@ def evaluate_detection(
         gt: a COCO json replacing the set's own ground truth.
         backend, precision, batch: how to run (see ``trtapps eval detect --help``).
         conf, iou: replace the preset's thresholds.
-        app_options: further app options.
+        app_options: further app options (they win over the preset, like ``conf``/``iou``).
         on_image: called with every frame's result (progress).
         on_start: called with ``(pipeline, preset)`` before the first image.
 

@@ -327,7 +327,7 @@ def evaluate_faces(
         gt: ``wider_gt.json`` or the official ``ground_truth`` folder, replacing ``DATA/wider_gt.json``.
         backend, precision, batch: how to run (frames of one size share a batch at native size).
         conf, iou: replace the preset's thresholds.
-        app_options: further app options.
+        app_options: further app options (they win over the preset, like ``conf``/``iou``).
         on_image: called with every frame's result (progress).
         on_start: called with ``(pipeline, preset)`` before the first image.
 

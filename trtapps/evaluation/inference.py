@@ -135,7 +135,6 @@ def build_pipeline(
     backend: str = "auto",
     batch: int = 1,
     overrides: Mapping[str, Any] | None = None,
-    app_options: Mapping[str, Any] | None = None,
     manager: PluginManager | None = None,
 ) -> tuple[Pipeline, EvalPreset]:
     """The app's pipeline with the task's preset applied.
@@ -150,22 +149,23 @@ def build_pipeline(
         model: the model path or zoo name.
         backend: the backend name (``auto`` picks).
         batch: frames per inference call (capped by the model).
-        overrides: ``{"conf_threshold": …, "iou_threshold": …}`` from the user (``None`` values: not given).
-        app_options: further app options (applied before the preset).
+        overrides: app options the user set explicitly (``--conf``, ``--iou``, ``--option``); they win over the
+            preset and are shown as overrides. ``None`` values count as not given.
         manager: the plugin manager (default: a new one).
 
     Raises:
         ConfigError: unknown app/backend, invalid options, or an override the app does not have.
     """
     manager = manager or PluginManager()
-    base = {**dict(app_options or {}), "type": app, "model": model, "batch_size": batch}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    base = {**given, "type": app, "model": model, "batch_size": batch}
     config = validate_data({"app": base, "backend": backend}, manager.registries, require_source=False)
     probe = Pipeline(config, manager=manager)
     fields = list(type(config.app).model_fields)
     try:
         preset = resolve_preset(find_preset(task, app, probe.app), fields, overrides)
     except KeyError as exc:
-        flag = next((f"--{k}" for k, v in OVERRIDE_OPTIONS.items() if v == exc.args[0]), exc.args[0])
+        flag = next((f"--{k}" for k, v in OVERRIDE_OPTIONS.items() if v == exc.args[0]), f"--option {exc.args[0]}")
         probe.close()
         raise ConfigError(f"{flag}: app {app!r} has no option {exc.args[0]!r}") from None
     current = config.app.model_dump()
@@ -320,10 +320,11 @@ def evaluate_app(
     from trtapps.zoo import resolve_model
 
     checked = check_precision(precision, resolve_model(model, Path.cwd()))
-    overrides = {OVERRIDE_OPTIONS["conf"]: conf, OVERRIDE_OPTIONS["iou"]: iou}
-    pipeline, preset = build_pipeline(
-        task, app, model, backend=backend, batch=batch, overrides=overrides, app_options=app_options
-    )
+    overrides = dict(app_options or {})
+    for flag, value in (("conf", conf), ("iou", iou)):
+        if value is not None:
+            overrides[OVERRIDE_OPTIONS[flag]] = value
+    pipeline, preset = build_pipeline(task, app, model, backend=backend, batch=batch, overrides=overrides)
     try:
         if on_start is not None:
             on_start(pipeline, preset)
