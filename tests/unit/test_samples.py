@@ -37,6 +37,12 @@ def data() -> Path:
     return shared_path("models/yolov8n_dequant.onnx").parents[1]
 
 
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    assert image is not None, f"cannot read {path}"
+    return image
+
+
 def run_sample(script: str, *args: str, env: dict[str, str] | None = None, pass_data: bool = True) -> str:
     command = [sys.executable, str(PYTHON_API / script), *([str(data())] if pass_data else []), *args]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=PYTHON_API)
@@ -69,7 +75,7 @@ def test_03_inline_plugin_writes_crops(tmp_path: Path) -> None:
     assert "crops: 4 crops of 1 frames" in out
     crops = sorted(p.name for p in (tmp_path / "crops").iterdir())
     assert crops == ["bus_000_person.jpg", "bus_001_person.jpg", "bus_002_person.jpg", "bus_003_bus.jpg"]
-    bus = cv2.imread(str(tmp_path / "crops" / "bus_003_bus.jpg"))
+    bus = read_image(tmp_path / "crops" / "bus_003_bus.jpg")
     assert bus.shape[:2] == pytest.approx((770 - 230, 800 - 34), abs=3)  # the manifest's bus box
     assert (tmp_path / "results.jsonl").is_file()
 
@@ -125,7 +131,9 @@ def test_docs_examples_form_a_plugin_implementing_every_hook() -> None:
     assert info.hooks == hooks
     assert info.components == {"app": ["whole_frame"], "source": ["npy"], "sink": ["counts"], "tracker": ["iou"],
                                "postprocessor": ["min_area"], "backend": ["openvino"]}
-    reason = manager.registries.backend.get("openvino").available()
+    available = manager.registries.backend.get("openvino").available
+    assert available is not None
+    reason = available()
     assert reason is None or "OpenVINO" in reason
     result = CliRunner().invoke(build_app(manager), ["labels", str(shared_path("models/yolov8n_dequant.onnx"))])
     assert result.exit_code == 0, result.output
@@ -133,7 +141,7 @@ def test_docs_examples_form_a_plugin_implementing_every_hook() -> None:
 
 
 def test_docs_examples_run_in_a_pipeline(tmp_path: Path) -> None:
-    zidane = cv2.imread(str(shared_path("media/zidane.jpg")))
+    zidane = read_image(shared_path("media/zidane.jpg"))
     np.save(tmp_path / "frames.npy", np.stack([zidane] * 3))
     module = docs_plugin()
     data = {
@@ -163,7 +171,7 @@ def test_docs_examples_run_in_a_pipeline(tmp_path: Path) -> None:
 
 
 def test_docs_stage_error_policy_aborts_after_max_failures(tmp_path: Path) -> None:
-    zidane = cv2.imread(str(shared_path("media/zidane.jpg")))
+    zidane = read_image(shared_path("media/zidane.jpg"))
     np.save(tmp_path / "frames.npy", np.stack([zidane] * 4))
     data = {
         "source": {"type": "npy", "path": str(tmp_path / "frames.npy")},

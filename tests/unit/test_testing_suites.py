@@ -13,7 +13,19 @@ import pytest
 from pydantic import ConfigDict
 
 from conftest import shared_path
-from trtapps import AppOptions, ComponentSpec, Detections, Frame, FrameResult, SinkOptions, testing
+from trtapps import (
+    App,
+    AppOptions,
+    ComponentSpec,
+    Detections,
+    Frame,
+    FrameResult,
+    RunContext,
+    Runner,
+    SinkOptions,
+    TensorInfo,
+    testing,
+)
 from trtapps.pipeline import Pipeline
 from trtapps.plugins import PluginManager
 from trtapps.testing import InlinePlugin, synthetic_frames, synthetic_image
@@ -100,17 +112,10 @@ class SloppyOptions(AppOptions):
     type: str = "sloppy"
 
 
-class SquashingApp:
+class SquashingApp(App):
     """Ignores the aspect ratio and forgets to map boxes back (boxes stay in 64×64 model pixels × 20)."""
 
     labels = ("thing",)
-    keypoints = None
-
-    def bind(self, runner: Any) -> None:
-        self.runner = runner
-
-    def batch_key(self, frame: Frame) -> Any:
-        return None
 
     def preprocess(self, frames: Any) -> tuple[dict[str, Any], list[Any]]:
         return {"x": np.zeros((len(frames), 1), np.float32)}, [None] * len(frames)
@@ -119,26 +124,19 @@ class SquashingApp:
         return [Detections(np.array([[0, 0, 64 * 20, 64 * 20]]), [0.9], [0]) for _ in frames]
 
 
-class EchoRunner:
-    """A host runner with one input ``x`` (any batch) that echoes it."""
+class EchoRunner(Runner):
+    """A host runner with one input ``x`` (any batch) that echoes it as ``y``."""
 
     backend = "echo"
-    device = "cpu"
-    max_batch = None
 
     def __init__(self) -> None:
-        from trtapps.runners.base import TensorInfo
-
         self.inputs = [TensorInfo("x", (None, 1), np.dtype(np.float32))]
         self.outputs = [TensorInfo("y", (None, 1), np.dtype(np.float32))]
-        self.metadata: dict[str, str] = {}
+        self.metadata = {}
         self.model_path = Path("echo.onnx")
 
-    def infer(self, feeds: Any) -> dict[str, Any]:
+    def _infer(self, feeds: Any, stream: Any) -> dict[str, Any]:
         return {"y": feeds["x"]}
-
-    def close(self) -> None:
-        pass
 
 
 def test_suite_refuses_options_that_accept_unknown_keys() -> None:
@@ -155,8 +153,8 @@ def test_suite_catches_boxes_outside_the_frame(monkeypatch: pytest.MonkeyPatch) 
 
     suite = AppSuite()
     frames = synthetic_frames(2)
-    bound = BoundApp(app=SquashingApp(), runner=EchoRunner(), options=AppOptions(type="x", model="m"),  # type: ignore[arg-type]
-                     context=None)  # type: ignore[arg-type]
+    bound = BoundApp(app=SquashingApp(), runner=EchoRunner(), options=AppOptions(type="x", model="m"),
+                     context=RunContext())
     batched = {f.index: d for f, d in zip(frames, AppSuite._detect(bound, frames))}
     with pytest.raises(AssertionError, match="box right edge beyond the frame width"):
         suite.test_decode_gives_one_detections_per_frame_in_original_pixels(bound, frames, batched)
@@ -240,7 +238,7 @@ def test_make_pipeline_with_an_inline_plugin(make_pipeline: Any, tmp_path: Path)
     summary = pipe.run()
     assert pipe.registries.sink.get("collect").plugin == "collector"
     assert pipe.manager.infos["collector"].hooks == ["trtapps_register_sinks"]
-    assert [len(r.detections) for r in collected.results] == [2]  # the manifest: two faces on zidane.jpg
+    assert [len(r.detections or ()) for r in collected.results] == [2]  # the manifest: two faces on zidane.jpg
     assert collected.summary is summary
     assert summary.frames_out == 1
     assert (tmp_path / "out" / "results.jsonl").is_file()  # output defaults under tmp_path

@@ -44,8 +44,8 @@ from trtapps.metrics import RunSummary
 from trtapps.plugins import PluginManager
 from trtapps.registry import AppOptions, ComponentSpec, Options, PostprocessorOptions, SinkOptions
 from trtapps.runners.base import Runner, select_backend
-from trtapps.stages import App, Postprocessor, Sink
-from trtapps.structures import Detections, Frame, FrameResult, to_host
+from trtapps.stages import App, Postprocessor, Residency, Sink
+from trtapps.structures import Detections, Frame, FrameResult, is_device_array, to_host
 from trtapps.testing import load_frame, synthetic_frames
 from trtapps.zoo import resolve_model
 
@@ -234,8 +234,16 @@ class AppSuite:
 
     @staticmethod
     def _detect(bound: BoundApp, frames: Sequence[Frame]) -> list[Detections]:
+        """preprocess → runner → decode, moving arrays between host and device as the pipeline does."""
         inputs, metas = bound.app.preprocess(frames)
+        device = bound.runner.residency is Residency.DEVICE
+        if device:
+            import cupy
+
+            inputs = {k: v if is_device_array(v) else cupy.asarray(v) for k, v in inputs.items()}
         outputs = bound.runner.infer(inputs)
+        if device and not getattr(bound.app, "decodes_on_device", False):
+            outputs = {k: to_host(v) for k, v in outputs.items()}
         detections = bound.app.decode(outputs, frames, metas)
         assert isinstance(detections, list), f"decode must return a list, got {type(detections).__name__}"
         assert len(detections) == len(frames), f"decode returned {len(detections)} results for {len(frames)} frames"
