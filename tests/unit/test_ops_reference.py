@@ -557,3 +557,65 @@ def test_sort_keys_order_like_sort_records() -> None:
     faces = decode_retinaface_reference(loc, conf, landmarks, retinaface_priors((320, 320)), (320, 320), 0.5)[0]
     reversed_faces = faces[::-1]
     np.testing.assert_array_equal(reversed_faces[np.argsort(_sort_keys(reversed_faces))], faces)
+
+
+# -- kernel sources and the CuPy-free import ----------------------------------------------------------------
+
+KERNEL_VARIANTS = [
+    (("common.cuh", "preprocess.cu"), {"OUT_FP16": 0}),
+    (("common.cuh", "preprocess.cu"), {"OUT_FP16": 1}),
+    (("common.cuh", "decode.cu"), {"IN_FP16": 0}),
+    (("common.cuh", "decode.cu"), {"IN_FP16": 1}),
+    (("common.cuh", "nms.cu"), {}),
+]
+
+
+def test_kernel_sources_ship_with_the_package() -> None:
+    from trtapps.gpu.kernels import build_source, load_source
+
+    for name in ("common.cuh", "preprocess.cu", "decode.cu", "nms.cu"):
+        assert "__" in load_source(name)
+    code = build_source(("common.cuh", "preprocess.cu"), {"OUT_FP16": 1})
+    assert code.startswith("#define OUT_FP16 1\n")
+    assert 'extern "C" __global__ void letterbox_normalize(' in code
+    with pytest.raises(FileNotFoundError):
+        load_source("missing.cu")
+
+
+def test_gpu_modules_import_without_cupy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['cupy'] = None\n"
+        "import trtapps.gpu.kernels as k, trtapps.ops.cuda.preprocess, trtapps.ops.cuda.decode, trtapps.ops.cuda.nms\n"
+        "from trtapps.errors import BackendUnavailableError\n"
+        "try:\n    k.cupy_module()\nexcept BackendUnavailableError as e:\n    print('unavailable:', e)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "unavailable: the GPU kernels need CuPy" in result.stdout
+
+
+@pytest.mark.parametrize(("sources", "defines"), KERNEL_VARIANTS)
+def test_kernels_compile_with_nvrtc_without_a_gpu(sources: tuple[str, ...], defines: dict[str, int]) -> None:
+    """Where CuPy and NVRTC are installed (no GPU needed): every kernel variant compiles for sm_90, no FMA."""
+    pytest.importorskip("cupy")
+    from trtapps.gpu.kernels import BASE_OPTIONS, build_source
+
+    try:
+        from cupy.cuda.compiler import _NVRTCProgram
+
+        program = _NVRTCProgram(build_source(sources, defines), "trtapps.cu")
+    except Exception as exc:  # NVRTC library missing, or CuPy's internals moved
+        pytest.skip(f"NVRTC is not usable here ({type(exc).__name__}: {exc})")
+    ptx, _ = program.compile((*BASE_OPTIONS, "-ftz=true", "-arch=compute_90"))
+    text = ptx.decode() if isinstance(ptx, bytes) else ptx
+    entries = {line.split()[-1].rstrip("(") for line in text.splitlines() if ".entry" in line}
+    expected = {
+        "preprocess.cu": {"letterbox_normalize"},
+        "decode.cu": {"decode_yolov8", "decode_yolo_rows", "decode_retinaface"},
+        "nms.cu": {"make_sort_keys", "sort_candidates", "nms_mask", "nms_scan_gather"},
+    }[sources[-1]]
+    assert entries == expected
+    if sources[-1] != "decode.cu":  # decode.cu's only fma come from expf's own implementation
+        assert " fma." not in text
