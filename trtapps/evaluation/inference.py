@@ -9,6 +9,7 @@ dataloader), with the boxes mapped back to the original pixels afterwards.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from trtapps.pipeline import Pipeline
 from trtapps.plugins import PluginManager
 from trtapps.stages import FrameFailure
 from trtapps.structures import Detections, Frame, FrameResult
+
+log = logging.getLogger("trtapps.evaluation")
 
 #: the precisions ``--precision`` knows; only a model already in that precision can be evaluated at it
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -171,10 +174,14 @@ def build_pipeline(
     current = config.app.model_dump()
     if all(current.get(k) == v for k, v in preset.options.items()):
         return probe, preset
-    config = validate_data(
-        {"app": {**base, **preset.options}, "backend": backend}, manager.registries, require_source=False
-    )
-    return Pipeline(config, manager=manager, runner=probe.runner), preset
+    try:
+        config = validate_data(
+            {"app": {**base, **preset.options}, "backend": backend}, manager.registries, require_source=False
+        )
+        return Pipeline(config, manager=manager, runner=probe.runner), preset
+    except BaseException:
+        probe.close()
+        raise
 
 
 # -- running -------------------------------------------------------------------------------------------------------
@@ -269,7 +276,9 @@ def run_images(
     prepare = None
     if preset.long_side_resize is not None:
         long_side = model_long_side(pipeline)
-        if long_side is not None:
+        if long_side is None:
+            log.warning("preset %s: the model input size is unknown; skipping the loader resize", preset.name)
+        else:
             mode = preset.long_side_resize
 
             def prepare(image: np.ndarray) -> np.ndarray:
