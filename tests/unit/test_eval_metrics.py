@@ -502,3 +502,36 @@ def test_vectorised_functions_equal_the_official_loops(seed: int) -> None:
     rec = np.sort(rng.random(50))
     prec = rng.random(50)
     assert voc_ap(rec, prec) == pytest.approx(official_voc_ap(rec, prec), rel=1e-12)
+
+
+def cell(items: list[Any]) -> np.ndarray:
+    """A MATLAB cell column, as the official .mat files store their lists."""
+    out = np.empty((len(items), 1), dtype=object)
+    for i, item in enumerate(items):
+        out[i, 0] = item
+    return out
+
+
+def test_official_ground_truth_folder_is_read(tmp_path: Path) -> None:
+    from scipy.io import savemat
+
+    from trtapps.evaluation import load_wider_gt
+
+    boxes = [np.array([[1, 2, 3, 4], [5, 6, 7, 8]], float), np.array([[9, 9, 9, 9]], float)]
+    savemat(
+        tmp_path / "wider_face_val.mat",
+        {
+            "event_list": cell([np.array(["0--Parade"])]),
+            "file_list": cell([cell([np.array(["0_Parade_a"]), np.array(["0_Parade_b"])])]),
+            "face_bbx_list": cell([cell(boxes)]),
+        },
+    )
+    selections = {"easy": [[1], []], "medium": [[1], [1]], "hard": [[2, 1], [1]]}  # 1-based, as in the toolkit
+    for setting, per_image in selections.items():
+        lists = [np.array(v, dtype=np.float64).reshape(-1, 1) for v in per_image]
+        savemat(tmp_path / f"wider_{setting}_val.mat", {"gt_list": cell([cell(lists)])})
+    images = load_wider_gt(tmp_path)
+    assert [i.name for i in images] == ["0--Parade/0_Parade_a.jpg", "0--Parade/0_Parade_b.jpg"]
+    np.testing.assert_array_equal(images[0].boxes, boxes[0])
+    assert {s: v.tolist() for s, v in images[0].selections.items()} == {"easy": [0], "medium": [0], "hard": [1, 0]}
+    assert images[1].selections["easy"].tolist() == []
