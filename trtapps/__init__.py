@@ -31,12 +31,31 @@ from trtapps.structures import Detections, Frame, FrameResult
 
 __version__ = "0.1.0"
 
+# heavier names load on first use, so `import trtapps` (and plugin discovery) stays light
+_LAZY = {
+    "Pipeline": "trtapps.pipeline",
+    "PipelineInfo": "trtapps.pipeline",
+    "PipelineConfig": "trtapps.config.schema",
+    "RunSummary": "trtapps.metrics",
+    "ErrorAction": "trtapps.lifecycle",
+    "StageError": "trtapps.errors",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trtapps' has no attribute {name!r}")
+
 __all__ = [
     "App",
     "AppOptions",
     "BackendOptions",
     "ComponentSpec",
     "ConfigError",
+    "ErrorAction",
     "Detections",
     "Frame",
     "FrameFailure",
@@ -44,15 +63,20 @@ __all__ = [
     "InputError",
     "ModelError",
     "Options",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineInfo",
     "PluginError",
     "Postprocessor",
     "PostprocessorOptions",
     "Residency",
     "RunContext",
+    "RunSummary",
     "Runner",
     "Sink",
     "SinkOptions",
     "Source",
+    "StageError",
     "SourceOptions",
     "StashKey",
     "TensorInfo",

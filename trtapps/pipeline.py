@@ -131,7 +131,7 @@ class Pipeline:
     def from_dict(cls, data: Mapping[str, Any], *, plugins: Sequence[object] = (), **kw: Any) -> Pipeline:
         """Build from plain data shaped like a pipeline file."""
         manager = PluginManager(plugins)
-        config = validate_data(dict(data), manager.registries)
+        config = validate_data(dict(data), manager.registries, require_source=False)
         return cls(config, manager=manager, **kw)
 
     @classmethod
@@ -172,9 +172,9 @@ class Pipeline:
             "on_error": on_error,
         }
         manager = PluginManager(plugins)
-        config = validate_data(
-            {k: v for k, v in data.items() if v is not None}, manager.registries, require_source=not ready_sources
-        )
+        # a pipeline used only for predict()/submit() needs no source; iterating one without raises
+        config = validate_data({k: v for k, v in data.items() if v is not None}, manager.registries,
+                               require_source=False)
         return cls(config, manager=manager, sources=ready_sources, sinks=ready_sinks)
 
     def _build(self, registry: Any, options: Options) -> Any:
@@ -184,7 +184,7 @@ class Pipeline:
         except UserError:
             raise
         except Exception as exc:
-            raise StageError(f"{registry.kind} {options.type!r}", spec.plugin, exc) from exc
+            raise StageError(f"{registry.kind} {options.type!r}", spec.plugin or None, exc) from exc
 
     def _build_runner(self) -> Runner:
         spec = select_backend(self.config.backend.type, self.registries.backend)
@@ -264,7 +264,8 @@ class Pipeline:
         except (KeyboardInterrupt, UserError):
             raise
         except Exception as exc:
-            error = StageError("model", self.config.app.type, exc, frame=frames[0].index)
+            plugin = self.registries.app.get(self.config.app.type).plugin if self.config.app.type in self.registries.app else None
+            error = StageError(f"app {self.config.app.type!r}", plugin, exc, frame=frames[0].index)
             return [self._failed(f, error, summary) for f in frames]
         results = []
         for frame, dets in zip(frames, detections):

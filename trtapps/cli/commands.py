@@ -44,11 +44,14 @@ def _sources_override(sources: list[str] | None) -> dict[str, Any]:
 
 
 def register(app: typer.Typer) -> None:
+    from trtapps.cli import eval as eval_commands
+
     app.command("run")(run)
     app.command("predict")(predict)
     app.command("validate")(validate)
     app.command("schema")(schema)
     app.command("plugins")(plugins)
+    eval_commands.register(app)
 
 
 # -- run -----------------------------------------------------------------------------------------------------------------

@@ -306,7 +306,7 @@ class YoloApp(App):
         results = []
         for image_pred, transform in zip(pred, metas, strict=True):
             boxes, scores, class_ids = decode_head(image_pred, head.layout, self._params, self._grid)
-            results.append(Detections(scale_boxes(boxes, transform), scores, class_ids))
+            results.append(Detections(scale_boxes(boxes, transform, clip=self.options.clip_boxes), scores, class_ids))
         return results
 
 

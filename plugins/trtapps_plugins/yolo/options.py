@@ -64,6 +64,10 @@ class YoloOptions(AppOptions):
             "Default: the model's metadata, else the COCO-80 names for 80-class models, else the class ids."
         ),
     )
+    clip_boxes: bool = Field(
+        default=True,
+        description="Clip boxes to the image (the YOLOX evaluation protocol does not clip: false).",
+    )
     yolox_legacy: bool = Field(
         default=False,
         description=(
