@@ -76,6 +76,32 @@ class App(ABC):
     ) -> list[Detections]:
         """Turn the model outputs of a batch into one :class:`Detections` per frame, in original pixels."""
 
+    # -- the GPU data path (optional) ---------------------------------------------------------------------------
+    #: True when the app implements :meth:`preprocess_device` and :meth:`decode_device`; the pipeline then keeps
+    #: frames and tensors on the GPU whenever the runner's residency is DEVICE.
+    supports_device: bool = False
+
+    def preprocess_device(
+        self, images: Sequence[Array], frames: Sequence[Frame], stream: Any
+    ) -> tuple[dict[str, Array], list[Any]]:
+        """Like :meth:`preprocess`, on the GPU.
+
+        Args:
+            images: one ``(H, W, 3)`` uint8 BGR CuPy array per frame, already uploaded on *stream*.
+            frames: the host frames (sizes, sources; their pixels must not be read here).
+            stream: the CuPy stream everything of this batch is enqueued on (no host synchronisation).
+
+        Returns:
+            ``(inputs, metas)`` with CuPy input tensors (they may be views of a buffer the app reuses).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no GPU preprocessing")
+
+    def decode_device(
+        self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
+    ) -> list[Detections]:
+        """Like :meth:`decode`, from CuPy outputs on *stream*; returns host :class:`Detections` (one small copy)."""
+        raise NotImplementedError(f"{type(self).__name__} has no GPU decoding")
+
 
 @runtime_checkable
 class Source(Protocol):
