@@ -115,6 +115,11 @@ class Pipeline:
         self._lock = threading.Lock()  # one batch at a time through the runner
         self._service: _Service | None = None
         self._service_lock = threading.Lock()
+        #: the GPU data path: frames cross to the device once and only compact results come back
+        self.device_path = self.runner.residency is Residency.DEVICE and bool(
+            getattr(self.app, "supports_device", False)
+        )
+        self._uploader: Any = None
         self._closed = False
 
     # -- construction ---------------------------------------------------------------------------------------------
@@ -191,6 +196,8 @@ class Pipeline:
         fields = self.config.backend.model_dump(exclude={"type"})
         if self.config.backend.type == "auto":
             fields = {k: v for k, v in fields.items() if k in spec.options.model_fields}
+        if "max_batch" in spec.options.model_fields and fields.get("max_batch") is None:
+            fields["max_batch"] = self.config.app.batch_size  # device buffers / engine profile for the run's batch
         options = spec.options.model_validate({**fields, "type": spec.name})
         model_path = resolve_model(self.config.app.model, self.context.config_dir)
         runner: Runner = spec.factory(options, self.context, model_path)
@@ -249,28 +256,60 @@ class Pipeline:
     ) -> list[FrameResult]:
         """Run one batch of frames through preprocess → runner → decode → postprocess → tracker."""
         summary = summary if summary is not None else RunSummary()
-        n = len(frames)
         try:
-            with self._lock:
-                with Stopwatch(summary, "preprocess", n):
-                    inputs, metas = self.app.preprocess(frames)
-                    inputs = self._to_runner(inputs)
-                with Stopwatch(summary, "infer", n):
-                    outputs = self.runner.infer(inputs)
-                with Stopwatch(summary, "decode", n):
-                    if self.runner.residency is Residency.DEVICE and not getattr(self.app, "decodes_on_device", False):
-                        outputs = {k: to_host(v) for k, v in outputs.items()}
-                    detections = self.app.decode(outputs, frames, metas)
+            if self.device_path:
+                with self._lock:
+                    detections = self._process_on_device(frames, summary)
+            else:
+                with self._lock:
+                    detections = self._process_on_host(frames, summary)
         except (KeyboardInterrupt, UserError):
             raise
         except Exception as exc:
-            plugin = self.registries.app.get(self.config.app.type).plugin if self.config.app.type in self.registries.app else None
+            app_type = self.config.app.type
+            plugin = self.registries.app.get(app_type).plugin if app_type in self.registries.app else None
             error = StageError(f"app {self.config.app.type!r}", plugin, exc, frame=frames[0].index)
             return [self._failed(f, error, summary) for f in frames]
         results = []
         for frame, dets in zip(frames, detections):
             results.append(self._finish_frame(frame, dets, summary, trackers, keep_images))
         return results
+
+    def _process_on_host(self, frames: Sequence[Frame], summary: RunSummary) -> list[Detections]:
+        """Host preprocessing and decoding (arrays go to a device runner and back when it needs them)."""
+        n = len(frames)
+        with Stopwatch(summary, "preprocess", n):
+            inputs, metas = self.app.preprocess([_on_host(f) for f in frames])
+            inputs = self._to_runner(inputs)
+        with Stopwatch(summary, "infer", n):
+            outputs = self.runner.infer(inputs)
+        with Stopwatch(summary, "decode", n):
+            if self.runner.residency is Residency.DEVICE:
+                outputs = {k: to_host(v) for k, v in outputs.items()}
+            return self.app.decode(outputs, frames, metas)
+
+    def _process_on_device(self, frames: Sequence[Frame], summary: RunSummary) -> list[Detections]:
+        """The GPU data path: one upload, preprocessing kernel, inference, decode/NMS kernels, one download.
+
+        Everything is enqueued on the run's stream; the only host synchronisation is the final small copy.
+        Stage times are host times (enqueue for the first three, the wait for results in ``decode``).
+        """
+        from trtapps.gpu.frames import FrameUploader
+        from trtapps.gpu.stream import pipeline_stream
+
+        n = len(frames)
+        stream = pipeline_stream(self.context, self.context.device)
+        if self._uploader is None:
+            self._uploader = FrameUploader(device=self.context.device)
+        with stream:
+            with Stopwatch(summary, "upload", n):
+                images = self._uploader.upload([f.image for f in frames], stream)
+            with Stopwatch(summary, "preprocess", n):
+                inputs, metas = self.app.preprocess_device(images, frames, stream)
+            with Stopwatch(summary, "infer", n):
+                outputs = self.runner.infer(inputs, stream)
+            with Stopwatch(summary, "decode", n):
+                return self.app.decode_device(outputs, frames, metas, stream)
 
     def _to_runner(self, inputs: dict[str, Any]) -> dict[str, Any]:
         if self.runner.residency is Residency.DEVICE:
@@ -511,6 +550,9 @@ class Pipeline:
         if self._service is not None:
             self._service.stop()
             self._service = None
+        if self._uploader is not None:
+            _quietly(self._uploader.close)
+            self._uploader = None
         _quietly(self.runner.close)
 
     def __enter__(self) -> Pipeline:
@@ -614,6 +656,12 @@ def _dump(item: Any) -> Any:
     if isinstance(item, Options):
         return item.model_dump()
     return dict(item) if isinstance(item, Mapping) else item
+
+
+def _on_host(frame: Frame) -> Frame:
+    if not is_device_array(frame.image):
+        return frame
+    return Frame(to_host(frame.image), frame.source, frame.index, frame.timestamp, frame.source_id, frame.meta)
 
 
 def _as_frame(image: np.ndarray | str | Path) -> Frame:
