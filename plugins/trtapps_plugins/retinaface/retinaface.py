@@ -23,6 +23,7 @@ reference).
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,6 +45,16 @@ from ._common import (
     resolve_input_size,
     select_faces,
 )
+from ._device import (
+    DeviceBuffer,
+    FacePlan,
+    PinnedStorage,
+    are_probabilities,
+    canvas_params,
+    face_plan,
+    probability_stats,
+    top_candidates,
+)
 
 if TYPE_CHECKING:
     from trtapps.context import RunContext
@@ -62,6 +73,10 @@ _NAMES = {
     "landmark": "landmarks",
 }
 _WIDTHS = {"loc": 4, "conf": 2, "landmarks": 10}
+#: device prior tables kept per app (one per input size and device)
+_MAX_DEVICE_PRIORS = 64
+
+logger = logging.getLogger("trtapps.retinaface")
 
 
 class RetinaFaceOptions(AppOptions):
@@ -231,6 +246,11 @@ class RetinaFaceApp(App):
         self._input_dtype: np.dtype[Any] = np.dtype(np.float32)
         self._input_size: tuple[int, int] | None = options.input_size
         self._heads: _Heads | None = None
+        # the GPU data path's reusable buffers and tables (allocated on first use)
+        self._input_buffer = DeviceBuffer()
+        self._pinned = PinnedStorage()
+        self._device_priors: dict[tuple[int, int, int], Any] = {}
+        self._warned: set[str] = set()
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -371,6 +391,199 @@ class RetinaFaceApp(App):
         if self._input_name is None or self._heads is None:
             raise RuntimeError("retinaface: call bind(runner) before preprocess/decode")
         return self._input_name
+
+    # -- the GPU data path ------------------------------------------------------------------------------------
+    supports_device = True
+
+    def preprocess_device(
+        self, images: Sequence[Array], frames: Sequence[Frame], stream: Any
+    ) -> tuple[dict[str, Array], list[Any]]:
+        """:meth:`preprocess` on the GPU: one fused launch (resize into the top-left ROI at a fixed size, none at
+        native size; BGR minus the mean; padding = the mean, so 0) into a device buffer the app reuses.
+
+        Args:
+            images: one ``(H, W, 3)`` uint8 BGR CuPy array per frame, uploaded on *stream*.
+            frames: the batch's frames (not read).
+            stream: the CuPy stream to enqueue on.
+
+        Returns:
+            ``({input: (B, 3, H, W) CuPy float}, [CanvasTransform per frame])``; the tensor is a view valid until
+            the next call.
+
+        Raises:
+            ValueError: at native size, frames of different sizes in one batch.
+        """
+        from trtapps.ops.cuda.preprocess import preprocess_batch
+
+        name = self._require_bound()
+        if len(images) != len(frames):
+            raise ValueError(f"retinaface: preprocess_device got {len(images)} images for {len(frames)} frames")
+        metas, rois, kwargs = self.preprocess_arguments([(int(im.shape[0]), int(im.shape[1])) for im in images])
+        height, width = metas[0].dst_size
+        out = self._input_buffer.view((len(images), 3, height, width), self._input_dtype, stream)
+        preprocess_batch(images, out, rois, stream=stream, **kwargs)
+        return {name: out}, metas
+
+    def preprocess_arguments(
+        self, sizes: Sequence[tuple[int, int]]
+    ) -> tuple[list[CanvasTransform], np.ndarray, dict[str, Any]]:
+        """What :meth:`preprocess_device` gives the preprocessing kernel for frames of these ``(H, W)`` sizes.
+
+        Returns:
+            ``(metas, rois, kwargs)``: the transforms (as :meth:`preprocess` computes them), the ``(B, 4)``
+            top-left regions of the resized frames, and the normalisation keywords of
+            :func:`~trtapps.ops.cuda.preprocess.preprocess_batch` (the same as its NumPy twin
+            :func:`~trtapps.ops.preprocess.preprocess_reference` takes).
+
+        Raises:
+            ValueError: no frames, or at native size frames of different sizes.
+        """
+        self._require_bound()
+        if not sizes:
+            raise ValueError("retinaface: preprocess needs at least one frame")
+        metas: list[CanvasTransform]
+        if self._input_size is None:
+            if len(set(sizes)) > 1:
+                raise ValueError(
+                    f"retinaface at native size cannot batch frames of different sizes {sorted(set(sizes))}; "
+                    "group frames by App.batch_key or set app.input_size"
+                )
+            metas = [CanvasTransform.identity(*sizes[0])] * len(sizes)
+        else:
+            metas = [CanvasTransform.fit(size, self._input_size) for size in sizes]
+        rois = np.array([(0, 0, m.resized_size[1], m.resized_size[0]) for m in metas], dtype=np.int64)
+        mean = tuple(float(v) for v in self._mean)
+        return metas, rois, {"pad_value": mean, "mean": mean, "std": 1.0}
+
+    def decode_device(
+        self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
+    ) -> list[Detections]:
+        """:meth:`decode` on the GPU: decode kernel (mapped to frame pixels), best ``top_k``, NMS with ``+1``
+        areas, ``max_det``, and one device→host copy of the whole batch's faces.
+
+        Args:
+            outputs: the runner's CuPy outputs (computed on *stream*).
+            frames: the batch's frames.
+            metas: each frame's :class:`CanvasTransform` from :meth:`preprocess_device`.
+            stream: the CuPy stream the outputs were produced on.
+
+        Returns:
+            One host :class:`Detections` per frame with ``(N, 5, 2)`` landmarks, as :meth:`decode` returns them.
+        """
+        import cupy
+
+        from trtapps.ops.cuda.decode import Candidates, decode_retinaface
+        from trtapps.ops.cuda.nms import download_compact, nms_batched
+
+        self._require_bound()
+        loc, conf, landmarks = self._split_device(outputs, stream)
+        if loc.shape[0] != len(metas):
+            raise ValueError(
+                f"retinaface: the model returned {loc.shape[0]} images for a batch of {len(metas)}"
+            )
+        if not metas:
+            return []
+        dst_sizes = {tuple(m.dst_size) for m in metas}
+        if len(dst_sizes) > 1:
+            raise ValueError(f"retinaface: one batch has inputs of several sizes {sorted(dst_sizes)}")
+        height, width = metas[0].dst_size
+        priors = self._priors_on_device(height, width, stream)
+        if loc.shape[1] != priors.shape[0]:
+            raise ValueError(
+                f"retinaface: the model gave {loc.shape[1]} rows for a {height}×{width} input, but there are "
+                f"{priors.shape[0]} biubug6 priors (steps 8/16/32, 2 anchors per cell)"
+            )
+        opts = self.options
+        plan = self.face_plan(int(priors.shape[0]))
+        logits = self._conf_logits(conf, stream)
+        with stream:
+            candidates = decode_retinaface(
+                loc,
+                conf,
+                landmarks,
+                opts.conf_threshold,
+                input_size=(height, width),
+                priors=priors,
+                logits=logits,
+                variances=VARIANCES,
+                capacity=plan.decode_capacity,
+                params=canvas_params(metas),
+                clip=False,
+                stream=stream,
+            )
+            if plan.gather:
+                best = top_candidates(cupy, candidates.records, candidates.counts, plan.nms_capacity)
+                candidates = Candidates(best, candidates.counts)
+            compact = nms_batched(
+                candidates, opts.iou_threshold, max_det=opts.max_det, plus_one=True, stream=stream
+            )
+            host = download_compact(compact, out=self._pinned.get(int(compact.storage.size)), stream=stream)
+        lost = plan.lost(host.found)
+        if lost.any() and "lost" not in self._warned:
+            self._warned.add("lost")
+            logger.warning(
+                "retinaface: an image has %d candidates; the GPU NMS takes the best %d, not top_k = %d: "
+                "raise conf_threshold or lower top_k",
+                int(host.found[int(np.flatnonzero(lost)[0])]),
+                plan.nms_capacity,
+                plan.top_k,
+            )
+        return [host.detections(b) for b in range(len(metas))]
+
+    def face_plan(self, num_priors: int) -> FacePlan:
+        """The candidate buffer sizes for *num_priors* priors (see :func:`face_plan`)."""
+        from trtapps.ops.cuda.nms import MAX_CAPACITY
+
+        return face_plan(num_priors, self.options.top_k, MAX_CAPACITY)
+
+    def _conf_logits(self, conf: Any, stream: Any) -> bool:
+        """Whether *conf* holds logits: the option, or ``auto``'s per-batch test (one 3-number copy)."""
+        activation = self.options.conf_activation
+        if activation != "auto":
+            return activation == "softmax"
+        import cupy
+
+        with stream:
+            stats = probability_stats(cupy, conf)
+        return not are_probabilities(cupy.asnumpy(stats, stream=stream), int(conf.size))
+
+    def _priors_on_device(self, height: int, width: int, stream: Any) -> Any:
+        """:func:`prior_boxes` for this size on the current device, uploaded once."""
+        import cupy
+
+        key = (cupy.cuda.Device().id, int(height), int(width))
+        table = self._device_priors.get(key)
+        if table is None:
+            if len(self._device_priors) >= _MAX_DEVICE_PRIORS:
+                self._device_priors.clear()
+            with stream:
+                table = cupy.asarray(prior_boxes(height, width))
+            stream.synchronize()  # once per size: later batches may run on another stream
+            self._device_priors[key] = table
+        return table
+
+    def _split_device(self, outputs: Mapping[str, Array], stream: Any) -> tuple[Any, Any, Any]:
+        """The loc, conf and landmarks heads as CuPy arrays (views of a packed output)."""
+        import cupy
+
+        heads = self._heads
+        assert heads is not None
+        try:
+            arrays = {name: outputs[name] for name in {heads.loc, heads.conf, heads.landmarks}}
+        except KeyError as exc:
+            raise ValueError(
+                f"retinaface: output {exc} is missing from the model outputs {sorted(outputs)}"
+            ) from None
+        with stream:
+            device = {name: cupy.asarray(array) for name, array in arrays.items()}
+        if heads.packed:
+            packed = device[heads.loc]
+            return packed[..., 0:4], packed[..., 4:6], packed[..., 6:16]
+        loc, conf, landmarks = device[heads.loc], device[heads.conf], device[heads.landmarks]
+        if not (loc.dtype == conf.dtype == landmarks.dtype):
+            with stream:
+                loc, conf, landmarks = (a.astype(cupy.float32) for a in (loc, conf, landmarks))
+        return loc, conf, landmarks
 
 
 def _find_heads(runner: Runner) -> _Heads:

@@ -3,7 +3,8 @@
 :meth:`YoloApp.bind` reads the model once (input size, head layout, metadata) and picks the variant; the
 per-batch work is :meth:`YoloApp.preprocess` (host letterbox + normalisation, frames of any size in one batch)
 and :meth:`YoloApp.decode` (the NumPy decoders of :mod:`trtapps_plugins.yolo.decode`, then the letterbox
-inverse).
+inverse). With a device runner the pipeline calls :meth:`YoloApp.preprocess_device` and
+:meth:`YoloApp.decode_device` instead: the same results from the CuPy kernels (:mod:`trtapps_plugins.yolo.device`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,24 @@ from typing import Any, NoReturn
 import numpy as np
 
 from trtapps import App, ConfigError, Detections, Frame, ModelError, Residency, RunContext, Runner
-from trtapps.ops.letterbox import LetterboxTransform, letterbox, scale_boxes
+from trtapps.ops.letterbox import PAD_VALUE, LetterboxTransform, letterbox, scale_boxes
 from trtapps.postprocess import resolve_classes
 from trtapps.structures import Array, to_host
 from trtapps_plugins.yolo.decode import DecodeParams, looks_decoded, yolox_grid
 from trtapps_plugins.yolo.decode import decode as decode_head
+from trtapps_plugins.yolo.device import (
+    ANCHOR_COL,
+    CLASS_COL,
+    CandidatePlan,
+    DeviceBuffer,
+    PinnedStorage,
+    candidate_plan,
+    device_decode_problem,
+    imagenet_normalise,
+    mask_classes,
+    normalisation,
+    top_candidates,
+)
 from trtapps_plugins.yolo.names import COCO80, parse_metadata_names, read_names_file
 from trtapps_plugins.yolo.options import YoloOptions
 
@@ -86,6 +100,12 @@ class YoloApp(App):
         self._head: YoloHead | None = None
         self._params = DecodeParams()
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
+        # the GPU data path's reusable buffers (allocated on first use)
+        self._input_buffer = DeviceBuffer()
+        self._scratch_buffer = DeviceBuffer()
+        self._pinned = PinnedStorage()
+        self._device_classes: dict[tuple[Any, ...], Any] = {}
+        self._warned: set[str] = set()
 
     @property
     def head(self) -> YoloHead:
@@ -308,6 +328,196 @@ class YoloApp(App):
             boxes, scores, class_ids = decode_head(image_pred, head.layout, self._params, self._grid)
             results.append(Detections(scale_boxes(boxes, transform, clip=self.options.clip_boxes), scores, class_ids))
         return results
+
+    # -- the GPU data path ------------------------------------------------------------------------------------------
+    supports_device = True
+
+    def preprocess_device(
+        self, images: Sequence[Array], frames: Sequence[Frame], stream: Any
+    ) -> tuple[dict[str, Array], list[Any]]:
+        """:meth:`preprocess` on the GPU: one fused letterbox + normalisation launch for the whole batch.
+
+        The letterbox of each frame is :meth:`LetterboxTransform.compute` as on the CPU; the result is written
+        into a device input buffer the app reuses (grown for a larger batch), returned as a ``[:B]`` view that
+        is valid until the next call.
+
+        Args:
+            images: one ``(H, W, 3)`` uint8 BGR CuPy array per frame, uploaded on *stream*.
+            frames: the batch's frames (not read).
+            stream: the CuPy stream to enqueue on.
+
+        Returns:
+            ``({input_name: (B, 3, H, W) CuPy float32/float16}, [LetterboxTransform per frame])``.
+        """
+        from trtapps.ops.cuda.preprocess import preprocess_batch
+
+        head = self.head
+        if len(images) != len(frames):
+            raise ValueError(f"yolo preprocess_device got {len(images)} images for {len(frames)} frames")
+        metas, rois, kernel_args = self.preprocess_arguments([(int(im.shape[0]), int(im.shape[1])) for im in images])
+        shape = (len(images), 3, *head.input_size)
+        out = self._input_buffer.view(shape, head.input_dtype, stream)
+        if not images:
+            return {head.input_name: out}, metas
+        # legacy YOLOX normalises in two steps like the CPU path: RGB / 255 in float32, then ImageNet in float64
+        imagenet = normalisation(head.variant, self.options.yolox_legacy).imagenet
+        target = self._scratch_buffer.view(shape, np.float32, stream) if imagenet else out
+        preprocess_batch(images, target, rois, stream=stream, **kernel_args)
+        if imagenet:
+            imagenet_normalise(target, out, IMAGENET_MEAN, IMAGENET_STD, stream)
+        return {head.input_name: out}, metas
+
+    def preprocess_arguments(
+        self, sizes: Sequence[tuple[int, int]]
+    ) -> tuple[list[LetterboxTransform], np.ndarray, dict[str, Any]]:
+        """What :meth:`preprocess_device` gives the preprocessing kernel for frames of these ``(H, W)`` sizes.
+
+        Returns:
+            ``(metas, rois, kwargs)``: the letterbox transforms (as :meth:`preprocess` computes them), the
+            ``(B, 4)`` regions the resized frames land in, and the normalisation keywords of
+            :func:`~trtapps.ops.cuda.preprocess.preprocess_batch` (the same as those of its NumPy twin
+            :func:`~trtapps.ops.preprocess.preprocess_reference`). Legacy YOLOX adds the ImageNet pass after.
+        """
+        from trtapps.ops.preprocess import rois_from_letterbox
+
+        head = self.head
+        norm = normalisation(head.variant, self.options.yolox_legacy)
+        metas = [LetterboxTransform.compute(size, head.input_size, centered=norm.centered) for size in sizes]
+        kwargs: dict[str, Any] = {"pad_value": PAD_VALUE, "swap_rb": norm.swap_rb, "std": norm.std}
+        return metas, rois_from_letterbox(metas), kwargs
+
+    def decode_device(
+        self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
+    ) -> list[Detections]:
+        """:meth:`decode` on the GPU: decode kernel, ``classes`` mask, best ``max_candidates``, batched NMS, the
+        letterbox inverse, then one device→host copy of the kept detections of the whole batch.
+
+        Heads the kernels cannot take (more than 2048 classes, 2**21 anchors) are decoded on the host by
+        :meth:`decode` (logged once). See :mod:`trtapps_plugins.yolo.device` for the exactness argument.
+
+        Args:
+            outputs: the runner's CuPy outputs (computed on *stream*).
+            frames: the batch's frames.
+            metas: each frame's :class:`~trtapps.ops.letterbox.LetterboxTransform` from :meth:`preprocess_device`.
+            stream: the CuPy stream the outputs were produced on.
+
+        Returns:
+            One host :class:`Detections` per frame, as :meth:`decode` returns them.
+        """
+        import cupy
+
+        from trtapps.ops.cuda.decode import (
+            MAX_ANCHORS,
+            MAX_CLASSES,
+            Candidates,
+            decode_yolov5,
+            decode_yolov8,
+            decode_yolox,
+        )
+        from trtapps.ops.cuda.nms import MAX_CAPACITY, download_compact, nms_batched
+        from trtapps.ops.decode import params_from_letterbox
+
+        head = self.head
+        pred = outputs[head.output_name]
+        if pred.shape[0] != len(frames) or len(metas) != len(frames):
+            raise ValueError(f"yolo decode got {pred.shape[0]} outputs and {len(metas)} metas for {len(frames)} frames")
+        problem = device_decode_problem(head.layout, pred.shape, MAX_ANCHORS, MAX_CLASSES)
+        if problem is not None:
+            self._warn_once("host", "yolo: %s; decoding on the host instead", problem)
+            return self.decode({head.output_name: cupy.asnumpy(pred, stream=stream)}, frames, metas)
+        if not frames:
+            return []
+        plan = self.candidate_plan(pred.shape)
+        opts, params = self.options, self._params
+        with stream:
+            pred = cupy.ascontiguousarray(cupy.asarray(pred))
+            common = {"capacity": plan.decode_capacity, "multi_label": params.multi_label, "stream": stream}
+            if head.layout == "v8":
+                candidates = decode_yolov8(pred, params.conf_threshold, **common)
+            elif head.layout == "v5":
+                candidates = decode_yolov5(pred, params.conf_threshold, **common)
+            else:
+                candidates = decode_yolox(
+                    pred, params.conf_threshold, input_size=head.input_size, strides=self.yolox_strides, **common
+                )
+            if params.classes is not None:
+                mask_classes(cupy, candidates.records, self._classes_on_device())
+            if plan.gather:
+                best = top_candidates(
+                    cupy,
+                    candidates.records,
+                    candidates.counts,
+                    plan.nms_capacity,
+                    class_col=CLASS_COL,
+                    anchor_col=ANCHOR_COL,
+                )
+                candidates = Candidates(best, candidates.counts)
+            compact = nms_batched(
+                candidates,
+                params.iou_threshold,
+                max_det=params.max_det,
+                class_aware=not params.agnostic,
+                params=params_from_letterbox(metas),
+                clip=opts.clip_boxes,
+                stream=stream,
+            )
+            host = download_compact(compact, out=self._pinned.get(int(compact.storage.size)), stream=stream)
+        lost = plan.lost(host.found)
+        if lost.any():
+            b = int(np.flatnonzero(lost)[0])
+            self._warn_once(
+                "lost",
+                "yolo: the GPU decode kept %d of the %d candidates of an image (limit %d); its detections may "
+                "differ from the CPU path's: raise conf_threshold or lower max_candidates",
+                min(plan.decode_capacity, plan.nms_capacity),
+                int(host.found[b]),
+                min(plan.limit, MAX_CAPACITY),
+            )
+        results = []
+        for b in range(len(frames)):
+            dets = host.detections(b)
+            if params.classes is not None:  # the masked candidates (score -1) come last; drop them
+                keep = np.isin(dets.class_ids, params.classes)
+                dets = Detections(dets.boxes[keep], dets.scores[keep], dets.class_ids[keep])
+            results.append(dets)
+        return results
+
+    def candidate_plan(self, head_shape: Sequence[int]) -> CandidatePlan:
+        """The candidate buffer sizes for a head output of *head_shape* (see :func:`candidate_plan`)."""
+        from trtapps.ops.cuda.nms import MAX_CAPACITY
+
+        head = self.head
+        anchors = int(head_shape[2] if head.layout == "v8" else head_shape[1])
+        return candidate_plan(
+            anchors,
+            head.num_classes,
+            multi_label=self._params.multi_label,
+            max_candidates=self._params.max_candidates,
+            nms_max=MAX_CAPACITY,
+        )
+
+    @property
+    def yolox_strides(self) -> tuple[int, ...]:
+        """The strides of a raw YOLOX head, in row order (from the grid :meth:`bind` matched)."""
+        if self._grid is None:
+            raise RuntimeError("yolo: the model has no raw YOLOX head")
+        return tuple(int(s) for s in np.unique(self._grid[1]))
+
+    def _classes_on_device(self) -> Any:
+        import cupy
+
+        classes = self._params.classes
+        assert classes is not None
+        key = (cupy.cuda.Device().id, tuple(int(c) for c in classes))
+        table = self._device_classes.get(key)
+        if table is None:
+            table = self._device_classes[key] = cupy.asarray(np.asarray(classes, dtype=np.float32))
+        return table
+
+    def _warn_once(self, key: str, message: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self._logger.warning(message, *args)
 
 
 def create_app(options: YoloOptions, context: RunContext) -> YoloApp:
