@@ -120,6 +120,7 @@ class Pipeline:
             getattr(self.app, "supports_device", False)
         )
         self._uploader: Any = None
+        self._stager: Any = None  # pinned staging of frames by the reader thread (GPU data path, runs only)
         self._closed = False
 
     # -- construction ---------------------------------------------------------------------------------------------
@@ -301,15 +302,22 @@ class Pipeline:
         stream = pipeline_stream(self.context, self.context.device)
         if self._uploader is None:
             self._uploader = FrameUploader(device=self.context.device)
-        with stream:
-            with Stopwatch(summary, "upload", n):
-                images = self._uploader.upload([f.image for f in frames], stream)
-            with Stopwatch(summary, "preprocess", n):
-                inputs, metas = self.app.preprocess_device(images, frames, stream)
-            with Stopwatch(summary, "infer", n):
-                outputs = self.runner.infer(inputs, stream)
-            with Stopwatch(summary, "decode", n):
-                return self.app.decode_device(outputs, frames, metas, stream)
+        from trtapps.gpu.frames import PinnedFrameStager
+
+        pinned = all(PinnedFrameStager.SLOT_KEY in f.meta for f in frames)
+        try:
+            with stream:
+                with Stopwatch(summary, "upload", n):
+                    images = self._uploader.upload([f.image for f in frames], stream, pinned=pinned)
+                with Stopwatch(summary, "preprocess", n):
+                    inputs, metas = self.app.preprocess_device(images, frames, stream)
+                with Stopwatch(summary, "infer", n):
+                    outputs = self.runner.infer(inputs, stream)
+                with Stopwatch(summary, "decode", n):
+                    return self.app.decode_device(outputs, frames, metas, stream)
+        finally:
+            if self._stager is not None:
+                self._stager.release(frames, stream)  # the reader may reuse the pinned slots once copied
 
     def _to_runner(self, inputs: dict[str, Any]) -> dict[str, Any]:
         if self.runner.residency is Residency.DEVICE:
@@ -389,6 +397,11 @@ class Pipeline:
         info = self.info(sources, sinks)
         stop = threading.Event()
         frames_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, self.batch_size * self.config.queue_size))
+        if self.device_path:
+            from trtapps.gpu.frames import PinnedFrameStager
+
+            # every frame that can be queued, batched or in flight has its own pinned slot
+            self._stager = PinnedFrameStager(frames_q.maxsize + 2 * self.batch_size + 2)
         results_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, self.batch_size * self.config.queue_size))
         errors: list[BaseException] = []
         reader = threading.Thread(
@@ -427,9 +440,17 @@ class Pipeline:
             raise
         finally:
             stop.set()
+            if self._stager is not None:
+                self._stager.cancel()
             _drain(results_q)
             worker.join(timeout=30)
             reader.join(timeout=30)  # a live source may sit in a blocking read up to its timeout
+            if self._stager is not None:
+                if reader.is_alive() or worker.is_alive():
+                    log.warning("a pipeline thread is still running; its pinned frame memory is not freed")
+                else:
+                    self._stager.close()
+                self._stager = None
             summary.finished = time.perf_counter()
             for source in sources:
                 _quietly(source.close)
@@ -472,6 +493,9 @@ class Pipeline:
                     else:
                         item.source_id = source_id
                     summary.frames_in += 1
+                    if self._stager is not None and not isinstance(item, FrameFailure):
+                        with Stopwatch(summary, "stage", 1):
+                            self._stager.stage(item)
                     if not _put(out, item, stop):
                         return
         except BaseException as exc:  # reported by the consumer; a source that dies mid-run is an input error
