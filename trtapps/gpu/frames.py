@@ -107,6 +107,7 @@ class PinnedFrameStager:
         self._busy: set[int] = set()
         self._cond = threading.Condition()
         self._cancelled = False
+        self._pool: Any = None  # a few threads to split large copies (np.copyto releases the GIL)
 
     def stage(self, frame: Any, timeout: float = 60.0) -> None:
         """Move ``frame.image`` into pinned memory (no-op for device frames)."""
@@ -134,9 +135,24 @@ class PinnedFrameStager:
                 raise RuntimeError("the run stopped while a frame waited for a pinned slot")
             self._busy.add(id(slot))
         view = slot.view(image.shape, np.uint8)
-        np.copyto(view, image)
+        self._copy(view, image)
         frame.image = view
         frame.meta[self.SLOT_KEY] = slot
+
+    COPY_THREADS = 4
+    PARALLEL_BYTES = 1 << 20
+
+    def _copy(self, dst: np.ndarray, src: np.ndarray) -> None:
+        """Host copy of one frame, in row bands on a few threads when it is large (memory bandwidth bound)."""
+        if src.nbytes < self.PARALLEL_BYTES or src.shape[0] < self.COPY_THREADS:
+            np.copyto(dst, src)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.COPY_THREADS, thread_name_prefix="trtapps-stage")
+        bands = np.array_split(np.arange(src.shape[0]), self.COPY_THREADS)
+        list(self._pool.map(lambda rows: np.copyto(dst[rows[0]:rows[-1] + 1], src[rows[0]:rows[-1] + 1]), bands))
 
     def release(self, frames: Sequence[Any], stream: Any) -> None:
         """Free the slots of *frames* once *stream* has passed the work enqueued so far (copies included)."""
@@ -163,3 +179,6 @@ class PinnedFrameStager:
                 self._ring = None
             self._busy.clear()
             self._cond.notify_all()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
