@@ -8,7 +8,8 @@ import sys
 
 def main() -> None:
     path, number = sys.argv[1], int(sys.argv[2])
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```(?:bash|sh|shell)\n(.*?)```", section, re.DOTALL)
     if len(blocks) != 2:

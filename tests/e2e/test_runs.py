@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, shared_path
 
+from conftest import REPO, shared_path
 from trtapps import ComponentSpec, PostprocessorOptions, hookimpl
 from trtapps.cli import main
 from trtapps.errors import ModelError, StageError
@@ -90,9 +90,11 @@ def test_corrupt_and_empty_images_are_recorded_and_the_run_goes_on(tmp_path: Pat
                                     sinks=[{"type": "jsonl"}], output=tmp_path / "out").run()
     lines = jsonl(tmp_path / "out" / "results.jsonl")
     assert [Path(line["source"]).name for line in lines] == ["a_good.jpg", "b_corrupt.jpg", "c_empty.png", "d_good.jpg"]
-    assert "error" in lines[1] and "error" in lines[2]
+    assert "error" in lines[1]
+    assert "error" in lines[2]
     assert "b_corrupt.jpg" in lines[1]["error"] or "decode" in lines[1]["error"]
-    assert lines[0]["detections"] and lines[3]["detections"]
+    assert lines[0]["detections"]
+    assert lines[3]["detections"]
     assert (summary.frames_in, summary.frames_out, summary.frames_failed) == (4, 4, 2)
 
 
@@ -122,11 +124,13 @@ def test_missing_and_corrupt_models_are_one_line(tmp_path: Path) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(shared_path("models/yolox_nano.onnx").read_bytes()[:5000])
     proc = _cli("predict", "--app", "yolo", "--model", str(broken), "--source", image)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
     assert "not a loadable ONNX model" in proc.stderr
     proc = _cli("predict", "--app", "yolo", "--model", str(shared_path("models/osnet_x0_25_msmt17.onnx")),
                 "--source", image)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "osnet_x0_25_msmt17.onnx" in proc.stderr
 
 
@@ -154,7 +158,8 @@ def test_ctrl_c_leaves_valid_outputs(tmp_path: Path) -> None:
     assert frames == list(range(len(frames)))
     cap = cv2.VideoCapture(str(tmp_path / "vtest.mp4"))
     ok, frame = cap.read()
-    assert ok and frame.shape == (576, 768, 3)
+    assert ok
+    assert frame.shape == (576, 768, 3)
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= len(lines) - 8  # the writer was closed, not truncated
 
 
@@ -208,9 +213,11 @@ def test_lifecycle_hooks_and_stage_error_policy(tmp_path: Path) -> None:
     summary = pipe.run()
     assert recorder.calls == ["configure", "started:yolo:onnxruntime", "finished:2:None"]
     (error,) = recorder.errors
-    assert error.stage == "postprocess" and "kaboom" in str(error)
+    assert error.stage == "postprocess"
+    assert "kaboom" in str(error)
     lines = jsonl(tmp_path / "results.jsonl")
-    assert "kaboom" in lines[1]["error"] and lines[0]["detections"]
+    assert "kaboom" in lines[1]["error"]
+    assert lines[0]["detections"]
     assert summary.frames_failed == 1
 
     aborting = Recorder(ErrorAction.ABORT)
@@ -257,6 +264,6 @@ def test_python_api_from_file_iteration_predict_and_futures(tmp_path: Path) -> N
 
 
 def test_model_that_does_not_fit_the_app() -> None:
-    with pytest.raises(ModelError, match="osnet_x0_25_msmt17.onnx"):
+    with pytest.raises(ModelError, match=r"osnet_x0_25_msmt17\.onnx"):
         Pipeline.from_objects(app={"type": "retinaface", "model": str(shared_path("models/osnet_x0_25_msmt17.onnx"))},
                               source={"type": "images", "path": str(shared_path("media/bus.jpg"))})

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import cv2
-from conftest import REPO, shared_path
 
+from conftest import REPO, shared_path
 from trtapps.config.loader import load_config
 from trtapps.pipeline import Pipeline
 from trtapps.plugins import PluginManager
@@ -28,7 +28,8 @@ def test_bytetrack_pipeline_writes_ids_mot_file_and_video(tmp_path: Path) -> Non
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(lines) == 60
     tracked = [d for line in lines for d in line["detections"]]
-    assert tracked and all("track_id" in d and d["label"] == "person" for d in tracked)
+    assert tracked
+    assert all("track_id" in d and d["label"] == "person" for d in tracked)
     mot = [row.split(",") for row in (out / "vtest.txt").read_text().splitlines()]
     assert len(mot) == len(tracked)
     assert {int(r[0]) for r in mot} <= set(range(1, 61))  # MOT frames are 1-based

@@ -122,7 +122,7 @@ def test_unknown_plugin_section(registries) -> None:
 
 
 def test_missing_file() -> None:
-    with pytest.raises(ConfigError, match="nope.yaml: pipeline file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: pipeline file not found"):
         load_config("nope.yaml", PluginManager().registries)
 
 

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
     eval_commands.register(app)
 
 
-# -- run -----------------------------------------------------------------------------------------------------------------
+# -- run -------------------------------------------------------------------------------------------------------------
 def run(
     config: Annotated[Path, typer.Argument(help="The pipeline file (YAML).")],
     source: Annotated[
@@ -130,7 +130,7 @@ def _print_summary(summary: Any, output_dir: Path) -> None:
         console.print(f"[yellow]… and {len(summary.failures) - 10} more failures (see the JSONL)[/]")
 
 
-# -- predict -------------------------------------------------------------------------------------------------------------
+# -- predict ---------------------------------------------------------------------------------------------------------
 def predict(
     app: Annotated[str, typer.Option(help="The app: yolo, retinaface, scrfd, or a plugin's.")],
     model: Annotated[str, typer.Option(help="ONNX model path or model-zoo name.")],
@@ -184,7 +184,7 @@ def _predict_hint(problem: str) -> str:
     return problem
 
 
-# -- validate / schema / plugins -----------------------------------------------------------------------------------------
+# -- validate / schema / plugins -------------------------------------------------------------------------------------
 def validate(config: Annotated[Path, typer.Argument(help="The pipeline file (YAML).")]) -> None:
     """Check a pipeline file (both validation phases, model path) without running anything."""
     from trtapps.config.loader import load_config

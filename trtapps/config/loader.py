@@ -231,7 +231,8 @@ def validate_data(
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.add(("plugins", name), f"no installed plugin is called {name!r}{hint}", key=True)
     problems.raise_if_any()
-    assert isinstance(app, AppOptions) and isinstance(backend, BackendOptions)
+    assert isinstance(app, AppOptions)
+    assert isinstance(backend, BackendOptions)
     return PipelineConfig(
         app=app,
         sources=[s for s in sources if s is not None],

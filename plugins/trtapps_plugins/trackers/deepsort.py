@@ -363,9 +363,8 @@ def build_deepsort(options: DeepSortOptions, context: Any) -> DeepSortTracker:
     """The ``deepsort`` factory: a tracker, with a ReID embedder when ``reid_model`` is set."""
     embedder = None
     if options.reid_model:
-        from trtapps_plugins.trackers.reid import ReidEmbedder
-
         from trtapps.zoo import resolve_model
+        from trtapps_plugins.trackers.reid import ReidEmbedder
 
         base = context.config_dir if context is not None else None
         path = resolve_model(options.reid_model, base)  # a path, or a zoo name such as osnet_x0_25_msmt17
