@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from trtapps.errors import ConfigError, InputError, UserError
-from trtapps.evaluation.inference import EvalRun, ImageItem, evaluate_app
+from trtapps.evaluation.inference import EvalRun, ImageItem, check_images_exist, evaluate_app, image_folder
 from trtapps.structures import Detections, FrameResult
 
 #: the 80 COCO detection classes in the order YOLO models (Ultralytics, YOLOX, darknet) number them
@@ -130,27 +130,23 @@ def load_detection_set(data: Path, gt: Path | None = None) -> DetectionSet:
     """
     data = Path(data).expanduser()
     if gt is not None:
-        return _load_coco(Path(gt).expanduser(), _image_dir(data))
+        return _load_coco(Path(gt).expanduser(), image_folder(data))
     if data.is_file() and data.suffix.lower() in (".yaml", ".yml"):
         return _load_yolo(data.parent, data)
     if not data.is_dir():
         raise InputError(f"--data {data}: no such folder; give the set's folder (COCO json + images, or YOLO)")
     for name in _COCO_JSON_NAMES:
         if (data / name).is_file():
-            return _load_coco(data / name, _image_dir(data))
+            return _load_coco(data / name, image_folder(data))
     annotations = sorted((data / "annotations").glob("instances*.json")) if (data / "annotations").is_dir() else []
     if len(annotations) == 1:
-        return _load_coco(annotations[0], _image_dir(data))
+        return _load_coco(annotations[0], image_folder(data))
     if (data / "data.yaml").is_file() or ((data / "images").is_dir() and (data / "labels").is_dir()):
         return _load_yolo(data, data / "data.yaml" if (data / "data.yaml").is_file() else None)
     raise InputError(
         f"--data {data}: neither a COCO set (instances.json and images/) nor a YOLO set (images/, labels/, "
         "data.yaml); give one, or pass the COCO json with --gt"
     )
-
-
-def _image_dir(data: Path) -> Path:
-    return data / "images" if (data / "images").is_dir() else data
 
 
 def _load_coco(path: Path, image_dir: Path) -> DetectionSet:
@@ -171,12 +167,7 @@ def _load_coco(path: Path, image_dir: Path) -> DetectionSet:
     for img in coco["images"]:
         size = (int(img["height"]), int(img["width"])) if "height" in img and "width" in img else None
         items.append(ImageItem(img["id"], image_dir / img["file_name"], size))
-    missing = [i.path for i in items if not i.path.is_file()]
-    if missing:
-        raise InputError(
-            f"{missing[0]}: image listed in {path.name} not found ({len(missing)} of {len(items)} missing); "
-            f"images are looked up under {image_dir}"
-        )
+    check_images_exist(items, f"listed in {path.name}", image_dir)
     categories = [{"id": c["id"], "name": str(c.get("name", c["id"]))} for c in coco["categories"]]
     return DetectionSet(path.parent, "coco", items, categories, gt_path=path, coco=coco)
 
@@ -423,35 +414,27 @@ class DetectionResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document."""
-        return {
-            "task": "detect",
-            "mAP50-95": round(self.score.map50_95, 6),
-            "mAP50": round(self.score.map50, 6),
-            "images": self.images,
-            "backend": self.run.backend,
-            "device": self.run.device,
-            "precision": self.run.precision,
-            "preset": self.run.preset.to_json(),
-            "app": self.run.app,
-            "model": self.run.model,
-            "data": self.data,
-            "gt": self.gt,
-            "batch": self.run.batch_size,
-            "detections": self.detections,
-            "class_matching": self.class_matching,
-            "coco_stats": [round(s, 6) for s in self.score.stats],
-            "per_class": {
-                c.name: {
-                    "category_id": c.category_id,
-                    "AP50-95": _num(c.ap),
-                    "AP50": _num(c.ap50),
-                    "instances": c.instances,
-                }
-                for c in self.score.per_class
+        return self.run.report(
+            "detect",
+            {"mAP50-95": round(self.score.map50_95, 6), "mAP50": round(self.score.map50, 6)},
+            images=self.images,
+            data=self.data,
+            gt=self.gt,
+            extra={
+                "detections": self.detections,
+                "class_matching": self.class_matching,
+                "coco_stats": [round(s, 6) for s in self.score.stats],
+                "per_class": {
+                    c.name: {
+                        "category_id": c.category_id,
+                        "AP50-95": _num(c.ap),
+                        "AP50": _num(c.ap50),
+                        "instances": c.instances,
+                    }
+                    for c in self.score.per_class
+                },
             },
-            "failed": [{"image": p, "error": e} for p, e in self.run.failures],
-            "seconds": round(self.run.seconds, 2),
-        }
+        )
 
 
 def evaluate_detection(

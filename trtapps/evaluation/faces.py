@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from trtapps.errors import InputError
-from trtapps.evaluation.inference import EvalRun, ImageItem, evaluate_app
+from trtapps.evaluation.inference import EvalRun, ImageItem, check_images_exist, evaluate_app, image_folder
 from trtapps.structures import Detections, FrameResult
 
 SETTINGS: tuple[str, ...] = ("easy", "medium", "hard")
@@ -265,24 +265,14 @@ class FaceResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document."""
-        return {
-            "task": "faces",
-            **{s: round(self.aps[s], 6) for s in SETTINGS},
-            "images": self.images,
-            "backend": self.run.backend,
-            "device": self.run.device,
-            "precision": self.run.precision,
-            "preset": self.run.preset.to_json(),
-            "app": self.run.app,
-            "model": self.run.model,
-            "data": self.data,
-            "gt": self.gt,
-            "batch": self.run.batch_size,
-            "faces": self.faces,
-            "detections": self.detections,
-            "failed": [{"image": p, "error": e} for p, e in self.run.failures],
-            "seconds": round(self.run.seconds, 2),
-        }
+        return self.run.report(
+            "faces",
+            {s: round(self.aps[s], 6) for s in SETTINGS},
+            images=self.images,
+            data=self.data,
+            gt=self.gt,
+            extra={"faces": self.faces, "detections": self.detections},
+        )
 
 
 def find_face_gt(data: Path, gt: Path | None) -> tuple[Path, Path]:
@@ -292,7 +282,7 @@ def find_face_gt(data: Path, gt: Path | None) -> tuple[Path, Path]:
     Raises:
         InputError: no ground truth found.
     """
-    images = data / "images" if (data / "images").is_dir() else data
+    images = image_folder(data)
     if gt is not None:
         return gt, images
     for candidate in (data / "wider_gt.json", data / "ground_truth"):
@@ -338,12 +328,7 @@ def evaluate_faces(
     gt_path, image_dir = find_face_gt(data, Path(gt).expanduser() if gt is not None else None)
     truth = load_wider_gt(gt_path)
     items = [ImageItem(image.name, image_dir / image.name, image.size) for image in truth]
-    missing = [i.path for i in items if not i.path.is_file()]
-    if missing:
-        raise InputError(
-            f"{missing[0]}: image of the ground truth not found ({len(missing)} of {len(items)} missing); "
-            f"images are looked up under {image_dir}"
-        )
+    check_images_exist(items, "of the ground truth", image_dir)
     run = evaluate_app(
         "faces",
         items,

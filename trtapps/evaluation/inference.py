@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from trtapps.config.loader import validate_data
-from trtapps.errors import ConfigError, FrameError, ModelError
+from trtapps.errors import ConfigError, FrameError, InputError, ModelError
 from trtapps.evaluation.presets import EvalPreset, LongSideResize, find_preset, resolve_preset
 from trtapps.pipeline import Pipeline
 from trtapps.plugins import PluginManager
@@ -78,6 +78,61 @@ class EvalRun:
     batch_size: int
     seconds: float = 0.0
     app_options: dict[str, Any] = field(default_factory=dict)
+
+    def report(
+        self,
+        task: str,
+        scores: Mapping[str, Any],
+        *,
+        images: int,
+        data: str,
+        gt: str | None,
+        extra: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """A task's ``--json`` document: the task and its *scores*, the image count, what ran and on which set,
+        the task's *extra* fields, then the failed images and the wall time (the layout every task shares)."""
+        return {
+            "task": task,
+            **scores,
+            "images": images,
+            "backend": self.backend,
+            "device": self.device,
+            "precision": self.precision,
+            "preset": self.preset.to_json(),
+            "app": self.app,
+            "model": self.model,
+            "data": data,
+            "gt": gt,
+            "batch": self.batch_size,
+            **extra,
+            "failed": [{"image": p, "error": e} for p, e in self.failures],
+            "seconds": round(self.seconds, 2),
+        }
+
+
+# -- sets ----------------------------------------------------------------------------------------------------------
+def image_folder(data: Path) -> Path:
+    """A set's image folder: ``DATA/images`` when there is one, else ``DATA`` itself."""
+    return data / "images" if (data / "images").is_dir() else data
+
+
+def check_images_exist(items: Sequence[ImageItem], listed: str, images: Path) -> None:
+    """Raise when an image of the set is not on disk.
+
+    Args:
+        items: the set's images.
+        listed: where the images are listed, for the message (``"listed in instances.json"``).
+        images: the folder they are looked up under, for the message.
+
+    Raises:
+        InputError: the first missing image, with how many are missing.
+    """
+    missing = [i.path for i in items if not i.path.is_file()]
+    if missing:
+        raise InputError(
+            f"{missing[0]}: image {listed} not found ({len(missing)} of {len(items)} missing); "
+            f"images are looked up under {images}"
+        )
 
 
 # -- precision -----------------------------------------------------------------------------------------------------
