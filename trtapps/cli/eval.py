@@ -34,6 +34,22 @@ _PRECISION_HELP = (
     "fp32 (default), fp16 or int8. trtapps cannot convert models yet (model preparation adds fp16/int8): "
     "fp16/int8 need a model already converted to that precision, given with --model; anything else is refused."
 )
+# the options both commands take, declared once
+_Model = Annotated[str, typer.Option(help="ONNX model path or model-zoo name.")]
+_Backend = Annotated[str, typer.Option(help="auto, onnxruntime, onnxruntime_cuda, tensorrt.")]
+_Precision = Annotated[str, typer.Option(help=_PRECISION_HELP)]
+_Conf = Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Replace the preset's score threshold.")]
+_Iou = Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Replace the preset's NMS IoU.")]
+_AppOptions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        "-O",
+        help="App option KEY=VALUE (YAML value, repeatable), e.g. input_size=[640,640]; wins over the preset.",
+    ),
+]
+_Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
 _HINTS = (
     ("app.conf_threshold", "--conf"),
     ("app.iou_threshold", "--iou"),
@@ -52,7 +68,7 @@ def register(app: typer.Typer) -> None:
 @eval_app.command("detect")
 def detect(
     app: Annotated[str, typer.Option(help="The app: yolo, or a plugin's detection app.")],
-    model: Annotated[str, typer.Option(help="ONNX model path or model-zoo name.")],
+    model: _Model,
     data: Annotated[
         Path,
         typer.Option(
@@ -60,47 +76,36 @@ def detect(
         ),
     ],
     gt: Annotated[Path | None, typer.Option(help="A COCO instances json replacing the set's ground truth.")] = None,
-    backend: Annotated[str, typer.Option(help="auto, onnxruntime, onnxruntime_cuda, tensorrt.")] = "auto",
-    precision: Annotated[str, typer.Option(help=_PRECISION_HELP)] = "fp32",
+    backend: _Backend = "auto",
+    precision: _Precision = "fp32",
     batch: Annotated[int, typer.Option(min=1, help="Frames per inference call (capped by the model).")] = 8,
-    conf: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Replace the preset's score threshold.")] = None,
-    iou: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Replace the preset's NMS IoU.")] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--option",
-            "-O",
-            help="App option KEY=VALUE (YAML value, repeatable), e.g. input_size=[640,640]; wins over the preset.",
-        ),
-    ] = None,
+    conf: _Conf = None,
+    iou: _Iou = None,
+    option: _AppOptions = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help='Write {"mAP50-95", "mAP50", "images", …} to this file.')
     ] = None,
     top: Annotated[int, typer.Option(min=0, help="Classes shown at each end of the per-class table.")] = 5,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: _Quiet = False,
 ) -> None:
     """COCO mAP50-95 / mAP50 (pycocotools) of a detection app with its family's evaluation preset."""
     from trtapps.evaluation import evaluate_detection
 
-    progress, on_image, on_start = _progress(quiet, "detect")
-    with progress:
-        result = _translate(
-            lambda: evaluate_detection(
-                data,
-                app=app,
-                model=model,
-                gt=gt,
-                backend=backend,
-                precision=precision,
-                batch=batch,
-                conf=conf,
-                iou=iou,
-                app_options=_parse_options(option),
-                on_image=on_image,
-                on_start=on_start,
-            )
-        )
-    _print_failures(result.run.failures)
+    result = _evaluate(
+        evaluate_detection,
+        "detect",
+        quiet,
+        option,
+        data,
+        app=app,
+        model=model,
+        gt=gt,
+        backend=backend,
+        precision=precision,
+        batch=batch,
+        conf=conf,
+        iou=iou,
+    )
     table = Table(title=f"detection accuracy · {Path(result.run.model).name} on {data}", header_style="bold")
     for col in ("images", "detections", "mAP50-95", "mAP50"):
         table.add_column(col, justify="right")
@@ -123,63 +128,50 @@ def detect(
             else:
                 per_class.add_row(c.name, str(c.instances), f"{c.ap:.4f}", f"{c.ap50:.4f}")
         out.print(per_class)
-    out.print(f"preset {result.run.preset.describe()}")
-    out.print(f"[dim]{result.run.preset.note}; {result.run.seconds:.1f} s[/]")
-    _write_json(json_path, result.to_json())
+    _print_preset(result, json_path)
 
 
 @eval_app.command("faces")
 def faces(
     app: Annotated[str, typer.Option(help="The app: retinaface, scrfd, or a plugin's face app.")],
-    model: Annotated[str, typer.Option(help="ONNX model path or model-zoo name.")],
+    model: _Model,
     data: Annotated[Path, typer.Option(help="The set: a folder with images/<event>/<name>.jpg and wider_gt.json.")],
     gt: Annotated[
         Path | None,
         typer.Option(help="wider_gt.json, or the official ground_truth folder (wider_face_val.mat, wider_*_val.mat)."),
     ] = None,
-    backend: Annotated[str, typer.Option(help="auto, onnxruntime, onnxruntime_cuda, tensorrt.")] = "auto",
-    precision: Annotated[str, typer.Option(help=_PRECISION_HELP)] = "fp32",
+    backend: _Backend = "auto",
+    precision: _Precision = "fp32",
     batch: Annotated[
         int, typer.Option(min=1, help="Frames per inference call; at native size only same-size frames batch.")
     ] = 4,
-    conf: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Replace the preset's score threshold.")] = None,
-    iou: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Replace the preset's NMS IoU.")] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--option",
-            "-O",
-            help="App option KEY=VALUE (YAML value, repeatable), e.g. input_size=[640,640]; wins over the preset.",
-        ),
-    ] = None,
+    conf: _Conf = None,
+    iou: _Iou = None,
+    option: _AppOptions = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help='Write {"easy", "medium", "hard", …} to this file.')
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: _Quiet = False,
 ) -> None:
     """WIDER FACE AP (easy / medium / hard, IoU 0.5) of a face app with its evaluation preset."""
     from trtapps.evaluation import evaluate_faces
     from trtapps.evaluation.faces import SETTINGS
 
-    progress, on_image, on_start = _progress(quiet, "faces")
-    with progress:
-        result = _translate(
-            lambda: evaluate_faces(
-                data,
-                app=app,
-                model=model,
-                gt=gt,
-                backend=backend,
-                precision=precision,
-                batch=batch,
-                conf=conf,
-                iou=iou,
-                app_options=_parse_options(option),
-                on_image=on_image,
-                on_start=on_start,
-            )
-        )
-    _print_failures(result.run.failures)
+    result = _evaluate(
+        evaluate_faces,
+        "faces",
+        quiet,
+        option,
+        data,
+        app=app,
+        model=model,
+        gt=gt,
+        backend=backend,
+        precision=precision,
+        batch=batch,
+        conf=conf,
+        iou=iou,
+    )
     table = Table(title=f"WIDER FACE AP · {Path(result.run.model).name} on {data}", header_style="bold")
     table.add_column("setting")
     table.add_column("faces counted", justify="right")
@@ -191,12 +183,34 @@ def faces(
         f"{result.images} images · {result.detections} detections · backend {result.run.backend} "
         f"({result.run.device}) · precision {result.run.precision}"
     )
+    _print_preset(result, json_path)
+
+
+# -- helpers -------------------------------------------------------------------------------------------------------
+def _evaluate(evaluate: Any, task: str, quiet: bool, option: list[str] | None, data: Path, **run: Any) -> Any:
+    """Run ``evaluate(data, **run)`` with the ``--option`` app options, under the progress bar; print failures."""
+    progress, on_image, on_start = _progress(quiet, task)
+    with progress:
+        result = _translate(
+            lambda: evaluate(
+                data,
+                **run,
+                app_options=_parse_options(option),
+                on_image=on_image,
+                on_start=on_start,
+            )
+        )
+    _print_failures(result.run.failures)
+    return result
+
+
+def _print_preset(result: Any, json_path: Path | None) -> None:
+    """The closing lines of both commands: the preset, its note and the time; then the ``--json`` file."""
     out.print(f"preset {result.run.preset.describe()}")
     out.print(f"[dim]{result.run.preset.note}; {result.run.seconds:.1f} s[/]")
     _write_json(json_path, result.to_json())
 
 
-# -- helpers -------------------------------------------------------------------------------------------------------
 def _progress(quiet: bool, task: str) -> tuple[Progress, Any, Any]:
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
