@@ -32,6 +32,8 @@ import numpy as np
 from pydantic import Field
 
 from trtapps.errors import ModelError
+from trtapps.ops.cuda.buffers import DeviceBuffer, PinnedStorage
+from trtapps.ops.cuda.candidates import CandidatePlan
 from trtapps.registry import AppOptions
 from trtapps.runners.base import Runner, TensorInfo
 from trtapps.stages import App
@@ -46,9 +48,6 @@ from ._common import (
     select_faces,
 )
 from ._device import (
-    DeviceBuffer,
-    FacePlan,
-    PinnedStorage,
     are_probabilities,
     canvas_params,
     face_plan,
@@ -526,11 +525,11 @@ class RetinaFaceApp(App):
                 "raise conf_threshold or lower top_k",
                 int(host.found[int(np.flatnonzero(lost)[0])]),
                 plan.nms_capacity,
-                plan.top_k,
+                plan.limit,
             )
         return [host.detections(b) for b in range(len(metas))]
 
-    def face_plan(self, num_priors: int) -> FacePlan:
+    def face_plan(self, num_priors: int) -> CandidatePlan:
         """The candidate buffer sizes for *num_priors* priors (see :func:`face_plan`)."""
         from trtapps.ops.cuda.nms import MAX_CAPACITY
 

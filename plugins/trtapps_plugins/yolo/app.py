@@ -19,6 +19,8 @@ from typing import Any, NoReturn
 import numpy as np
 
 from trtapps import App, ConfigError, Detections, Frame, ModelError, Residency, RunContext, Runner
+from trtapps.ops.cuda.buffers import DeviceBuffer, PinnedStorage
+from trtapps.ops.cuda.candidates import CandidatePlan, top_candidates
 from trtapps.ops.letterbox import PAD_VALUE, LetterboxTransform, letterbox, scale_boxes
 from trtapps.postprocess import resolve_classes
 from trtapps.structures import Array, to_host
@@ -27,15 +29,11 @@ from trtapps_plugins.yolo.decode import decode as decode_head
 from trtapps_plugins.yolo.device import (
     ANCHOR_COL,
     CLASS_COL,
-    CandidatePlan,
-    DeviceBuffer,
-    PinnedStorage,
     candidate_plan,
     device_decode_problem,
     imagenet_normalise,
     mask_classes,
     normalisation,
-    top_candidates,
 )
 from trtapps_plugins.yolo.names import COCO80, parse_metadata_names, read_names_file
 from trtapps_plugins.yolo.options import YoloOptions

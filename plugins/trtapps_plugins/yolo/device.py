@@ -33,24 +33,24 @@ how the unit tests check them without a GPU.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from trtapps.ops.cuda.candidates import CandidatePlan, plan_candidates
+
+# the candidate-buffer helpers are the core's (shared with the face apps), named here for this module's users
+from trtapps.ops.cuda.candidates import candidate_keys as candidate_keys
+from trtapps.ops.cuda.candidates import top_candidates as top_candidates
+
 #: candidates the decode stores per image at most (28 bytes each: 28 MiB per image)
 MAX_DECODE_CAPACITY = 1 << 20
 #: record columns of the decode kernels (:mod:`trtapps.ops.decode`)
 SCORE_COL, CLASS_COL, ANCHOR_COL = 4, 5, 6
-#: bits of the anchor and class fields of the candidate sort key (as the NMS kernel's key)
-KEY_ANCHOR_BITS, KEY_CLASS_BITS = 21, 11
 #: the score given to candidates of classes left out by ``classes`` (sorted after every real score)
 MASKED_SCORE = -1.0
-
-_SIGN = np.uint32(0x80000000)
-_EMPTY_KEY = np.uint64(np.iinfo(np.uint64).max)
 
 
 @dataclass(frozen=True)
@@ -79,41 +79,13 @@ def normalisation(variant: str, yolox_legacy: bool) -> Normalisation:
     return Normalisation(centered=not yolox, swap_rb=rgb_unit, std=255.0 if rgb_unit else 1.0, imagenet=legacy)
 
 
-@dataclass(frozen=True)
-class CandidatePlan:
-    """Candidate buffer sizes of one batch shape.
-
-    Attributes:
-        decode_capacity: candidates per image the decode kernel stores (all that can exist, up to
-            :data:`MAX_DECODE_CAPACITY`).
-        nms_capacity: candidates per image entering NMS (the best ones).
-        limit: the CPU path's ``max_candidates``.
-    """
-
-    decode_capacity: int
-    nms_capacity: int
-    limit: int
-
-    @property
-    def gather(self) -> bool:
-        """True when the best ``nms_capacity`` candidates must be gathered before NMS."""
-        return self.nms_capacity < self.decode_capacity
-
-    def lost(self, found: Any) -> np.ndarray:
-        """``(B,)`` bool: images whose GPU result may differ from the CPU path's, because the decode buffer was
-        full (``found > decode_capacity``) or more candidates than NMS takes would enter it on the CPU."""
-        found = np.asarray(found, dtype=np.int64)
-        return (found > self.decode_capacity) | (np.minimum(found, self.limit) > self.nms_capacity)
-
-
 def candidate_plan(
     anchors: int, num_classes: int, *, multi_label: bool, max_candidates: int, nms_max: int
 ) -> CandidatePlan:
     """Buffer sizes: the decode holds every candidate that can exist (``anchors``, or ``anchors × classes`` with
     ``multi_label``), NMS the best ``max_candidates`` of them (at most *nms_max*, the NMS kernel's limit)."""
     possible = max(1, int(anchors) * (int(num_classes) if multi_label else 1))
-    decode = min(possible, MAX_DECODE_CAPACITY)
-    return CandidatePlan(decode, max(1, min(int(max_candidates), int(nms_max), decode)), int(max_candidates))
+    return plan_candidates(min(possible, MAX_DECODE_CAPACITY), max_candidates, nms_max)
 
 
 def device_decode_problem(layout: str, shape: Sequence[int], max_anchors: int, max_classes: int) -> str | None:
@@ -154,86 +126,6 @@ def mask_classes(xp: Any, records: Any, allowed: Any) -> None:
     """
     keep = xp.isin(records[..., CLASS_COL], allowed)
     records[..., SCORE_COL] = xp.where(keep, records[..., SCORE_COL], xp.float32(MASKED_SCORE))
-
-
-def candidate_keys(xp: Any, records: Any, counts: Any, *, class_col: int | None, anchor_col: int) -> Any:
-    """``(B, capacity)`` uint64 sort keys: score descending, then anchor, then class ascending; empty slots last.
-
-    The NMS kernel's key (``(~ordered(score)) << 32 | anchor << 11 | class``), so a sort by it puts the
-    candidates in the CPU path's order (a stable sort by descending score of candidates listed anchor by
-    anchor, class by class).
-
-    Args:
-        xp: ``numpy`` or ``cupy``.
-        records: ``(B, capacity, width)`` float32.
-        counts: ``(B,)`` int32 candidates found per image (may exceed the capacity).
-        class_col: the class column, or ``None`` (faces).
-        anchor_col: the anchor column.
-    """
-    capacity = int(records.shape[1])
-    valid = xp.arange(capacity)[None, :] < xp.minimum(counts.astype(xp.int64), capacity)[:, None]
-    bits = xp.ascontiguousarray(records[..., SCORE_COL]).view(xp.uint32)
-    ordered = xp.where((bits & _SIGN) != 0, ~bits, bits | _SIGN)  # monotone in the float value
-    key = (~ordered).astype(xp.uint64) << np.uint64(32)
-    anchor = xp.clip(xp.where(valid, records[..., anchor_col], xp.float32(0)), 0, (1 << KEY_ANCHOR_BITS) - 1)
-    key |= anchor.astype(xp.uint64) << np.uint64(KEY_CLASS_BITS)
-    if class_col is not None:
-        cls = xp.clip(xp.where(valid, records[..., class_col], xp.float32(0)), 0, (1 << KEY_CLASS_BITS) - 1)
-        key |= cls.astype(xp.uint64)
-    return xp.where(valid, key, _EMPTY_KEY)
-
-
-def top_candidates(xp: Any, records: Any, counts: Any, k: int, *, class_col: int | None, anchor_col: int) -> Any:
-    """The best *k* candidates of each image, best first: ``(B, k, width)`` float32 (C-contiguous).
-
-    Rows past ``min(count, k)`` are filler; with the original *counts* the NMS kernel reads exactly the
-    ``min(count, capacity, k)`` valid ones.
-    """
-    keys = candidate_keys(xp, records, counts, class_col=class_col, anchor_col=anchor_col)
-    order = xp.argsort(keys, axis=1)[:, :k]
-    rows = xp.arange(int(records.shape[0]))[:, None]
-    return xp.ascontiguousarray(records[rows, order])
-
-
-# -- reusable buffers (CuPy) ----------------------------------------------------------------------------------------
-class DeviceBuffer:
-    """One device allocation reused batch after batch, grown when a batch needs more (views handed out).
-
-    The views stay valid until the next :meth:`view` call; work queued on one stream reuses it safely (CuPy's
-    memory pool is stream-ordered), which is how the pipeline runs batches.
-    """
-
-    def __init__(self) -> None:
-        self.storage: Any = None
-
-    def view(self, shape: Sequence[int], dtype: Any, stream: Any) -> Any:
-        """A C-contiguous ``(shape)`` array of *dtype* over the start of the buffer (allocated on *stream*)."""
-        import cupy
-
-        dtype = np.dtype(dtype)
-        need = math.prod(int(s) for s in shape)
-        storage = self.storage
-        device = cupy.cuda.Device().id
-        if storage is None or storage.dtype != dtype or storage.size < need or storage.device.id != device:
-            with stream:
-                self.storage = storage = cupy.empty((max(need, 1),), dtype=dtype)
-        return storage[:need].reshape(tuple(int(s) for s in shape))
-
-
-class PinnedStorage:
-    """A grow-only pinned float32 host buffer for :func:`~trtapps.ops.cuda.nms.download_compact` (its result is
-    copied into :class:`~trtapps.structures.Detections` before the next batch reuses it)."""
-
-    def __init__(self) -> None:
-        self.storage: np.ndarray | None = None
-
-    def get(self, size: int) -> np.ndarray:
-        """A pinned ``(size,)`` float32 view."""
-        if self.storage is None or self.storage.size < size:
-            import cupyx
-
-            self.storage = cupyx.empty_pinned((max(int(size), 1),), dtype=np.float32)
-        return self.storage[: int(size)]
 
 
 def imagenet_normalise(

@@ -6,6 +6,10 @@
   (``atomicAdd`` compaction, one thread per anchor).
 * :mod:`trtapps.ops.cuda.nms`: exact greedy NMS for all images of a batch (bitmask method) and one compact
   device→host copy per batch.
+* :mod:`trtapps.ops.cuda.candidates`: the candidate buffer sizes between decode and NMS and the best-*k*
+  gather in NMS order (NumPy or CuPy).
+* :mod:`trtapps.ops.cuda.buffers`: the device input buffer and pinned download buffer an app's device path
+  reuses batch after batch.
 
 Each kernel's NumPy reference lives in :mod:`trtapps.ops.preprocess`, :mod:`trtapps.ops.decode` and
 :mod:`trtapps.ops.nms`. Importing these modules does not import CuPy; calling them does.
