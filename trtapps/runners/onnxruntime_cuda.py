@@ -35,9 +35,9 @@ from pydantic import Field
 from trtapps.errors import BackendUnavailableError
 from trtapps.hookspecs import hookimpl
 from trtapps.registry import BackendOptions, ComponentSpec, Register
-from trtapps.runners.base import Runner, TensorInfo
+from trtapps.runners.base import TensorInfo
+from trtapps.runners.device import DeviceRunner
 from trtapps.runners.onnxruntime import describe_session, load_session
-from trtapps.stages import Residency
 from trtapps.structures import Array
 
 logger = logging.getLogger("trtapps.runners.onnxruntime_cuda")
@@ -130,7 +130,7 @@ def binding_mode(info: TensorInfo, raw_dim0: Any, batch_symbol: Any) -> str:
     return "ort"
 
 
-class OnnxRuntimeCudaRunner(Runner):
+class OnnxRuntimeCudaRunner(DeviceRunner):
     """A model on ONNX Runtime's CUDA execution provider, fed and read as CuPy arrays.
 
     Args:
@@ -149,7 +149,6 @@ class OnnxRuntimeCudaRunner(Runner):
     """
 
     backend = "onnxruntime_cuda"
-    residency = Residency.DEVICE
 
     def __init__(
         self,
@@ -166,17 +165,12 @@ class OnnxRuntimeCudaRunner(Runner):
         user_stream: bool = True,
         threads: int = 0,
     ) -> None:
-        reason = available()
-        if reason is not None:
-            raise BackendUnavailableError(f"backend 'onnxruntime_cuda' cannot run here: {reason}")
+        self._claim_device(model_path, device, available())
         import cupy
 
         from trtapps.gpu.device import select_device
         from trtapps.gpu.stream import new_stream
 
-        self.model_path = Path(model_path)
-        self.device_id = int(device)
-        self.device = f"cuda:{self.device_id}"
         self._cupy = cupy
         self.session: Any = None
         self._binding: Any = None
@@ -251,16 +245,7 @@ class OnnxRuntimeCudaRunner(Runner):
         keep: list[Any] = []  # inputs made contiguous must live until the run has finished
         for info in self.inputs:
             array = feeds[info.name]
-            if not isinstance(array, cp.ndarray):
-                raise TypeError(
-                    f"{self.model_path.name}: input {info.name!r} must be a CuPy array on {self.device} "
-                    f"(backend onnxruntime_cuda keeps data on the GPU), got {type(array).__name__}"
-                )
-            if array.device.id != self.device_id:
-                raise ValueError(
-                    f"{self.model_path.name}: input {info.name!r} is on cuda:{array.device.id}, the model on "
-                    f"{self.device}"
-                )
+            self._check_device_input(info, array, cp, "model")
             if not array.flags.c_contiguous:
                 with self.stream if self.user_stream else caller:
                     array = cp.ascontiguousarray(array)

@@ -28,11 +28,11 @@ from pydantic import Field
 
 from trtapps.engine.cache import BuildOptions, EngineCache, EngineMetadata
 from trtapps.engine.dtypes import numpy_dtype
-from trtapps.errors import BackendUnavailableError, CudaError, ModelError
+from trtapps.errors import CudaError, ModelError
 from trtapps.hookspecs import hookimpl
 from trtapps.registry import BackendOptions, ComponentSpec, Register
-from trtapps.runners.base import Runner, TensorInfo
-from trtapps.stages import Residency
+from trtapps.runners.base import TensorInfo
+from trtapps.runners.device import DeviceRunner
 from trtapps.structures import Array
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def _sidecar_metadata(engine_path: Path) -> EngineMetadata | None:
         return None
 
 
-class TensorRTRunner(Runner):
+class TensorRTRunner(DeviceRunner):
     """A TensorRT engine fed and read as CuPy arrays.
 
     Args:
@@ -112,7 +112,6 @@ class TensorRTRunner(Runner):
     """
 
     backend = "tensorrt"
-    residency = Residency.DEVICE
 
     def __init__(
         self,
@@ -125,9 +124,7 @@ class TensorRTRunner(Runner):
         rebuild: bool = False,
         timing_cache: bool = True,
     ) -> None:
-        reason = available()
-        if reason is not None:
-            raise BackendUnavailableError(f"backend 'tensorrt' cannot run here: {reason}")
+        self._claim_device(model_path, device, available())
         import cupy
         import tensorrt as trt
 
@@ -135,9 +132,6 @@ class TensorRTRunner(Runner):
         from trtapps.gpu.device import gpu_info, select_device
 
         self._cupy = cupy
-        self.model_path = Path(model_path)
-        self.device_id = int(device)
-        self.device = f"cuda:{self.device_id}"
         self._context: trt.IExecutionContext | None = None
         self._engine: trt.ICudaEngine | None = None
         self._runtime: trt.Runtime | None = None
@@ -265,16 +259,7 @@ class TensorRTRunner(Runner):
             )
         for info in self.inputs:
             array = feeds[info.name]
-            if not isinstance(array, cp.ndarray):
-                raise TypeError(
-                    f"{self.model_path.name}: input {info.name!r} must be a CuPy array on {self.device} "
-                    f"(backend tensorrt keeps data on the GPU), got {type(array).__name__}"
-                )
-            if array.device.id != self.device_id:
-                raise ValueError(
-                    f"{self.model_path.name}: input {info.name!r} is on cuda:{array.device.id}, the engine on "
-                    f"{self.device}"
-                )
+            self._check_device_input(info, array, cp, "engine")
             if not array.flags.c_contiguous:
                 # copied on the inference stream; CuPy's pool hands freed blocks out again only on the stream
                 # they were allocated on, so the copy stays valid for the enqueued work after it is released
