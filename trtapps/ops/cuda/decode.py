@@ -132,6 +132,33 @@ def _defines(array: Any) -> dict[str, int]:
     return {"IN_FP16": int(array.dtype == np.float16)}
 
 
+def _check_yolo(pred: Any, layout: str) -> None:
+    """A YOLO head: a C-contiguous rank-3 CuPy array with 1…:data:`MAX_CLASSES` classes and fewer than
+    :data:`MAX_ANCHORS` anchors; *layout* ``"v8"`` is ``(B, 4 + C, N)``, ``"rows"`` ``(B, N, 5 + C)``."""
+    _check_head(pred, "pred", 3)
+    if not pred.flags.c_contiguous:
+        raise ValueError("pred must be C-contiguous")
+    if layout == "v8":
+        classes, anchors, what = int(pred.shape[1]) - 4, int(pred.shape[2]), "a YOLOv8 head is (B, 4 + C, N)"
+    else:
+        classes, anchors, what = int(pred.shape[2]) - 5, int(pred.shape[1]), "a YOLOv5/YOLOX head is (B, N, 5 + C)"
+    if classes < 1 or classes > MAX_CLASSES or anchors >= MAX_ANCHORS:
+        raise ValueError(f"{what} with 1 <= C <= {MAX_CLASSES}, N < {MAX_ANCHORS}; got {pred.shape}")
+
+
+def _launch(
+    name: str, head: Any, args: tuple[Any, ...], rows: int, params: Any, clip: bool, result: Candidates, stream: Any
+) -> Candidates:
+    """Launch decode kernel *name* (compiled for *head*'s dtype), one thread per row of each image: its own
+    *args*, then the mapping parameters, ``clip`` and *result*'s buffers (the tail every decode kernel takes)."""
+    batch = int(result.records.shape[0])
+    p_arg = _params_arg(params, batch, stream)
+    kernel = get_function(_SOURCES, name, _defines(head))
+    tail = (p_arg, np.int32(bool(clip)), result.records, result.counts, np.int32(result.capacity))
+    kernel(((rows + _BLOCK - 1) // _BLOCK, batch), (_BLOCK,), (*args, *tail), stream=stream)
+    return result
+
+
 def decode_yolov8(
     pred: Any,
     conf_threshold: float,
@@ -160,34 +187,14 @@ def decode_yolov8(
     Returns:
         :class:`Candidates` with 7-wide records.
     """
-    _check_head(pred, "pred", 3)
-    if not pred.flags.c_contiguous:
-        raise ValueError("pred must be C-contiguous")
+    _check_yolo(pred, "v8")
     batch, channels, anchors = (int(v) for v in pred.shape)
     classes = channels - 4
-    if classes < 1 or classes > MAX_CLASSES or anchors >= MAX_ANCHORS:
-        raise ValueError(
-            f"a YOLOv8 head is (B, 4 + C, N) with 1 <= C <= {MAX_CLASSES}, N < {MAX_ANCHORS}; got {pred.shape}"
-        )
     result = _prepare(out, batch, capacity, YOLO_WIDTH, stream)
     if batch == 0 or anchors == 0:
         return result
-    p_arg = _params_arg(params, batch, stream)
-    kernel = get_function(_SOURCES, "decode_yolov8", _defines(pred))
-    args = (
-        pred,
-        np.int32(anchors),
-        np.int32(classes),
-        np.float32(conf_threshold),
-        np.int32(bool(multi_label)),
-        p_arg,
-        np.int32(bool(clip)),
-        result.records,
-        result.counts,
-        np.int32(result.capacity),
-    )
-    kernel(((anchors + _BLOCK - 1) // _BLOCK, batch), (_BLOCK,), args, stream=stream)
-    return result
+    args = (pred, np.int32(anchors), np.int32(classes), np.float32(conf_threshold), np.int32(bool(multi_label)))
+    return _launch("decode_yolov8", pred, args, anchors, params, clip, result, stream)
 
 
 def _decode_rows(
@@ -206,34 +213,8 @@ def _decode_rows(
     result = _prepare(out, batch, capacity, YOLO_WIDTH, stream)
     if batch == 0 or anchors == 0:
         return result
-    p_arg = _params_arg(params, batch, stream)
-    kernel = get_function(_SOURCES, "decode_yolo_rows", _defines(pred))
-    args = (
-        pred,
-        np.int32(anchors),
-        np.int32(classes),
-        grid,
-        np.float32(conf_threshold),
-        np.int32(bool(multi_label)),
-        p_arg,
-        np.int32(bool(clip)),
-        result.records,
-        result.counts,
-        np.int32(result.capacity),
-    )
-    kernel(((anchors + _BLOCK - 1) // _BLOCK, batch), (_BLOCK,), args, stream=stream)
-    return result
-
-
-def _check_rows(pred: Any) -> None:
-    _check_head(pred, "pred", 3)
-    if not pred.flags.c_contiguous:
-        raise ValueError("pred must be C-contiguous")
-    classes = int(pred.shape[2]) - 5
-    if classes < 1 or classes > MAX_CLASSES or int(pred.shape[1]) >= MAX_ANCHORS:
-        raise ValueError(
-            f"a YOLOv5/YOLOX head is (B, N, 5 + C) with 1 <= C <= {MAX_CLASSES}, N < {MAX_ANCHORS}; got {pred.shape}"
-        )
+    args = (pred, np.int32(anchors), np.int32(classes), grid, np.float32(conf_threshold), np.int32(bool(multi_label)))
+    return _launch("decode_yolo_rows", pred, args, anchors, params, clip, result, stream)
 
 
 def decode_yolov5(
@@ -253,7 +234,7 @@ def decode_yolov5(
     Anchors with ``obj <= conf_threshold`` are dropped first; score = ``cls · obj``, best class. Other
     arguments as :func:`decode_yolov8`.
     """
-    _check_rows(pred)
+    _check_yolo(pred, "rows")
     return _decode_rows(pred, conf_threshold, np.uint64(0), capacity, params, clip, multi_label, out, stream)
 
 
@@ -280,7 +261,7 @@ def decode_yolox(
         strides: the head's strides, in row order.
         capacity, params, clip, multi_label, out, stream: as :func:`decode_yolov8`.
     """
-    _check_rows(pred)
+    _check_yolo(pred, "rows")
     key = ("yolox", int(input_size[0]), int(input_size[1]), tuple(int(s) for s in strides))
     with _stream_ctx(stream):
         grid = _device_table(key, lambda: yolox_grid_table(input_size, strides))
@@ -358,8 +339,6 @@ def decode_retinaface(
     result = _prepare(out, batch, capacity, FACE_WIDTH, stream)
     if batch == 0 or num_priors == 0:
         return result
-    p_arg = _params_arg(params, batch, stream)
-    kernel = get_function(_SOURCES, "decode_retinaface", _defines(loc))
     args = (
         loc,
         np.int64(strides[0][0]),
@@ -378,11 +357,5 @@ def decode_retinaface(
         np.int32(bool(logits)),
         np.float32(variances[0]),
         np.float32(variances[1]),
-        p_arg,
-        np.int32(bool(clip)),
-        result.records,
-        result.counts,
-        np.int32(result.capacity),
     )
-    kernel(((num_priors + _BLOCK - 1) // _BLOCK, batch), (_BLOCK,), args, stream=stream)
-    return result
+    return _launch("decode_retinaface", loc, args, num_priors, params, clip, result, stream)
