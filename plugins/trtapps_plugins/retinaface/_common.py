@@ -1,4 +1,5 @@
-"""Helpers shared by the face apps: top-left resize into a fixed canvas, model-input checks, face selection.
+"""Helpers shared by the face apps: their common options and state, top-left resize into a fixed canvas,
+model-input checks, face selection.
 
 Kept inside this plugin on purpose (plugins never import each other, and the core letterbox is not a
 dependency): face detectors place the resized image at the **top-left** of the canvas (insightface SCRFD,
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
@@ -18,10 +19,43 @@ from pydantic import Field
 from trtapps.errors import ModelError
 from trtapps.ops.nms import nms
 from trtapps.runners.base import Runner, TensorInfo
+from trtapps.stages import App
 from trtapps.structures import Detections
 
 #: ``[height, width]`` of a model input, as written in pipeline files
 InputSize = tuple[Annotated[int, Field(ge=16, le=16384)], Annotated[int, Field(ge=16, le=16384)]]
+#: the face apps' ``iou_threshold`` option (their NMS uses ``+1`` pixel areas, as both references do)
+FaceIouThreshold = Annotated[
+    float,
+    Field(ge=0.0, le=1.0, description="NMS: drop a face whose IoU (+1 pixel areas) with a better one exceeds this."),
+]
+#: the face apps' ``max_det`` option
+FaceMaxDet = Annotated[int, Field(ge=1, le=100_000, description="Most faces kept per image after NMS.")]
+
+
+class FaceApp(App):
+    """What every face app is: one class ``"face"`` with 5 landmarks per detection, and the model input it binds
+    to (name unknown and dtype float32 until :meth:`_bind_input`).
+
+    Args:
+        options: the validated app options.
+    """
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+        self.labels = ["face"]
+        self.keypoints = 5
+        self._input_name: str | None = None
+        self._input_dtype: np.dtype[Any] = np.dtype(np.float32)
+
+    def _bind_input(self, info: TensorInfo) -> None:
+        """Remember the model's image input (what :meth:`preprocess` feeds, in its dtype)."""
+        self._input_name = info.name
+        self._input_dtype = np.dtype(info.dtype)
+
+    def _in_input_dtype(self, blob: np.ndarray) -> np.ndarray:
+        """The float32 *blob* in the model input's dtype (*blob* itself when that is float32)."""
+        return blob if blob.dtype == self._input_dtype else blob.astype(self._input_dtype)
 
 
 @dataclass(frozen=True)

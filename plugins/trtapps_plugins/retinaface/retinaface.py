@@ -36,11 +36,13 @@ from trtapps.ops.cuda.buffers import DeviceBuffer, PinnedStorage
 from trtapps.ops.cuda.candidates import CandidatePlan
 from trtapps.registry import AppOptions
 from trtapps.runners.base import Runner, TensorInfo
-from trtapps.stages import App
 from trtapps.structures import Array, Detections, Frame, to_host
 
 from ._common import (
     CanvasTransform,
+    FaceApp,
+    FaceIouThreshold,
+    FaceMaxDet,
     InputSize,
     describe_outputs,
     image_input,
@@ -88,14 +90,9 @@ class RetinaFaceOptions(AppOptions):
         le=1.0,
         description="Keep faces with a score above this (0.6 for display; WIDER FACE evaluation uses 0.02).",
     )
-    iou_threshold: float = Field(
-        0.4,
-        ge=0.0,
-        le=1.0,
-        description="NMS: drop a face whose IoU (+1 pixel areas) with a better one exceeds this.",
-    )
+    iou_threshold: FaceIouThreshold = 0.4
     top_k: int = Field(5000, ge=1, le=1_000_000, description="Best candidates kept before NMS.")
-    max_det: int = Field(750, ge=1, le=100_000, description="Most faces kept per image after NMS.")
+    max_det: FaceMaxDet = 750
     input_size: InputSize | None = Field(
         None,
         description=(
@@ -229,20 +226,18 @@ class _Heads:
     packed: bool = False
 
 
-class RetinaFaceApp(App):
+class RetinaFaceApp(FaceApp):
     """RetinaFace on any runner: native-size (dynamic H/W) or fixed-size inputs, separate or packed heads.
 
     Args:
         options: the validated app options.
     """
 
+    options: RetinaFaceOptions
+
     def __init__(self, options: RetinaFaceOptions) -> None:
-        self.options = options
-        self.labels = ["face"]
-        self.keypoints = 5
+        super().__init__(options)
         self._mean = np.asarray(options.mean, dtype=np.float32)
-        self._input_name: str | None = None
-        self._input_dtype: np.dtype[Any] = np.dtype(np.float32)
         self._input_size: tuple[int, int] | None = options.input_size
         self._heads: _Heads | None = None
         # the GPU data path's reusable buffers and tables (allocated on first use)
@@ -284,8 +279,7 @@ class RetinaFaceApp(App):
                 )
         self._heads = heads
         self._input_size = size
-        self._input_name = info.name
-        self._input_dtype = np.dtype(info.dtype)
+        self._bind_input(info)
 
     def batch_key(self, frame: Frame) -> Any:
         """``(H, W)`` at native size (only frames of one size can share a batch), else ``None``."""
@@ -325,9 +319,7 @@ class RetinaFaceApp(App):
             new_h, new_w = transform.resized_size
             # HWC uint8 → CHW float32 minus the mean in one pass, straight into the batch (no HWC float copy)
             np.subtract(transform.resize(image).transpose(2, 0, 1), mean, out=blob[i, :, :new_h, :new_w])
-        if blob.dtype != self._input_dtype:
-            blob = blob.astype(self._input_dtype)
-        return {name: blob}, metas
+        return {name: self._in_input_dtype(blob)}, metas
 
     def decode(
         self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any]

@@ -36,11 +36,13 @@ from pydantic import Field
 from trtapps.errors import ModelError
 from trtapps.registry import AppOptions
 from trtapps.runners.base import Runner, TensorInfo
-from trtapps.stages import App
 from trtapps.structures import Array, Detections, Frame, to_host
 
 from ._common import (
     CanvasTransform,
+    FaceApp,
+    FaceIouThreshold,
+    FaceMaxDet,
     InputSize,
     describe_outputs,
     image_input,
@@ -67,13 +69,8 @@ class ScrfdOptions(AppOptions):
     conf_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Keep faces with a score of at least this."
     )
-    iou_threshold: float = Field(
-        0.4,
-        ge=0.0,
-        le=1.0,
-        description="NMS: drop a face whose IoU (+1 pixel areas) with a better one exceeds this.",
-    )
-    max_det: int = Field(750, ge=1, le=100_000, description="Most faces kept per image after NMS.")
+    iou_threshold: FaceIouThreshold = 0.4
+    max_det: FaceMaxDet = 750
     input_size: InputSize | None = Field(
         None,
         description=(
@@ -117,19 +114,17 @@ class _Level:
     kps: str
 
 
-class ScrfdApp(App):
+class ScrfdApp(FaceApp):
     """SCRFD on any runner (fixed-size input; batch as large as the model allows).
 
     Args:
         options: the validated app options.
     """
 
+    options: ScrfdOptions
+
     def __init__(self, options: ScrfdOptions) -> None:
-        self.options = options
-        self.labels = ["face"]
-        self.keypoints = 5
-        self._input_name: str | None = None
-        self._input_dtype: np.dtype[Any] = np.dtype(np.float32)
+        super().__init__(options)
         self._input_size: tuple[int, int] = options.input_size or DEFAULT_SIZE
         self._levels: list[_Level] = []
         self._anchors = 2
@@ -167,8 +162,7 @@ class ScrfdApp(App):
         self._levels = _match_levels(runner, size, strides, anchors)
         self._anchors = anchors
         self._input_size = size
-        self._input_name = info.name
-        self._input_dtype = np.dtype(info.dtype)
+        self._bind_input(info)
 
     def batch_key(self, frame: Frame) -> Any:
         """Every frame is resized to the one input size, so any frames can share a batch."""
@@ -189,9 +183,7 @@ class ScrfdApp(App):
             np.subtract(canvas[..., ::-1].transpose(2, 0, 1), np.float32(INPUT_MEAN), out=blob[i])
             metas.append(transform)
         blob *= np.float32(1.0 / INPUT_STD)
-        if blob.dtype != self._input_dtype:
-            blob = blob.astype(self._input_dtype)
-        return {name: blob}, metas
+        return {name: self._in_input_dtype(blob)}, metas
 
     def decode(
         self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any]
