@@ -34,6 +34,7 @@ from pydantic import Field
 from trtapps.errors import ModelError
 from trtapps.ops.cuda.buffers import DeviceBuffer, PinnedStorage
 from trtapps.ops.cuda.candidates import CandidatePlan
+from trtapps.ops.decode import retinaface_priors
 from trtapps.registry import AppOptions
 from trtapps.runners.base import Runner, TensorInfo
 from trtapps.structures import Array, Detections, Frame, to_host
@@ -120,17 +121,7 @@ class RetinaFaceOptions(AppOptions):
 
 @functools.lru_cache(maxsize=64)
 def _priors(height: int, width: int) -> np.ndarray:
-    parts = []
-    for step, sizes in zip(STEPS, MIN_SIZES, strict=True):
-        rows, cols = -(-height // step), -(-width // step)  # ceil, as biubug6's PriorBox
-        m = np.asarray(sizes, dtype=np.float64)
-        level = np.empty((rows, cols, m.size, 4), dtype=np.float64)
-        level[..., 0] = ((np.arange(cols) + 0.5) * step / width)[None, :, None]
-        level[..., 1] = ((np.arange(rows) + 0.5) * step / height)[:, None, None]
-        level[..., 2] = m / width
-        level[..., 3] = m / height
-        parts.append(level.reshape(-1, 4))
-    priors = np.concatenate(parts).astype(np.float32)
+    priors = retinaface_priors((height, width), STEPS, MIN_SIZES)  # the core's twin of biubug6's PriorBox
     priors.flags.writeable = False
     return priors
 
