@@ -87,6 +87,31 @@ def _check_options_model(spec: ComponentSpec[Any], base: type[Options], options:
     assert model.model_validate(validated.model_dump(mode="json")) == validated
 
 
+class _ComponentSuite:
+    """What every suite starts from: a fresh plugin manager, the options its subclass declares, and the component
+    registered under their ``type``."""
+
+    #: the registry the component is looked up in (``app``, ``sink``, ``postprocessor``)
+    _kind: ClassVar[str] = ""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def suite_manager(cls) -> PluginManager:
+        return PluginManager()
+
+    @classmethod
+    def _declared(cls, options: Mapping[str, Any], setting: str) -> dict[str, Any]:
+        """A copy of the class's declared *options*, or a test failure saying what to set (*setting*)."""
+        if not options:
+            pytest.fail(f"{cls.__name__} must set {setting}")
+        return dict(options)
+
+    @classmethod
+    def _registered_spec(cls, manager: PluginManager, options: Mapping[str, Any]) -> ComponentSpec[Any]:
+        """The spec registered under the options' ``type`` (see :func:`_registered`)."""
+        return _registered(manager, cls._kind, str(options.get("type", "")))
+
+
 def _same(a: Detections, b: Detections, box_atol: float, score_atol: float) -> str | None:
     """Why two detections of one frame differ (compared in score order), or ``None`` when they agree."""
     a, b = a.to_host(), b.to_host()
@@ -124,7 +149,7 @@ class BoundApp:
     context: RunContext
 
 
-class AppSuite:
+class AppSuite(_ComponentSuite):
     """The contract of an app: registration, options, ``bind`` with a real runner, ``preprocess`` and ``decode``.
 
     Set in the subclass:
@@ -151,15 +176,14 @@ class AppSuite:
     box_atol: ClassVar[float] = 0.5
     score_atol: ClassVar[float] = 1e-3
     bounds_tolerance: ClassVar[float] = 0.5
+    _kind = "app"
 
     # -- fixtures (class-scoped: one model load per suite) ------------------------------------------------------
     @pytest.fixture(scope="class")
     @classmethod
     def suite_options(cls) -> dict[str, Any]:
         """The app options under test; override this fixture to compute them at test time."""
-        if not cls.app_options:
-            pytest.fail(f"{cls.__name__} must set app_options = {{'type': ..., 'model': ...}}")
-        return dict(cls.app_options)
+        return cls._declared(cls.app_options, "app_options = {'type': ..., 'model': ...}")
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -169,13 +193,8 @@ class AppSuite:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def suite_manager(cls) -> PluginManager:
-        return PluginManager()
-
-    @pytest.fixture(scope="class")
-    @classmethod
     def app_spec(cls, suite_manager: PluginManager, suite_options: dict[str, Any]) -> ComponentSpec[Any]:
-        return _registered(suite_manager, "app", str(suite_options.get("type", "")))
+        return cls._registered_spec(suite_manager, suite_options)
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -363,7 +382,7 @@ class AppSuite:
 # ==============================================================================================================
 
 
-class SinkSuite:
+class SinkSuite(_ComponentSuite):
     """The contract of a sink: registration, options, ``write`` and ``close`` (also after zero writes).
 
     Set in the subclass:
@@ -381,24 +400,18 @@ class SinkSuite:
     writes_files: ClassVar[bool] = True
     idempotent_close: ClassVar[bool] = True
     labels: ClassVar[Sequence[str]] = ("person", "bicycle", "car")
+    _kind = "sink"
 
     @pytest.fixture(scope="class")
     @classmethod
     def suite_sink_options(cls) -> dict[str, Any]:
         """The sink options under test; override this fixture to compute them at test time."""
-        if not cls.sink_options:
-            pytest.fail(f"{cls.__name__} must set sink_options = {{'type': ...}}")
-        return dict(cls.sink_options)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def suite_manager(cls) -> PluginManager:
-        return PluginManager()
+        return cls._declared(cls.sink_options, "sink_options = {'type': ...}")
 
     @pytest.fixture(scope="class")
     @classmethod
     def sink_spec(cls, suite_manager: PluginManager, suite_sink_options: dict[str, Any]) -> ComponentSpec[Any]:
-        return _registered(suite_manager, "sink", str(suite_sink_options.get("type", "")))
+        return cls._registered_spec(suite_manager, suite_sink_options)
 
     @pytest.fixture
     def output_dir(self, tmp_path: Path) -> Path:
@@ -480,7 +493,7 @@ class SinkSuite:
 # ==============================================================================================================
 
 
-class PostprocessorSuite:
+class PostprocessorSuite(_ComponentSuite):
     """The contract of a postprocessor: registration, options, empty in → empty out, a subset of its input.
 
     Set in the subclass:
@@ -493,26 +506,20 @@ class PostprocessorSuite:
     postprocessor_options: ClassVar[Mapping[str, Any]] = {}
     labels: ClassVar[Sequence[str]] = ("person", "bicycle", "car")
     filters_only: ClassVar[bool] = True
+    _kind = "postprocessor"
 
     @pytest.fixture(scope="class")
     @classmethod
     def suite_postprocessor_options(cls) -> dict[str, Any]:
         """The postprocessor options under test; override this fixture to compute them at test time."""
-        if not cls.postprocessor_options:
-            pytest.fail(f"{cls.__name__} must set postprocessor_options = {{'type': ...}}")
-        return dict(cls.postprocessor_options)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def suite_manager(cls) -> PluginManager:
-        return PluginManager()
+        return cls._declared(cls.postprocessor_options, "postprocessor_options = {'type': ...}")
 
     @pytest.fixture(scope="class")
     @classmethod
     def postprocessor_spec(
         cls, suite_manager: PluginManager, suite_postprocessor_options: dict[str, Any]
     ) -> ComponentSpec[Any]:
-        return _registered(suite_manager, "postprocessor", str(suite_postprocessor_options.get("type", "")))
+        return cls._registered_spec(suite_manager, suite_postprocessor_options)
 
     @pytest.fixture
     def postprocessor(
