@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from trtapps.ops.decode import params_from_letterbox  # noqa: E402
 from trtapps.ops.letterbox import LetterboxTransform  # noqa: E402
 from trtapps.ops.preprocess import rois_from_letterbox  # noqa: E402
+from trtapps.testing.heads import synthetic_v8  # noqa: E402
 
 TARGET_PREPROCESS_US = 20.0
 TARGET_DECODE_NMS_US = 30.0
@@ -65,25 +66,6 @@ def _time(cp: Any, fn: Callable[[], Any], stream: Any, iters: int, warmup: int) 
         "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
         "loop_mean_ms": cp.cuda.get_elapsed_time(loop_start, loop_end) / iters,
     }
-
-
-def synthetic_v8_head(batch: int, seed: int = 0, objects: int = 15) -> np.ndarray:
-    """``(B, 84, 8400)`` float32 with the score distribution described in the module docstring."""
-    rng = np.random.default_rng(seed)
-    anchors, classes = 8400, 80
-    pred = np.empty((batch, 4 + classes, anchors), np.float32)
-    pred[:, 0:2] = rng.uniform(0, 640, (batch, 2, anchors))
-    pred[:, 2:4] = rng.uniform(4, 200, (batch, 2, anchors))
-    pred[:, 4:] = 1 / (1 + np.exp(-rng.normal(-9, 1.5, (batch, classes, anchors))))
-    for b in range(batch):
-        for _ in range(objects):
-            members = rng.choice(anchors, 25, replace=False)
-            c = rng.integers(classes)
-            centre, size = rng.uniform(50, 590, 2), rng.uniform(20, 300, 2)
-            pred[b, 0:2, members] = (centre + rng.normal(0, 6, (25, 2))).astype(np.float32)
-            pred[b, 2:4, members] = (size * rng.uniform(0.8, 1.2, (25, 2))).astype(np.float32)
-            pred[b, 4 + c, members] = rng.uniform(0.2, 0.95, 25)
-    return pred
 
 
 def real_v8_head(batch: int) -> np.ndarray | None:
@@ -158,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     # -- decode + NMS ------------------------------------------------------------------------------------------
-    heads = {"synthetic": synthetic_v8_head(batch)}
+    heads = {"synthetic": synthetic_v8(batch, objects=15, second_labels=False, ties=False)}
     if args.real:
         real = real_v8_head(batch)
         if real is not None:

@@ -34,6 +34,7 @@ from trtapps.ops.decode import (
 )
 from trtapps.ops.letterbox import LetterboxTransform
 from trtapps.ops.preprocess import preprocess_reference, rects_from_boxes, rois_from_letterbox
+from trtapps.testing.heads import synthetic_faces, synthetic_rows, synthetic_v8
 
 pytestmark = pytest.mark.gpu
 
@@ -204,55 +205,7 @@ def test_preprocess_rejects_bad_arguments(cp: Any) -> None:
         preprocess_batch([image], cp.zeros((1, 3, 8, 8), cp.float64), [[0, 0, 8, 8]])
 
 
-# -- synthetic detection heads ------------------------------------------------------------------------------
-
-
-def synthetic_v8(batch: int, classes: int = 80, anchors: int = 8400, objects: int = 12, seed: int = 0) -> np.ndarray:
-    """A ``(B, 4 + C, N)`` head: low background probabilities, clusters of overlapping confident boxes."""
-    rng = np.random.default_rng(seed)
-    pred = np.empty((batch, 4 + classes, anchors), np.float32)
-    pred[:, 0:2] = rng.uniform(0, 640, (batch, 2, anchors))
-    pred[:, 2:4] = rng.uniform(4, 200, (batch, 2, anchors))
-    pred[:, 4:] = 1 / (1 + np.exp(-rng.normal(-9, 1.5, (batch, classes, anchors))))
-    for b in range(batch):
-        for _ in range(objects):
-            members = rng.choice(anchors, 25, replace=False)
-            c = rng.integers(classes)
-            centre, size = rng.uniform(50, 590, 2), rng.uniform(20, 300, 2)
-            pred[b, 0:2, members] = (centre + rng.normal(0, 6, (25, 2))).astype(np.float32)
-            pred[b, 2:4, members] = (size * rng.uniform(0.8, 1.2, (25, 2))).astype(np.float32)
-            pred[b, 4 + c, members] = rng.uniform(0.2, 0.95, 25)
-            pred[b, 4 + (c + 1) % classes, members[:5]] = rng.uniform(0.3, 0.6, 5)
-        pred[b, 4 + 3, rng.choice(anchors, 6, replace=False)] = np.float32(0.75)  # exact ties
-    return pred
-
-
-def synthetic_rows(batch: int, anchors: int = 3549, seed: int = 0, raw: bool = False) -> np.ndarray:
-    """A ``(B, N, 85)`` head (YOLOv5 pixels, or raw YOLOX offsets and log sizes)."""
-    v8 = synthetic_v8(batch, 80, anchors, seed=seed)
-    rows = np.empty((batch, anchors, 85), np.float32)
-    rows[..., :4] = v8[:, :4].transpose(0, 2, 1)
-    if raw:
-        rng = np.random.default_rng(seed + 1)
-        rows[..., :2] = rng.uniform(-0.5, 1.5, (batch, anchors, 2))
-        rows[..., 2:4] = rng.normal(0.5, 1.0, (batch, anchors, 2))
-    rows[..., 4] = np.minimum(v8[:, 4:].max(axis=1) * np.float32(1.05), np.float32(1.0))
-    rows[..., 5:] = v8[:, 4:].transpose(0, 2, 1)
-    return rows
-
-
-def synthetic_faces(batch: int, size: tuple[int, int], seed: int) -> tuple[np.ndarray, ...]:
-    """RetinaFace heads ``loc, conf (softmaxed), landmarks, conf logits`` with ~40 confident priors per image."""
-    rng = np.random.default_rng(seed)
-    n = retinaface_priors(size).shape[0]
-    loc = rng.normal(0, 1, (batch, n, 4)).astype(np.float32)
-    logits = rng.normal(0, 1, (batch, n, 2)).astype(np.float32)
-    logits[..., 1] -= 6
-    for b in range(batch):
-        logits[b, rng.choice(n, 40, replace=False), 1] += 12
-    conf = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
-    landmarks = rng.normal(0, 1, (batch, n, 10)).astype(np.float32)
-    return loc, conf, landmarks, logits
+# -- decode helpers (the synthetic heads are trtapps.testing.heads) ------------------------------------------
 
 
 def _params(sizes: Sequence[tuple[int, int]], input_size: tuple[int, int], centred: bool = True) -> np.ndarray:

@@ -44,6 +44,7 @@ from trtapps.ops.preprocess import (
     resize_scale,
     rois_from_letterbox,
 )
+from trtapps.testing.heads import synthetic_faces, synthetic_rows, synthetic_v8
 
 # -- cv2 fixed-point resize emulation -----------------------------------------------------------------------
 
@@ -275,44 +276,6 @@ def test_kernel_emulation_from_packed_params_equals_reference(swap_rb: bool) -> 
     np.testing.assert_array_equal(emulated, reference)
 
 
-# -- synthetic detection heads ------------------------------------------------------------------------------
-
-
-def synthetic_v8(batch: int, classes: int = 80, anchors: int = 8400, objects: int = 12, seed: int = 0) -> np.ndarray:
-    """A ``(B, 4 + C, N)`` head: low background probabilities, clusters of overlapping confident boxes."""
-    rng = np.random.default_rng(seed)
-    pred = np.empty((batch, 4 + classes, anchors), np.float32)
-    pred[:, 0:2] = rng.uniform(0, 640, (batch, 2, anchors))
-    pred[:, 2:4] = rng.uniform(4, 200, (batch, 2, anchors))
-    pred[:, 4:] = 1 / (1 + np.exp(-rng.normal(-9, 1.5, (batch, classes, anchors))))
-    for b in range(batch):
-        for _ in range(objects):
-            members = rng.choice(anchors, 25, replace=False)
-            c = rng.integers(classes)
-            centre, size = rng.uniform(50, 590, 2), rng.uniform(20, 300, 2)
-            pred[b, 0:2, members] = (centre + rng.normal(0, 6, (25, 2))).astype(np.float32)
-            pred[b, 2:4, members] = (size * rng.uniform(0.8, 1.2, (25, 2))).astype(np.float32)
-            pred[b, 4 + c, members] = rng.uniform(0.2, 0.95, 25)
-            pred[b, 4 + (c + 1) % classes, members[:5]] = rng.uniform(0.3, 0.6, 5)  # second labels
-        pred[b, 4 + 3, rng.choice(anchors, 6, replace=False)] = np.float32(0.75)  # exact ties
-    return pred
-
-
-def synthetic_rows(batch: int, classes: int = 80, anchors: int = 3549, seed: int = 0, raw: bool = False) -> np.ndarray:
-    """A ``(B, N, 5 + C)`` head (YOLOv5 pixels, or raw YOLOX offsets/log sizes)."""
-    v8 = synthetic_v8(batch, classes, anchors, seed=seed)
-    rows = np.empty((batch, anchors, 5 + classes), np.float32)
-    rows[..., :4] = v8[:, :4].transpose(0, 2, 1)
-    if raw:
-        rng = np.random.default_rng(seed + 1)
-        rows[..., :2] = rng.uniform(-0.5, 1.5, (batch, anchors, 2))
-        rows[..., 2:4] = rng.normal(0.5, 1.0, (batch, anchors, 2))
-    obj = v8[:, 4:].max(axis=1) * np.float32(1.05)
-    rows[..., 4] = np.minimum(obj, np.float32(1.0))
-    rows[..., 5:] = v8[:, 4:].transpose(0, 2, 1)
-    return rows
-
-
 # -- decode references vs the CPU app decoders --------------------------------------------------------------
 
 
@@ -404,24 +367,12 @@ def test_mapping_in_decode_equals_mapping_after() -> None:
         np.testing.assert_array_equal(map_records(unmapped[b], params[b], clip=True)[:, :4], expected)
 
 
-def _synthetic_faces(batch: int, size: tuple[int, int], seed: int) -> tuple[np.ndarray, ...]:
-    rng = np.random.default_rng(seed)
-    n = retinaface_priors(size).shape[0]
-    loc = rng.normal(0, 1, (batch, n, 4)).astype(np.float32)
-    logits = rng.normal(0, 1, (batch, n, 2)).astype(np.float32)
-    logits[..., 1] -= 6
-    logits[:, rng.choice(n, 40, replace=False), 1] += 12
-    conf = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    landmarks = rng.normal(0, 1, (batch, n, 10)).astype(np.float32)
-    return loc, conf.astype(np.float32), landmarks, logits
-
-
 def test_decode_retinaface_reference_equals_the_app() -> None:
     from trtapps_plugins.retinaface._common import CanvasTransform
     from trtapps_plugins.retinaface.retinaface import decode_boxes, decode_landmarks, face_scores, prior_boxes
 
     size = (640, 640)
-    loc, conf, landmarks, logits = _synthetic_faces(2, size, 3)
+    loc, conf, landmarks, logits = synthetic_faces(2, size, 3, same_faces=True)
     priors = retinaface_priors(size)
     transform = CanvasTransform.fit((1080, 1920), size)
     params = np.stack([image_params(transform.scale_x, transform.scale_y, 0, 0, 1920, 1080)] * 2)
@@ -553,7 +504,7 @@ def test_sort_keys_order_like_sort_records() -> None:
     keys = _sort_keys(shuffled)
     assert len(np.unique(keys)) == len(keys)
     np.testing.assert_array_equal(shuffled[np.argsort(keys)], recs)
-    loc, conf, landmarks, _ = _synthetic_faces(1, (320, 320), 4)
+    loc, conf, landmarks, _ = synthetic_faces(1, (320, 320), 4, same_faces=True)
     faces = decode_retinaface_reference(loc, conf, landmarks, retinaface_priors((320, 320)), (320, 320), 0.5)[0]
     reversed_faces = faces[::-1]
     np.testing.assert_array_equal(reversed_faces[np.argsort(_sort_keys(reversed_faces))], faces)
