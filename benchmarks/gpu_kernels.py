@@ -68,6 +68,19 @@ def _time(cp: Any, fn: Callable[[], Any], stream: Any, iters: int, warmup: int) 
     }
 
 
+def _row(name: str, unit: str, t: dict[str, float], items: int, target_us: float, **stats: Any) -> dict[str, Any]:
+    """One result row: the times of :func:`_time` per item (µs), the target, and any *stats*."""
+    return {
+        "name": name,
+        "unit": unit,
+        "per_item_us": 1000 * t["median_ms"] / items,
+        "p90_per_item_us": 1000 * t["p90_ms"] / items,
+        "loop_mean_per_item_us": 1000 * t["loop_mean_ms"] / items,
+        "target_us": target_us,
+        **stats,
+    }
+
+
 def real_v8_head(batch: int) -> np.ndarray | None:
     """The yolov8n_dequant.onnx head on the shared media images (ONNX Runtime CPU), tiled to *batch*."""
     try:
@@ -128,16 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             preprocess_batch(frames, out, rois, swap_rb=True, std=255.0, pad_value=114, stream=stream)
 
         t = _time(cp, run_preprocess, stream, args.iters, args.warmup)
-        rows.append(
-            {
-                "name": f"preprocess 1080p->640x640 {np.dtype(dtype).name}",
-                "unit": "us/frame",
-                "per_item_us": 1000 * t["median_ms"] / batch,
-                "p90_per_item_us": 1000 * t["p90_ms"] / batch,
-                "loop_mean_per_item_us": 1000 * t["loop_mean_ms"] / batch,
-                "target_us": TARGET_PREPROCESS_US,
-            }
-        )
+        rows.append(_row(f"preprocess 1080p->640x640 {np.dtype(dtype).name}", "us/frame", t, batch, TARGET_PREPROCESS_US))
 
     # -- decode + NMS ------------------------------------------------------------------------------------------
     heads = {"synthetic": synthetic_v8(batch, objects=15, second_labels=False, ties=False)}
@@ -176,17 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         for suffix, fn in (("", run_decode_nms), (" + download", run_with_download)):
             t = _time(cp, fn, stream, args.iters, args.warmup)
-            rows.append(
-                {
-                    "name": f"decode+nms yolov8 [{batch},84,8400] {label}{suffix}",
-                    "unit": "us/image",
-                    "per_item_us": 1000 * t["median_ms"] / batch,
-                    "p90_per_item_us": 1000 * t["p90_ms"] / batch,
-                    "loop_mean_per_item_us": 1000 * t["loop_mean_ms"] / batch,
-                    "target_us": TARGET_DECODE_NMS_US,
-                    **stats,
-                }
-            )
+            name = f"decode+nms yolov8 [{batch},84,8400] {label}{suffix}"
+            rows.append(_row(name, "us/image", t, batch, TARGET_DECODE_NMS_US, **stats))
 
     for row in rows:
         row["meets_target"] = row["per_item_us"] <= row["target_us"]
