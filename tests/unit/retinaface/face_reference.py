@@ -2,7 +2,8 @@
 
 Plain Python loops and explicit per-column formulas (biubug6 ``PriorBox`` / ``decode`` / ``py_cpu_nms``,
 insightface ``SCRFD.forward`` / ``SCRFD.nms``), deliberately *not* sharing code or structure with the plugin.
-Also a minimal fake :class:`trtapps.Runner` so ``bind`` can be tested without a model file.
+Also a minimal fake :class:`trtapps.Runner` so ``bind`` can be tested without a model file, and the check of
+the one-line error ``bind`` gives for it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
+from trtapps.errors import ModelError
 from trtapps.runners.base import Runner, TensorInfo
 
 F32 = np.dtype(np.float32)
@@ -181,3 +184,11 @@ class FakeRunner(Runner):
 
     def _infer(self, feeds: Mapping[str, Any], stream: Any) -> dict[str, Any]:
         raise AssertionError("FakeRunner cannot run a model")
+
+
+def assert_one_line_model_error(exc: pytest.ExceptionInfo[ModelError], fragment: str) -> None:
+    """The bind error is one line, names :class:`FakeRunner`'s model file and contains *fragment*."""
+    message = str(exc.value)
+    assert "\n" not in message
+    assert "/models/fake_model.onnx" in message
+    assert fragment in message

@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from face_reference import FakeRunner, py_cpu_nms, ref_retinaface_detect
+from face_reference import FakeRunner, assert_one_line_model_error, py_cpu_nms, ref_retinaface_detect
 from pydantic import ValidationError
 
 import trtapps
@@ -234,13 +234,6 @@ def test_unnamed_outputs_are_matched_by_width() -> None:
 
 
 # -- bind -----------------------------------------------------------------------------------------------------
-
-
-def assert_one_line_model_error(exc: pytest.ExceptionInfo[ModelError], fragment: str) -> None:
-    message = str(exc.value)
-    assert "\n" not in message
-    assert "/models/fake_model.onnx" in message
-    assert fragment in message
 
 
 @pytest.mark.parametrize(

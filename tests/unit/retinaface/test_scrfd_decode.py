@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from face_reference import FakeRunner, ref_scrfd_centres, ref_scrfd_detect
+from face_reference import FakeRunner, assert_one_line_model_error, ref_scrfd_centres, ref_scrfd_detect
 
 from trtapps.errors import ModelError
 from trtapps.structures import Detections, Frame
@@ -167,13 +167,6 @@ def test_default_size_for_dynamic_models_is_640() -> None:
         FakeRunner([("x", (None, 3, None, None))], [(n, (None, None, s[2])) for n, s in layout(640, 640)])
     )
     assert app.input_size == (640, 640)
-
-
-def assert_one_line_model_error(exc: pytest.ExceptionInfo[ModelError], fragment: str) -> None:
-    message = str(exc.value)
-    assert "\n" not in message
-    assert "/models/fake_model.onnx" in message
-    assert fragment in message
 
 
 @pytest.mark.parametrize(
