@@ -15,42 +15,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 
 from conftest import shared_path  # tests/conftest.py
+from letterboxed_media import batch_of  # tests/letterboxed_media.py
 from trtapps.errors import CudaError
 from trtapps.gpu import check_cuda
 
 MODEL = "models/yolov8n_dequant.onnx"
-IMAGES = ("bus.jpg", "zidane.jpg", "street.jpg", "group.jpg")
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------
-def letterbox(image: np.ndarray, size: int = 640) -> np.ndarray:
-    """Centred letterbox to ``size``×``size`` (grey 114), BGR→RGB, /255, CHW float32."""
-    h, w = image.shape[:2]
-    r = min(size / h, size / w)
-    nh, nw = round(h * r), round(w * r)
-    canvas = np.full((size, size, 3), 114, np.uint8)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    canvas[top:top + nh, left:left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(canvas[..., ::-1].transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
-
-
-def batch_of(n: int) -> np.ndarray:
-    """*n* distinct letterboxed inputs: the four media images, then their mirror images."""
-    frames = []
-    for i in range(n):
-        image = cv2.imread(str(shared_path(f"media/{IMAGES[i % len(IMAGES)]}")))
-        assert image is not None
-        if (i // len(IMAGES)) % 2:
-            image = np.ascontiguousarray(image[:, ::-1])
-        frames.append(letterbox(image))
-    return np.stack(frames)
-
-
 def assert_yolo_close(got: np.ndarray, want: np.ndarray, score_atol: float = 1e-3, box_atol: float = 1e-3) -> None:
     """Compare YOLOv8 outputs ``[B, 84, 8400]``: rows 0-3 boxes (pixels), rows 4-83 class scores."""
     assert got.shape == want.shape, (got.shape, want.shape)

@@ -20,13 +20,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import cv2
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from conftest import REPO, shared_path  # tests/conftest.py
+from letterboxed_media import batch_of  # tests/letterboxed_media.py
 from trtapps.engine import apicheck
 from trtapps.engine.build import inspect_onnx, precision_plan, resolve_input_shape
 from trtapps.engine.cache import (
@@ -559,32 +559,12 @@ def test_apicheck_against_a_fake_module() -> None:
 
 
 # -- real TensorRT (skipped where it is missing) -----------------------------------------------------------------------
-def _letterbox(image: np.ndarray, size: int = 640) -> np.ndarray:
-    h, w = image.shape[:2]
-    r = min(size / h, size / w)
-    nh, nw = round(h * r), round(w * r)
-    canvas = np.full((size, size, 3), 114, np.uint8)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    canvas[top:top + nh, left:left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(canvas[..., ::-1].transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
-
-
-def _images(n: int) -> np.ndarray:
-    names = ("bus.jpg", "zidane.jpg", "street.jpg", "group.jpg")
-    frames = []
-    for i in range(n):
-        image = cv2.imread(str(shared_path(f"media/{names[i % 4]}")))
-        assert image is not None
-        frames.append(_letterbox(image if (i // 4) % 2 == 0 else np.ascontiguousarray(image[:, ::-1])))
-    return np.stack(frames)
-
-
 @pytest.fixture(scope="module")
 def cpu_outputs() -> np.ndarray:
     from trtapps.runners.onnxruntime import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(shared_path(MODEL)) as runner:
-        return np.asarray(runner.infer({"images": _images(8)})["output0"])
+        return np.asarray(runner.infer({"images": batch_of(8)})["output0"])
 
 
 @pytest.fixture(scope="module")
@@ -608,7 +588,7 @@ def test_tensorrt_builds_runs_and_matches_cpu(engine_dir: Path, cpu_outputs: np.
     from trtapps.gpu.stream import new_stream
     from trtapps.runners.tensorrt import TensorRTRunner
 
-    x = _images(8)
+    x = batch_of(8)
     stream = new_stream()
     with TensorRTRunner(shared_path(MODEL), options=BuildOptions(max_batch=8), cache_dir=engine_dir) as runner:
         assert runner.built
@@ -643,7 +623,7 @@ def test_tensorrt_cache_hit_on_second_build(engine_dir: Path, cpu_outputs: np.nd
         assert not second.built
         assert second.engine_info is not None
         assert second.engine_info.key == key
-        out = second.infer({"images": cp.asarray(_images(2))})["output0"]  # on CuPy's current stream
+        out = second.infer({"images": cp.asarray(batch_of(2))})["output0"]  # on CuPy's current stream
         _close(out.get(), cpu_outputs[:2])
 
 
@@ -699,5 +679,5 @@ def test_tensorrt_runs_a_serialized_engine_file(engine_dir: Path, tmp_path: Path
     (tmp_path / "yolov8n.json").write_text(cache.meta_path(key).read_text())
     with TensorRTRunner(tmp_path / "yolov8n.engine") as loaded:
         assert loaded.metadata["names"].startswith("{0: 'person'")
-        out = loaded.infer({"images": cp.asarray(_images(1))})["output0"]
+        out = loaded.infer({"images": cp.asarray(batch_of(1))})["output0"]
         _close(out.get(), cpu_outputs[:1])
