@@ -207,7 +207,7 @@ class Pipeline:
 
     def _build_postprocessors(self) -> list[Callable[[Detections, Frame], Detections]]:
         steps: list[Callable[[Detections, Frame], Detections]] = []
-        if self.config.app.classes:
+        if self.config.app.classes and not self.app.applies_classes:
             ids = np.asarray(resolve_classes(self.config.app.classes, self.app.labels, "app.classes"), np.int32)
 
             def keep_classes(d: Detections, f: Frame) -> Detections:
@@ -295,15 +295,13 @@ class Pipeline:
         Everything is enqueued on the run's stream; the only host synchronisation is the final small copy.
         Stage times are host times (enqueue for the first three, the wait for results in ``decode``).
         """
-        from trtapps.gpu.frames import FrameUploader
+        from trtapps.gpu.frames import FrameUploader, PinnedFrameStager
         from trtapps.gpu.stream import pipeline_stream
 
         n = len(frames)
         stream = pipeline_stream(self.context, self.context.device)
         if self._uploader is None:
             self._uploader = FrameUploader(device=self.context.device)
-        from trtapps.gpu.frames import PinnedFrameStager
-
         pinned = all(PinnedFrameStager.SLOT_KEY in f.meta for f in frames)
         try:
             with stream:

@@ -50,6 +50,9 @@ class App(ABC):
     labels: Sequence[str] = ()
     #: keypoints per detection (5 for faces), or None
     keypoints: int | None = None
+    #: True when the app applies ``AppOptions.classes`` itself (e.g. before NMS); otherwise the pipeline filters
+    #: the app's detections by class
+    applies_classes: bool = False
 
     def bind(self, runner: Runner) -> None:  # noqa: B027 - optional hook
         """Check that the model fits this app and adapt to it (variant, input size, class names).

@@ -267,3 +267,14 @@ def test_model_that_does_not_fit_the_app() -> None:
     with pytest.raises(ModelError, match=r"osnet_x0_25_msmt17\.onnx"):
         Pipeline.from_objects(app={"type": "retinaface", "model": str(shared_path("models/osnet_x0_25_msmt17.onnx"))},
                               source={"type": "images", "path": str(shared_path("media/bus.jpg"))})
+
+
+def test_class_filter_runs_once_where_the_app_does_not_apply_it() -> None:
+    bus = shared_path("media/bus.jpg")
+    yolo = Pipeline.from_objects(app=yolo_app(classes=["bus"]))
+    assert yolo.postprocessors == []  # the yolo app filters its candidates before NMS itself
+    assert [int(c) for c in yolo.predict(bus).detections.class_ids] == [5]
+    faces = Pipeline.from_objects(app={"type": "retinaface", "classes": [1],
+                                       "model": str(shared_path("models/retinaface_mnet025.onnx"))})
+    assert len(faces.postprocessors) == 1  # retinaface leaves `classes` to the pipeline
+    assert len(faces.predict(bus).detections) == 0  # class 1 does not exist: everything is filtered out

@@ -89,6 +89,9 @@ class YoloApp(App):
         logger: where :meth:`bind` reports what it detected.
     """
 
+    #: ``classes`` is applied to the candidates before NMS, as Ultralytics does
+    applies_classes = True
+
     def __init__(
         self, options: YoloOptions, names: Sequence[str] | None = None, logger: logging.Logger | None = None
     ) -> None:
