@@ -43,15 +43,26 @@ def _sources_override(sources: list[str] | None) -> dict[str, Any]:
     return {"source": None, "sources": merged}
 
 
+#: modules of ``trtapps.cli`` that add command groups, each through its own ``register(app)``
+COMMAND_MODULES = ("eval", "onnx", "build", "models", "bench")
+
+
 def register(app: typer.Typer) -> None:
-    from trtapps.cli import eval as eval_commands
+    import importlib
 
     app.command("run")(run)
     app.command("predict")(predict)
     app.command("validate")(validate)
     app.command("schema")(schema)
     app.command("plugins")(plugins)
-    eval_commands.register(app)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"trtapps.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"trtapps.cli.{name}":
+                raise
+            continue  # not written yet on this branch
+        module.register(app)
 
 
 # -- run -------------------------------------------------------------------------------------------------------------
