@@ -38,17 +38,25 @@ def to_host(array: Any) -> np.ndarray:
     return np.asarray(array)
 
 
+#: pixel layouts a :class:`Frame` may carry: interleaved BGR (every source), or the NV12 surface a hardware
+#: video decoder leaves in device memory (luma plane ``H`` rows, interleaved chroma ``H/2`` rows, one array of
+#: shape ``(H * 3 // 2, W)``), which the GPU preprocessing kernel reads directly
+PIXEL_FORMATS = ("bgr", "nv12")
+
+
 @dataclass
 class Frame:
     """One input image.
 
     Attributes:
-        image: ``(H, W, 3)`` uint8 BGR, host (NumPy) or device (CuPy).
+        image: ``(H, W, 3)`` uint8 BGR, host (NumPy) or device (CuPy); with ``pixel_format="nv12"`` a device
+            ``(H * 3 // 2, W)`` uint8 NV12 surface.
         source: the image path, video path or stream URL it came from.
         index: 0-based index of the frame within its source (0 for a single image).
         timestamp: seconds since the start of the source (video/stream), or ``None``.
         source_id: position of the source in a multi-source pipeline.
         meta: free-form per-frame metadata for plugins.
+        pixel_format: ``"bgr"`` (default) or ``"nv12"`` (see :data:`PIXEL_FORMATS`).
     """
 
     image: Array
@@ -57,16 +65,24 @@ class Frame:
     timestamp: float | None = None
     source_id: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    pixel_format: str = "bgr"
 
     def __post_init__(self) -> None:
         shape = getattr(self.image, "shape", None)
-        if shape is None or len(shape) != 3 or shape[2] != 3 or shape[0] < 1 or shape[1] < 1:
+        if self.pixel_format == "nv12":
+            if shape is None or len(shape) != 2 or shape[0] < 3 or shape[0] % 3 or shape[1] < 2 or shape[1] % 2:
+                raise ValueError(f"an NV12 Frame.image must be (H * 3 / 2, W) with even H and W, got {shape}")
+        elif self.pixel_format != "bgr":
+            raise ValueError(f"Frame.pixel_format must be one of {PIXEL_FORMATS}, got {self.pixel_format!r}")
+        elif shape is None or len(shape) != 3 or shape[2] != 3 or shape[0] < 1 or shape[1] < 1:
             raise ValueError(f"Frame.image must be an (H, W, 3) BGR array, but got shape {shape}")
         if self.image.dtype != np.uint8:
             raise ValueError(f"Frame.image must be uint8, but got {self.image.dtype}")
 
     @property
     def height(self) -> int:
+        if self.pixel_format == "nv12":
+            return int(self.image.shape[0]) * 2 // 3
         return int(self.image.shape[0])
 
     @property
