@@ -1,0 +1,299 @@
+"""``trtapps bench`` on the CPU: the measuring pieces on known inputs, and short real runs through the CLI.
+
+The runs use a tiny YOLOv8-shaped model made here (dynamic batch, microseconds per call) so several batch sizes
+and stream counts fit in a second, plus one run of the real YOLOX-nano. No timing thresholds: the assertions are
+about what was measured (keys present, counts exact, numbers positive and consistent), never how fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import onnx
+from conftest import shared_path
+from onnx import TensorProto, helper, numpy_helper
+from trtapps.bench import LatencyRecorder, ListSource, LoopingVideoSource, latency_summary
+from trtapps.bench.levels import MIN_CALLS, time_calls
+from trtapps.bench.resources import CpuClock, rss_mib
+from trtapps.bench.sources import ENTERED, read_image_frames, read_video_frames
+from trtapps.bench.streams import per_stream_frames, stream_sources
+from trtapps.cli import build_app, main
+from trtapps.errors import InputError
+
+
+def tiny_yolo(path: Path, classes: int = 2, size: int = 64) -> Path:
+    """A YOLOv8-shaped detector: images [N, 3, 64, 64] → [N, 4 + classes, 64] through one strided conv."""
+    rng = np.random.default_rng(0)
+    channels = 4 + classes
+    weights = numpy_helper.from_array(rng.normal(0, 0.05, (channels, 3, 8, 8)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.array([0, channels, -1], np.int64), "shape")
+    nodes = [
+        helper.make_node("Conv", ["images", "w"], ["c"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Reshape", ["c", "shape"], ["r"]),
+        helper.make_node("Sigmoid", ["r"], ["output0"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", channels, (size // 8) ** 2])],
+        [weights, shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def write_video(path: Path, frames: int = 6) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    for i in range(frames):
+        writer.write(np.full((64, 96, 3), 20 * i, np.uint8))
+    writer.release()
+    return path
+
+
+# -- latency --------------------------------------------------------------------------------------------------------
+def test_latency_is_matched_by_source_and_index() -> None:
+    rec = LatencyRecorder()
+    rec.entered("a", 0, at=1.0)
+    rec.entered("b", 0, at=1.5)
+    rec.entered("a", 1, at=2.0)
+    rec.arrived("b", 0, at=1.75)
+    rec.arrived("a", 0, at=3.0)
+    rec.arrived("x", 9, at=3.0)  # never entered: counted apart, not a sample
+    assert rec.samples == [0.25, 2.0]
+    assert rec.unmatched == 1
+    assert rec.pending == 1  # ("a", 1) is still inside
+
+
+def test_latency_summary_percentiles_in_ms() -> None:
+    summary = latency_summary([i / 1000 for i in range(1, 101)])  # 1 … 100 ms
+    assert summary["count"] == 100
+    assert summary["p50_ms"] == pytest.approx(50.5)
+    assert summary["p99_ms"] == pytest.approx(99.01)
+    assert summary["max_ms"] == pytest.approx(100.0)
+    assert summary["mean_ms"] == pytest.approx(50.5)
+    assert latency_summary([])["p50_ms"] is None
+
+
+# -- sources --------------------------------------------------------------------------------------------------------
+def test_list_source_cycles_from_its_offset_and_stamps_entry() -> None:
+    images = [np.full((4, 6, 3), v, np.uint8) for v in (0, 1, 2)]
+    rec = LatencyRecorder()
+    source = ListSource(images, total=5, name="cam", recorder=rec, offset=1)
+    frames = list(source)
+    assert len(source) == 5
+    assert source.yielded == 5
+    assert [int(f.image[0, 0, 0]) for f in frames] == [1, 2, 0, 1, 2]
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4]
+    assert all(f.source == "cam" for f in frames)
+    stamps = [f.meta[ENTERED] for f in frames]
+    assert stamps == sorted(stamps)
+    assert rec.pending == 5
+
+
+def test_stream_sources_have_distinct_names_and_offsets() -> None:
+    images = [np.full((4, 6, 3), v, np.uint8) for v in range(8)]
+    sources = stream_sources(images, streams=4, per_stream=3)
+    assert [s.name for s in sources] == ["stream0", "stream1", "stream2", "stream3"]
+    assert [int(next(iter(s)).image[0, 0, 0]) for s in sources] == [0, 2, 4, 6]
+    assert per_stream_frames(total=100, streams=3, batch=8) == 34
+    assert per_stream_frames(total=10, streams=4, batch=8) == 8  # at least one batch per stream
+
+
+def test_looping_video_source_reopens_the_file_until_stopped(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "six.avi", frames=6)
+    stop = threading.Event()
+    source = LoopingVideoSource(video, stop=stop)
+    indices = []
+    for frame in source:
+        indices.append(frame.index)
+        if len(indices) == 15:
+            stop.set()
+    assert indices == list(range(15))  # indices keep counting across passes
+    assert source.yielded == 15
+    assert source.passes == 3  # two whole passes, then the third cut short
+    assert len(source) == 0
+
+
+def test_looping_video_source_stops_at_its_deadline(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "six.avi")
+    source = LoopingVideoSource(video, deadline=time.perf_counter() + 0.2)
+    assert sum(1 for _ in source) > 6  # looped at least once within the time
+
+
+def test_sources_name_the_option_when_the_input_is_bad(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"^--video .*nothing\.mp4: cannot open"):
+        read_video_frames(tmp_path / "nothing.mp4", 4)
+    with pytest.raises(InputError, match=r"^--images .*: no readable image"):
+        read_image_frames(tmp_path, 4)
+    with pytest.raises(InputError, match="cannot open the video"):
+        LoopingVideoSource(tmp_path / "nothing.mp4")
+    (tmp_path / "a.jpg").write_bytes(b"not a jpeg")
+    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((8, 8, 3), np.uint8))
+    assert len(read_image_frames(tmp_path, 4)) == 1  # the unreadable file is passed over
+
+
+# -- resources and timing -------------------------------------------------------------------------------------------
+def test_cpu_clock_counts_busy_time_per_frame() -> None:
+    with CpuClock() as clock:
+        end = time.process_time() + 0.05
+        while time.process_time() < end:
+            pass
+    per_frame = clock.per_frame(10)
+    assert per_frame["ms_per_frame"] >= 5.0 * 0.9  # 50 ms of CPU over 10 frames (process_time resolution)
+    assert per_frame["user_ms_per_frame"] + per_frame["system_ms_per_frame"] > 0
+    assert per_frame["cores_busy"] > 0
+
+
+def test_rss_is_read_from_proc_status(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmRSS:\t  204800 kB\n", encoding="ascii")
+    assert rss_mib(status) == 200.0
+    status.write_text("Name:\tpython\n", encoding="ascii")
+    with pytest.raises(OSError, match="no VmRSS"):
+        rss_mib(status)
+    if Path("/proc/self/status").exists():
+        assert rss_mib() > 1.0
+
+
+def test_time_calls_stops_after_its_budget_with_a_minimum_of_calls() -> None:
+    calls = []
+    times = time_calls(lambda: calls.append(time.sleep(0.01)), lambda: None, iters=1000, budget_s=0.0, warmup=2)
+    assert len(times) == MIN_CALLS
+    assert len(calls) == MIN_CALLS + 2
+    assert len(time_calls(lambda: None, lambda: None, iters=7, budget_s=60.0, warmup=0)) == 7
+
+
+# -- the command ----------------------------------------------------------------------------------------------------
+def _invoke(args: list[str]) -> object:
+    result = CliRunner().invoke(build_app(), ["bench", *args], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and value > 0
+
+
+def test_cpu_bench_measures_levels_streams_latency_and_cpu_time(tmp_path: Path) -> None:
+    model = tiny_yolo(tmp_path / "tiny.onnx")
+    video = write_video(tmp_path / "clip.avi", frames=6)
+    out = tmp_path / "bench.json"
+    result = _invoke([
+        "--model", str(model), "--video", str(video), "--backend", "onnxruntime", "--batch", "1,4",
+        "--streams", "1,3", "--frames", "12", "--iters", "3", "--json", str(out), "--plots", str(tmp_path / "png"),
+        "-q",
+    ])
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "trtapps bench"
+    assert doc["backend"] == "onnxruntime"
+    assert doc["device"]["kind"] == "cpu"
+    assert doc["command"].startswith("trtapps bench --model ")
+    assert {"python", "trtapps", "numpy", "onnxruntime", "opencv"} <= set(doc["versions"])
+    assert doc["input"] == {"video": "clip.avi", "distinct_frames": 6, "size": "96x64"}
+
+    assert [row["batch"] for row in doc["levels"]] == [1, 4]
+    for row in doc["levels"]:
+        run = row["pipeline"]
+        assert _positive(row["i_runner_img_s"])
+        assert _positive(row["iii_pipeline_img_s"])
+        assert row["ratio_iii_i"] == pytest.approx(row["iii_pipeline_img_s"] / row["i_runner_img_s"], rel=0.01)
+        assert row["i_input"] == "host"
+        assert row["ii_runner_gpu_prepost_img_s"] is None  # CPU backend: no GPU level
+        assert row["gpu_memory"] is None
+        assert run["frames"] == run["frames_in"] == run["frames_out"] == 12
+        assert run["frames_dropped"] == 0
+        assert run["latency"]["count"] == 12
+        assert 0 < run["latency"]["p50_ms"] <= run["latency"]["p99_ms"] <= run["latency"]["max_ms"]
+        assert _positive(run["cpu"]["ms_per_frame"])
+        assert {"preprocess", "infer", "decode"} <= set(run["stages_ms_per_frame"])
+
+    assert [row["streams"] for row in doc["streams"]] == [1, 3]
+    for row in doc["streams"]:
+        run = row["pipeline"]
+        assert row["batch"] == 4  # the largest batch's pipeline runs the streams
+        assert run["frames"] == row["streams"] * row["frames_per_stream"] == run["latency"]["count"]
+        assert _positive(row["aggregate_fps"])
+        assert row["fps_per_stream"] == pytest.approx(row["aggregate_fps"] / row["streams"], abs=0.1)
+
+    assert "three levels" in result.output
+    assert "N streams" in result.output
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
+        "latency_per_batch.png", "streams_fps.png", "throughput_vs_batch.png"
+    ]
+    assert all(p.stat().st_size > 1000 for p in (tmp_path / "png").iterdir())
+
+    shown = _invoke(["--show", str(out)])  # a saved document prints again, without measuring
+    assert "three levels" in shown.output
+    assert "tiny.onnx" in shown.output
+
+
+def test_cpu_bench_on_a_real_model_with_a_fixed_batch(tmp_path: Path) -> None:
+    """YOLOX-nano takes batch 1 only: asking for 1 and 2 measures batch 1 once and says why."""
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(build_app(), [
+        "bench", "--model", str(shared_path("models/yolox_nano.onnx")), "--backend", "onnxruntime",
+        "--images", str(shared_path("media")), "--batch", "1,2", "--frames", "4", "--iters", "3",
+        "--json", str(out),
+    ], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert [row["batch"] for row in doc["levels"]] == [1]
+    assert "accepts at most batch 1; skipped" in result.output
+    assert doc["input"]["size"].endswith("sizes")  # the shared photos differ in size
+    row = doc["levels"][0]
+    assert _positive(row["i_runner_img_s"])
+    assert row["pipeline"]["frames_out"] == 4
+    assert row["pipeline"]["latency"]["count"] == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--video", "x.mp4"], "--model is required"),
+        (["--model", "m.onnx"], "give exactly one of --video FILE or --images FOLDER"),
+        (["--model", "m.onnx", "--video", "a.mp4", "--images", "d"], "give exactly one of"),
+        (["--model", "m.onnx", "--video", "a.mp4", "--batch", "1,x"], "--batch '1,x': expected positive integers"),
+        (["--model", "m.onnx", "--video", "a.mp4", "--streams", "0"], "--streams '0': expected positive integers"),
+    ],
+)
+def test_bad_options_are_one_line_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: ")
+    assert message in err[0]
+
+
+def test_plots_without_matplotlib_fail_before_measuring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    with pytest.raises(SystemExit):
+        main(["bench", "--model", "missing.onnx", "--video", "missing.mp4", "--plots", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --plots needs matplotlib: pip install 'trtapps[bench]' (or leave out --plots)"
+
+
+def test_show_refuses_a_file_that_is_not_a_bench_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "other.json"
+    other.write_text('{"mAP50": 0.5}')
+    with pytest.raises(SystemExit):
+        main(["bench", "--show", str(other)])
+    assert "not a document written by trtapps bench --json" in capsys.readouterr().err

@@ -1,0 +1,181 @@
+"""Sources made for measuring: decoded frames replayed from memory, and a video looped for a soak run.
+
+Both are ordinary :class:`~trtapps.stages.Source` objects handed to ``Pipeline.iter_results(sources=[...])``,
+so a benchmark exercises exactly the code a user's run does. They stamp every frame with the moment it is
+yielded to the pipeline (``Frame.meta["bench.entered"]``, and in a :class:`LatencyRecorder` when given one),
+which is where a frame's latency starts: the frame has entered the pipeline once the reader takes it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from trtapps.bench.latency import LatencyRecorder
+from trtapps.errors import InputError
+from trtapps.sources import IMAGE_EXTENSIONS
+from trtapps.structures import Frame
+
+#: ``Frame.meta`` key of the ``time.perf_counter()`` at which the source yielded the frame
+ENTERED = "bench.entered"
+
+
+def read_video_frames(path: Path, count: int) -> list[np.ndarray]:
+    """The first *count* frames of a video, decoded once up front (decoding is not what a benchmark times).
+
+    Raises:
+        InputError: the video cannot be opened or has no readable frame.
+    """
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise InputError(f"--video {path}: cannot open the video (missing, or a codec OpenCV lacks)")
+    frames: list[np.ndarray] = []
+    try:
+        while len(frames) < count:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+    finally:
+        cap.release()
+    if not frames:
+        raise InputError(f"--video {path}: no frame could be decoded")
+    return frames
+
+
+def read_image_frames(folder: Path, count: int) -> list[np.ndarray]:
+    """Up to *count* images of a folder (sorted by name), decoded once up front.
+
+    Raises:
+        InputError: the folder is missing or holds no readable image.
+    """
+    if not folder.is_dir():
+        raise InputError(f"--images {folder}: not a folder; give a folder of images")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    frames = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is not None:
+            frames.append(image)
+        if len(frames) >= count:
+            break
+    if not frames:
+        raise InputError(f"--images {folder}: no readable image ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return frames
+
+
+class ListSource:
+    """Already decoded frames yielded *total* times, cycling through the list from *offset*.
+
+    The frames are ordinary host arrays (as a decoder leaves them), not pinned: moving them to the device is
+    part of what the pipeline is measured doing. Each source of a multi-stream run gets its own *name*, which
+    results carry back, so latencies are matched per stream.
+    """
+
+    def __init__(
+        self,
+        frames: Sequence[np.ndarray],
+        total: int,
+        name: str = "memory",
+        recorder: LatencyRecorder | None = None,
+        offset: int = 0,
+    ) -> None:
+        if not frames:
+            raise ValueError("ListSource needs at least one frame")
+        self.frames = list(frames)
+        self.total = int(total)
+        self.name = name
+        self.recorder = recorder
+        self.offset = int(offset)
+        self.yielded = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        frames, n = self.frames, len(self.frames)
+        for i in range(self.total):
+            frame = Frame(frames[(self.offset + i) % n], source=self.name, index=i)
+            self.yielded += 1  # counted before the yield: the pipeline has the frame even if it never asks again
+            yield _entered(frame, self.recorder)
+
+    def __len__(self) -> int:
+        return self.total
+
+    def close(self) -> None:
+        """Nothing to release: the frames belong to the caller."""
+
+
+class LoopingVideoSource:
+    """A video decoded with OpenCV over and over, until *deadline* (``time.perf_counter()``) or *stop*.
+
+    The soak run's input: decoding stays in the loop (a leak in the decoder path shows up too), the file is
+    reopened at its end, and frame indices keep increasing across passes so every frame is distinct.
+
+    Raises:
+        InputError: the video cannot be opened, or a whole pass yields no frame.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
+        name: str | None = None,
+        recorder: LatencyRecorder | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.deadline = deadline
+        self.stop = stop or threading.Event()
+        self.name = name or self.path.name
+        self.recorder = recorder
+        self.yielded = 0
+        self.passes = 0
+        self._check_opens()
+
+    def _check_opens(self) -> None:
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            if not cap.isOpened():
+                raise InputError(f"{self.path}: cannot open the video (missing, or a codec OpenCV lacks)")
+        finally:
+            cap.release()
+
+    def _done(self) -> bool:
+        return self.stop.is_set() or (self.deadline is not None and time.perf_counter() >= self.deadline)
+
+    def __iter__(self) -> Iterator[Frame]:
+        while not self._done():
+            cap = cv2.VideoCapture(str(self.path))
+            got = 0
+            try:
+                while not self._done():
+                    ok, image = cap.read()
+                    if not ok:
+                        break
+                    got += 1
+                    frame = Frame(image, source=self.name, index=self.yielded)
+                    self.yielded += 1
+                    yield _entered(frame, self.recorder)
+            finally:
+                cap.release()
+            self.passes += 1
+            if got == 0 and not self._done():
+                raise InputError(f"{self.path}: a whole pass over the video gave no frame")
+
+    def __len__(self) -> int:
+        return 0  # unknown in advance: the run is bounded by time
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def _entered(frame: Frame, recorder: LatencyRecorder | None) -> Frame:
+    """Stamp the frame as entering the pipeline now (the last thing before it is yielded)."""
+    now = time.perf_counter()
+    frame.meta[ENTERED] = now
+    if recorder is not None:
+        recorder.entered(frame.source, frame.index, now)
+    return frame
