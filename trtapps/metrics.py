@@ -28,12 +28,15 @@ class StageTimer:
 
 @dataclass
 class RunSummary:
-    """What a run did. ``frames_in == frames_out`` always holds at the end: failed frames are written too.
+    """What a run did. ``frames_in == frames_out + frames_dropped`` holds at the end of every complete run:
+    failed frames are written too, and only live sources drop frames (the oldest queued, when the model falls
+    behind).
 
     Attributes:
         frames_in: frames the sources delivered, including frames that failed to decode.
         frames_out: frame results written to the sinks.
         frames_failed: frames recorded with an error (unreadable, or a stage failed on them).
+        frames_dropped: frames of live sources dropped because their queue was full; ``dropped`` per source.
         detections: total detections written.
         stages: time per stage (read, preprocess, infer, decode, postprocess, track, write).
         backend: the inference backend that ran.
@@ -44,6 +47,7 @@ class RunSummary:
     frames_out: int = 0
     frames_failed: int = 0
     frames_dropped: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
     detections: int = 0
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
@@ -53,6 +57,17 @@ class RunSummary:
     error: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, **increments: int) -> None:
+        """Add to counters from any thread, e.g. ``count(frames_in=1)``."""
+        with self._lock:
+            for name, n in increments.items():
+                setattr(self, name, getattr(self, name) + n)
+
+    def count_drop(self, source: str) -> None:
+        with self._lock:
+            self.frames_dropped += 1
+            self.dropped[source] = self.dropped.get(source, 0) + 1
 
     def add_time(self, stage: str, seconds: float, frames: int) -> None:
         with self._lock:
@@ -76,6 +91,7 @@ class RunSummary:
             "frames_out": self.frames_out,
             "frames_failed": self.frames_failed,
             "frames_dropped": self.frames_dropped,
+            "dropped": dict(self.dropped),
             "detections": self.detections,
             "seconds": round(self.wall_seconds, 3),
             "fps": round(self.fps, 2),

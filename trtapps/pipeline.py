@@ -4,11 +4,17 @@ This is the only module that knows the order of the stages and moves data betwee
 
     Source ─► Batcher ─► App.preprocess ─► Runner.infer ─► App.decode ─► postprocess ─► Tracker ─► Sinks
 
-Three threads overlap the work, joined by bounded queues (back-pressure, never unbounded memory): a reader
-pulls frames from the sources, a worker batches them and runs the model, and the caller's thread writes the
-results to the sinks (``run()``) or receives them (iterating the pipeline). Every input frame produces exactly
-one result, in input order per source: a frame that could not be read or processed is recorded with its error.
-Ctrl-C stops the reader and the worker, and the sinks are closed normally, so their files stay valid.
+The work overlaps in threads joined by bounded queues (back-pressure, never unbounded memory): one reader per
+source and a dynamic batcher (:mod:`trtapps.batching`: many sources share each batch, each keeps its order), a
+worker that runs the model on each batch, and the caller's thread, which finishes each frame (postprocess,
+tracker) and writes the results to the sinks (``run()``) or receives them (iterating the pipeline). Every input
+frame produces exactly one result, in input order per source: a frame that could not be read or processed is
+recorded with its error; only live sources drop frames, counted. Ctrl-C stops the readers and the worker, and
+the sinks are closed normally, so their files stay valid.
+
+On the GPU data path the readers also copy each frame to device memory as they read it
+(:class:`~trtapps.gpu.frames.DeviceFrameStager`), so the worker only enqueues kernels and inference, and the
+copies of the next batch overlap inference of this one.
 
 Two more ways to use a pipeline: :meth:`Pipeline.predict` for one image, and :meth:`Pipeline.submit` (thread-safe,
 returns a :class:`~concurrent.futures.Future`) where concurrent requests are batched together.
@@ -28,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from trtapps.batching import Batcher
 from trtapps.config.loader import load_config, validate_data
 from trtapps.config.schema import PipelineConfig
 from trtapps.context import RunContext
@@ -120,7 +127,6 @@ class Pipeline:
             getattr(self.app, "supports_device", False)
         )
         self._uploader: Any = None
-        self._stager: Any = None  # pinned staging of frames by the reader thread (GPU data path, runs only)
         self._closed = False
 
     # -- construction ---------------------------------------------------------------------------------------------
@@ -257,24 +263,23 @@ class Pipeline:
     ) -> list[FrameResult]:
         """Run one batch of frames through preprocess → runner → decode → postprocess → tracker."""
         summary = summary if summary is not None else RunSummary()
+        detections = self._detect(frames, summary)
+        return [self._finish_frame(f, d, summary, trackers, keep_images) for f, d in zip(frames, detections)]
+
+    def _detect(self, frames: Sequence[Frame], summary: RunSummary) -> Sequence[Detections | StageError]:
+        """The model's detections for each frame, or the stage error for every frame of a batch that failed."""
         try:
-            if self.device_path:
-                with self._lock:
-                    detections = self._process_on_device(frames, summary)
-            else:
-                with self._lock:
-                    detections = self._process_on_host(frames, summary)
+            with self._lock:
+                if self.device_path:
+                    return self._process_on_device(frames, summary)
+                return self._process_on_host(frames, summary)
         except (KeyboardInterrupt, UserError):
             raise
         except Exception as exc:
             app_type = self.config.app.type
             plugin = self.registries.app.get(app_type).plugin if app_type in self.registries.app else None
             error = StageError(f"app {self.config.app.type!r}", plugin, exc, frame=frames[0].index)
-            return [self._failed(f, error, summary) for f in frames]
-        results = []
-        for frame, dets in zip(frames, detections):
-            results.append(self._finish_frame(frame, dets, summary, trackers, keep_images))
-        return results
+            return [error] * len(frames)
 
     def _process_on_host(self, frames: Sequence[Frame], summary: RunSummary) -> list[Detections]:
         """Host preprocessing and decoding (arrays go to a device runner and back when it needs them)."""
@@ -290,32 +295,30 @@ class Pipeline:
             return self.app.decode(outputs, frames, metas)
 
     def _process_on_device(self, frames: Sequence[Frame], summary: RunSummary) -> list[Detections]:
-        """The GPU data path: one upload, preprocessing kernel, inference, decode/NMS kernels, one download.
+        """The GPU data path: preprocessing kernel, inference, decode/NMS kernels, one download.
 
+        Frames read by a run arrive already on the device (copied by their reader thread, the stream waits for
+        those copies on the GPU); frames given to ``predict``/``submit`` are uploaded here in one copy.
         Everything is enqueued on the run's stream; the only host synchronisation is the final small copy.
         Stage times are host times (enqueue for the first three, the wait for results in ``decode``).
         """
-        from trtapps.gpu.frames import FrameUploader, PinnedFrameStager
+        from trtapps.gpu.frames import DeviceFrameStager, FrameUploader
         from trtapps.gpu.stream import pipeline_stream
 
         n = len(frames)
         stream = pipeline_stream(self.context, self.context.device)
         if self._uploader is None:
             self._uploader = FrameUploader(device=self.context.device)
-        pinned = all(PinnedFrameStager.SLOT_KEY in f.meta for f in frames)
-        try:
-            with stream:
-                with Stopwatch(summary, "upload", n):
-                    images = self._uploader.upload([f.image for f in frames], stream, pinned=pinned)
-                with Stopwatch(summary, "preprocess", n):
-                    inputs, metas = self.app.preprocess_device(images, frames, stream)
-                with Stopwatch(summary, "infer", n):
-                    outputs = self.runner.infer(inputs, stream)
-                with Stopwatch(summary, "decode", n):
-                    return self.app.decode_device(outputs, frames, metas, stream)
-        finally:
-            if self._stager is not None:
-                self._stager.release(frames, stream)  # the reader may reuse the pinned slots once copied
+        with stream:
+            with Stopwatch(summary, "upload", n):
+                DeviceFrameStager.wait(frames, stream)
+                images = self._uploader.upload([f.image for f in frames], stream)
+            with Stopwatch(summary, "preprocess", n):
+                inputs, metas = self.app.preprocess_device(images, frames, stream)
+            with Stopwatch(summary, "infer", n):
+                outputs = self.runner.infer(inputs, stream)
+            with Stopwatch(summary, "decode", n):
+                return self.app.decode_device(outputs, frames, metas, stream)
 
     def _to_runner(self, inputs: dict[str, Any]) -> dict[str, Any]:
         if self.runner.residency is Residency.DEVICE:
@@ -327,11 +330,13 @@ class Pipeline:
     def _finish_frame(
         self,
         frame: Frame,
-        dets: Detections,
+        dets: Detections | StageError,
         summary: RunSummary,
         trackers: dict[int, Tracker] | None,
         keep_images: bool,
     ) -> FrameResult:
+        if isinstance(dets, StageError):
+            return self._failed(frame, dets, summary)
         stage = "postprocess"
         try:
             with Stopwatch(summary, "postprocess", 1):
@@ -355,7 +360,7 @@ class Pipeline:
             height=frame.height,
             detections=dets.to_host(),
             source_id=frame.source_id,
-            image=to_host(frame.image) if keep_images else None,
+            image=frame.host_image() if keep_images else None,
             timestamp=frame.timestamp,
             labels=self.app.labels,
         )
@@ -384,6 +389,7 @@ class Pipeline:
 
         With ``write=True`` (default) the results also go to the sinks, which are closed when the iteration ends,
         is abandoned, or is interrupted. ``sources`` replaces :meth:`build_sources` (e.g. to count frames first).
+        Several sources are read at once and share batches; results of different sources interleave.
         """
         summary = summary if summary is not None else RunSummary()
         summary.backend, summary.device = self.runner.backend, self.runner.device
@@ -394,40 +400,63 @@ class Pipeline:
         keep_images = any(getattr(s, "needs_images", False) for s in sinks)
         info = self.info(sources, sinks)
         stop = threading.Event()
-        frames_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, self.batch_size * self.config.queue_size))
+        queued = max(2, self.batch_size * self.config.queue_size)  # frames waiting for the model, all sources
+        per_source = max(2, -(-queued // len(sources)))
+        in_flight = max(2, self.config.queue_size)  # batches between the worker and the consumer
+        stager: Any = None
+        stream: Any = None
         if self.device_path:
-            from trtapps.gpu.frames import PinnedFrameStager
+            from trtapps.gpu.frames import DeviceFrameStager
+            from trtapps.gpu.stream import pipeline_stream
 
-            # every frame that can be queued, batched or in flight has its own pinned slot
-            self._stager = PinnedFrameStager(frames_q.maxsize + 2 * self.batch_size + 2)
-        results_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, self.batch_size * self.config.queue_size))
+            # a device slot for every frame that can be queued, batched, in flight or being finished at once
+            slots = per_source * len(sources) + self.batch_size * (in_flight + 2) + len(sources)
+            stager = DeviceFrameStager(slots, device=self.context.device)
+            stream = pipeline_stream(self.context, self.context.device)
+        batcher = Batcher(
+            sources, max_batch=self.batch_size, max_wait=self.config.max_wait_ms / 1000.0, capacity=per_source,
+            summary=summary, stop=stop, key=self.app.batch_key,
+            stage=stager.stage if stager is not None else None,
+            discard=(lambda frame: stager.release(frame, None)) if stager is not None else None,
+        )
+        results_q: queue.Queue[Any] = queue.Queue(maxsize=in_flight)
         errors: list[BaseException] = []
-        reader = threading.Thread(
-            target=self._read, args=(sources, frames_q, stop, summary, errors), name="trtapps-reader", daemon=True
-        )
         worker = threading.Thread(
-            target=self._work, args=(frames_q, results_q, stop, summary, keep_images, errors),
-            name="trtapps-worker", daemon=True,
+            target=self._work, args=(batcher, results_q, stop, summary, errors), name="trtapps-worker", daemon=True
         )
+        trackers: dict[int, Tracker] = {}
         self.manager.pipeline_started(info=info, context=self.context)
-        reader.start()
+        batcher.start()
         worker.start()
         try:
             while True:
                 item = results_q.get()
                 if item is _END:
                     break
-                result: FrameResult = item
-                with Stopwatch(summary, "write", 1):
-                    for sink in sinks:
-                        sink.write(result)
-                summary.frames_out += 1
-                if result.error is not None:
-                    summary.frames_failed += 1
-                    summary.failures.append({"source": result.source, "frame": result.index, "error": result.error})
-                elif result.detections is not None:
-                    summary.detections += len(result.detections)
-                yield result
+                items, detections = item
+                found = iter(detections)
+                for entry in items:
+                    if isinstance(entry, FrameFailure):
+                        result = FrameResult(entry.source, entry.index, 0, 0, error=entry.error,
+                                             source_id=entry.source_id, labels=self.app.labels)
+                    else:
+                        try:
+                            result = self._finish_frame(entry, next(found), summary, trackers, keep_images)
+                        finally:
+                            if stager is not None:
+                                stager.release(entry, stream)
+                    with Stopwatch(summary, "write", 1):
+                        for sink in sinks:
+                            sink.write(result)
+                    summary.frames_out += 1
+                    if result.error is not None:
+                        summary.frames_failed += 1
+                        summary.failures.append({"source": result.source, "frame": result.index,
+                                                 "error": result.error})
+                    elif result.detections is not None:
+                        summary.detections += len(result.detections)
+                    yield result
+            errors.extend(batcher.errors)
             if errors:
                 raise errors[0]
         except KeyboardInterrupt:
@@ -438,17 +467,18 @@ class Pipeline:
             raise
         finally:
             stop.set()
-            if self._stager is not None:
-                self._stager.cancel()
+            if stager is not None:
+                stager.cancel()
+            batcher.wake()
             _drain(results_q)
             worker.join(timeout=30)
-            reader.join(timeout=30)  # a live source may sit in a blocking read up to its timeout
-            if self._stager is not None:
-                if reader.is_alive() or worker.is_alive():
-                    log.warning("a pipeline thread is still running; its pinned frame memory is not freed")
+            readers_done = batcher.join(timeout=30)  # a live source may sit in a blocking read up to its timeout
+            batcher.drain()
+            if stager is not None:
+                if readers_done and not worker.is_alive():
+                    stager.close()
                 else:
-                    self._stager.close()
-                self._stager = None
+                    log.warning("a pipeline thread is still running; its GPU frame memory is not freed")
             summary.finished = time.perf_counter()
             for source in sources:
                 _quietly(source.close)
@@ -468,83 +498,23 @@ class Pipeline:
                 on_result(result, summary)
         return summary
 
-    def _read(
-        self,
-        sources: Sequence[Source],
-        out: queue.Queue[Any],
-        stop: threading.Event,
-        summary: RunSummary,
-        errors: list[BaseException],
-    ) -> None:
-        try:
-            for source_id, source in enumerate(sources):
-                iterator = iter(source)
-                while not stop.is_set():
-                    t0 = time.perf_counter()
-                    try:
-                        item = next(iterator)
-                    except StopIteration:
-                        break
-                    summary.add_time("read", time.perf_counter() - t0, 1)
-                    if isinstance(item, FrameFailure):
-                        item = FrameFailure(item.source, item.index, item.error, source_id)
-                    else:
-                        item.source_id = source_id
-                    summary.frames_in += 1
-                    if self._stager is not None and not isinstance(item, FrameFailure):
-                        with Stopwatch(summary, "stage", 1):
-                            self._stager.stage(item)
-                    if not _put(out, item, stop):
-                        return
-        except BaseException as exc:  # reported by the consumer; a source that dies mid-run is an input error
-            errors.append(exc if isinstance(exc, UserError) else InputError(f"reading frames failed: {exc}"))
-        finally:
-            _put(out, _END, stop)
-
     def _work(
         self,
-        inp: queue.Queue[Any],
+        batcher: Batcher,
         out: queue.Queue[Any],
         stop: threading.Event,
         summary: RunSummary,
-        keep_images: bool,
         errors: list[BaseException],
     ) -> None:
-        trackers: dict[int, Tracker] = {}
-        batch: list[Frame] = []
-        key: Any = None
-
-        def flush() -> bool:
-            if not batch:
-                return True
-            results = self.process_batch(batch, summary, trackers, keep_images)
-            batch.clear()
-            return all(_put(out, r, stop) for r in results)
-
+        """The inference thread: batches in, ``(items, detections)`` out; the consumer finishes each frame."""
         try:
             while not stop.is_set():
-                try:
-                    item = inp.get(timeout=0.05 if batch else 0.5)
-                except queue.Empty:
-                    if batch and not flush():
-                        return
-                    continue
-                if item is _END:
-                    flush()
+                items = batcher.next_batch()
+                if items is None:
                     break
-                if isinstance(item, FrameFailure):
-                    if not flush():
-                        return
-                    failed = FrameResult(item.source, item.index, 0, 0, error=item.error, source_id=item.source_id)
-                    if not _put(out, failed, stop):
-                        return
-                    continue
-                k = self.app.batch_key(item)
-                if batch and k != key and not flush():
-                    return
-                batch.append(item)
-                key = k
-                if len(batch) >= self.batch_size and not flush():
+                frames = [item for item in items if isinstance(item, Frame)]
+                detections = self._detect(frames, summary) if frames else []
+                if not _put(out, (items, detections), stop):
                     return
         except BaseException as exc:
             errors.append(exc)

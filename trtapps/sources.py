@@ -636,6 +636,9 @@ class LiveSource:
         log: where attempts are logged.
     """
 
+    #: frames cannot wait: when the model falls behind, the pipeline drops the oldest queued frame (counted)
+    live = True
+
     def __init__(
         self,
         name: str,

@@ -43,6 +43,9 @@ def to_host(array: Any) -> np.ndarray:
 #: shape ``(H * 3 // 2, W)``), which the GPU preprocessing kernel reads directly
 PIXEL_FORMATS = ("bgr", "nv12")
 
+#: ``Frame.meta`` key of the source's own host pixels when the pipeline has moved ``Frame.image`` to the GPU
+HOST_IMAGE_KEY = "host_image"
+
 
 @dataclass
 class Frame:
@@ -88,6 +91,21 @@ class Frame:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+    def host_image(self) -> np.ndarray:
+        """The frame as ``(H, W, 3)`` uint8 BGR in host memory, for code that needs pixels on the CPU.
+
+        On the GPU data path ``image`` is the frame's device copy and the source's own array is still at hand,
+        so this costs nothing; otherwise a device frame is downloaded (NV12 converted to BGR on the GPU first).
+        """
+        host = self.meta.get(HOST_IMAGE_KEY)
+        if host is not None:
+            return host
+        if self.pixel_format == "nv12":
+            from trtapps.gpu.color import nv12_to_bgr
+
+            return to_host(nv12_to_bgr(self.image))
+        return to_host(self.image)
 
 
 _OPTIONAL_FIELDS = ("landmarks", "track_ids", "embeddings")
@@ -260,9 +278,13 @@ class FrameResult:
         return str(class_id)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSONL record of this frame (see the README for the format)."""
+        """The JSONL record of this frame (see the README for the format).
+
+        ``source_id`` (the source's position in the pipeline) tells lines of different sources apart when several
+        sources run at once: their lines interleave, each source's in frame order.
+        """
         if self.error is not None:
-            return {"source": self.source, "frame": self.index, "error": self.error}
+            return {"source": self.source, "source_id": self.source_id, "frame": self.index, "error": self.error}
         dets = self.detections.to_host() if self.detections is not None else Detections.empty()
         items: list[dict[str, Any]] = []
         for i in range(len(dets)):
@@ -279,6 +301,7 @@ class FrameResult:
             items.append(item)
         return {
             "source": self.source,
+            "source_id": self.source_id,
             "frame": self.index,
             "width": self.width,
             "height": self.height,

@@ -85,7 +85,7 @@ def test_jsonl_one_parseable_line_per_result(tmp_path: Path) -> None:
     records = [json.loads(line) for line in lines]
     assert records == [r.to_json() for r in results]
     assert records[0]["detections"][1]["label"] == "bicycle"
-    assert records[1] == {"source": "v.mp4", "frame": 3, "error": "v.mp4: frame 3 is unreadable"}
+    assert records[1] == {"source": "v.mp4", "source_id": 0, "frame": 3, "error": "v.mp4: frame 3 is unreadable"}
     sink.close(None)  # closing twice is harmless
 
 

@@ -244,6 +244,7 @@ def validate_data(
         output=skeleton.output,
         on_error=skeleton.on_error,
         queue_size=skeleton.queue_size,
+        max_wait_ms=skeleton.max_wait_ms,
         plugins=skeleton.plugins,
         path=path,
     )

@@ -35,7 +35,9 @@ class PipelineFile(BaseModel):
     version: Literal[1] = Field(1, description="Pipeline file format version.")
     name: str | None = Field(None, description="A name for the run (used in the default output folder).")
     source: ComponentRef | None = Field(None, description="Where frames come from.")
-    sources: list[ComponentRef] | None = Field(None, description="Several sources, processed in order.")
+    sources: list[ComponentRef] | None = Field(
+        None, description="Several sources, read at once and batched together (each keeps its frame order)."
+    )
     app: ComponentRef = Field(description="The model app: yolo, retinaface, or a plugin's.")
     backend: ComponentRef = Field(
         default_factory=lambda: ComponentRef(type="auto"),
@@ -51,6 +53,9 @@ class PipelineFile(BaseModel):
         "skip", description="After a frame fails in a stage: record it and go on (skip), or stop (abort)."
     )
     queue_size: int = Field(4, ge=1, le=1024, description="Batches buffered between stages (back-pressure).")
+    max_wait_ms: float = Field(
+        10.0, ge=0, le=10_000, description="How long a partly filled batch waits for more frames (latency bound)."
+    )
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-plugin settings.")
 
     @field_validator("backend", mode="before")
@@ -81,6 +86,7 @@ class PipelineConfig:
     output: str | None = None
     on_error: str = "skip"
     queue_size: int = 4
+    max_wait_ms: float = 10.0
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: Path | None = None
 
@@ -113,5 +119,6 @@ class PipelineConfig:
             "output": self.output,
             "on_error": self.on_error,
             "queue_size": self.queue_size,
+            "max_wait_ms": self.max_wait_ms,
             "plugins": self.plugins,
         }

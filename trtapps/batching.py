@@ -1,0 +1,236 @@
+"""Many sources, one model: a reader thread per source and a dynamic batcher between them and the runner.
+
+Each source is read by its own thread into its own bounded queue, so a slow camera never holds up a file and N
+streams decode in parallel. :meth:`Batcher.next_batch` builds one batch from the heads of all queues in
+turn (round robin, so every source gets its share), up to ``max_batch`` frames; when fewer are ready it waits at
+most ``max_wait`` seconds for more, which bounds the latency a partly filled batch adds. Frames only ever leave a
+queue from its head, so **each source's frames stay in order** through the whole pipeline.
+
+Back-pressure is per source. A file source blocks when its queue is full: nothing is lost, reading simply waits
+for the model. A live source (``source.live`` is true: cameras, network streams) cannot be paused, so a full
+queue drops its *oldest* frame, which is counted (``RunSummary.frames_dropped`` and per source in
+``RunSummary.dropped``) and reported: frames in = frames out + frames dropped, always.
+
+Optionally each frame is *staged* by the thread that read it (the GPU data path copies it to device memory
+there, see :class:`trtapps.gpu.frames.DeviceFrameStager`), so the inference thread receives frames ready to use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from trtapps.errors import InputError, UserError
+from trtapps.metrics import RunSummary, Stopwatch
+from trtapps.stages import FrameFailure, Source
+from trtapps.structures import Frame
+
+Item = Frame | FrameFailure
+
+
+class _Feed:
+    """One source's queue and state (guarded by the batcher's condition)."""
+
+    __slots__ = ("capacity", "done", "dropped", "live", "name", "queue", "source", "source_id")
+
+    def __init__(self, source: Source, source_id: int, capacity: int) -> None:
+        self.source = source
+        self.source_id = source_id
+        self.name = str(getattr(source, "name", type(source).__name__))
+        self.live = bool(getattr(source, "live", False))
+        self.capacity = capacity
+        self.queue: deque[Item] = deque()
+        self.done = False
+        self.dropped = 0
+
+
+class Batcher:
+    """Reads *sources* concurrently and hands out batches (see the module docstring).
+
+    Args:
+        sources: the run's sources; ``Frame.source_id`` becomes each one's position.
+        max_batch: frames per batch at most.
+        max_wait: seconds a partly filled batch waits for more frames.
+        capacity: frames queued per source at most.
+        summary: counts frames in/dropped and the read/stage times.
+        stop: set to stop reading (Ctrl-C, an error, the consumer gave up).
+        key: frames batch together only when their keys are equal (``App.batch_key``).
+        stage: called on each frame in its reader thread before it is queued (e.g. the copy to the GPU).
+        discard: called on a frame that is dropped or abandoned after staging (e.g. to free its GPU slot).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        max_batch: int,
+        max_wait: float,
+        capacity: int,
+        summary: RunSummary,
+        stop: threading.Event,
+        key: Callable[[Frame], Any] = lambda frame: None,
+        stage: Callable[[Frame], None] | None = None,
+        discard: Callable[[Frame], None] | None = None,
+    ) -> None:
+        if max_batch < 1 or capacity < 1 or max_wait < 0:
+            raise ValueError(f"invalid max_batch={max_batch}, capacity={capacity} or max_wait={max_wait}")
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.summary = summary
+        self.stop = stop
+        self.key = key
+        self.stage = stage
+        self.discard = discard
+        self.feeds = [_Feed(source, i, capacity) for i, source in enumerate(sources)]
+        self.errors: list[BaseException] = []
+        self._cond = threading.Condition()
+        self._turn = 0  # the feed a batch starts from (round robin)
+        self._threads: list[threading.Thread] = []
+
+    # -- readers ---------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        for feed in self.feeds:
+            thread = threading.Thread(
+                target=self._read, args=(feed,), name=f"trtapps-reader-{feed.source_id}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the readers to end (a live source may sit in a blocking read up to its own timeout)."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def wake(self) -> None:
+        """Wake every waiting thread (call after setting ``stop``)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def _read(self, feed: _Feed) -> None:
+        try:
+            iterator = iter(feed.source)
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                self.summary.add_time("read", time.perf_counter() - t0, 1)
+                if isinstance(item, FrameFailure):
+                    item = FrameFailure(item.source, item.index, item.error, feed.source_id)
+                else:
+                    item.source_id = feed.source_id
+                self.summary.count(frames_in=1)
+                if self.stage is not None and isinstance(item, Frame):
+                    with Stopwatch(self.summary, "stage", 1):
+                        self.stage(item)
+                self._put(feed, item)
+        except BaseException as exc:  # reported by the consumer; a source that dies mid-run is an input error
+            if not self.stop.is_set():
+                self.errors.append(exc if isinstance(exc, UserError) else InputError(f"{feed.name}: reading "
+                                                                                     f"frames failed: {exc}"))
+        finally:
+            with self._cond:
+                feed.done = True
+                self._cond.notify_all()
+
+    def _put(self, feed: _Feed, item: Item) -> None:
+        dropped: Item | None = None
+        with self._cond:
+            while len(feed.queue) >= feed.capacity and not self.stop.is_set():
+                if feed.live:  # a live source cannot wait: its oldest queued frame makes room
+                    dropped = feed.queue.popleft()
+                    feed.dropped += 1
+                    self.summary.count_drop(feed.name)
+                    break
+                self._cond.wait(timeout=0.1)
+            if self.stop.is_set():
+                abandoned: Item | None = item
+            else:
+                feed.queue.append(item)
+                abandoned = None
+                self._cond.notify_all()
+        for lost in (dropped, abandoned):
+            if isinstance(lost, Frame) and self.discard is not None:
+                self.discard(lost)
+
+    # -- batches ---------------------------------------------------------------------------------------------------
+    def next_batch(self) -> list[Item] | None:
+        """The next batch: frames (and read failures, in their place) from the queues' heads.
+
+        Returns ``None`` once every source has ended and every queue is empty, or when ``stop`` is set.
+        At least one item is returned otherwise; at most ``max_batch`` frames.
+        """
+        batch: list[Item] = []
+        with self._cond:
+            while not any(f.queue for f in self.feeds):
+                if self.stop.is_set() or all(f.done for f in self.feeds):
+                    return None
+                self._cond.wait(timeout=0.1)
+            deadline = time.monotonic() + self.max_wait
+            key: Any = _UNSET
+            while True:
+                key = self._take(batch, key)
+                frames = sum(1 for item in batch if isinstance(item, Frame))
+                if frames >= self.max_batch or self.stop.is_set():
+                    break
+                if any(f.queue for f in self.feeds):  # heads left whose key does not match: batch them next
+                    break
+                if all(f.done for f in self.feeds):
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(timeout=remaining)
+            self._turn = (self._turn + 1) % len(self.feeds)
+            self._cond.notify_all()  # room in the queues for blocked readers
+        return batch
+
+    def _take(self, batch: list[Item], key: Any) -> Any:
+        """Move head items into *batch*, one per feed per round, while they fit; returns the batch's key."""
+        frames = sum(1 for item in batch if isinstance(item, Frame))
+        n = len(self.feeds)
+        progressed = True
+        while progressed and frames < self.max_batch and len(batch) < 4 * self.max_batch:
+            progressed = False
+            for k in range(n):
+                feed = self.feeds[(self._turn + k) % n]
+                if not feed.queue:
+                    continue
+                head = feed.queue[0]
+                if isinstance(head, FrameFailure):
+                    batch.append(feed.queue.popleft())
+                    progressed = True
+                    continue
+                head_key = self.key(head)
+                if key is not _UNSET and head_key != key:
+                    continue
+                key = head_key
+                batch.append(feed.queue.popleft())
+                frames += 1
+                progressed = True
+                if frames >= self.max_batch:
+                    break
+        return key
+
+    def drain(self) -> list[Item]:
+        """Remove and return whatever is still queued (the run is stopping)."""
+        with self._cond:
+            items = [item for f in self.feeds for item in f.queue]
+            for f in self.feeds:
+                f.queue.clear()
+            self._cond.notify_all()
+        return items
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
