@@ -1,0 +1,379 @@
+"""Graph helpers shared by ``check`` and ``fix``: constants, producers and consumers, and shape inference with
+the batch traced as a symbol.
+
+**Batch tracing.** The question both commands ask of every node is "does the batch survive here?". ONNX's own
+shape inference answers it when every batch input's first dimension is set to one unique symbol
+(:data:`BATCH_SYMBOL`) in a copy of the model whose stale intermediate and output shapes are cleared: a tensor
+whose first dimension comes out as that symbol still carries the batch, a node that turns it into a number
+(``Reshape`` to ``[1, 85, -1]``, ``Resize`` to fixed ``sizes``) has baked the export batch in. Data propagation
+(``data_prop=True``) carries the symbol through ``Shape → Gather → Unsqueeze → Concat`` chains, so a shape that is
+computed from the batch at run time is recognised as such. Nothing is folded: the graph is read as given.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trtapps.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnx
+
+log = logging.getLogger("trtapps.onnx")
+
+#: the first dimension of every batch input during batch tracing
+BATCH_SYMBOL = "__trtapps_batch__"
+#: the symbol ``fix`` gives the batch dimension of inputs and outputs
+BATCH_NAME = "batch"
+
+#: a dimension as read from a model: a size, a symbol, or unknown
+Dim = int | str | None
+
+
+def load_model(path: str | Path) -> onnx.ModelProto:
+    """Load an ONNX model (with its external data).
+
+    Raises:
+        ModelError: missing file or not an ONNX model.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found; check the path")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not a readable ONNX model ({first}); export it again") from exc
+
+
+def tensor_dims(value: onnx.ValueInfoProto) -> list[Dim] | None:
+    """The dimensions of a value info, or ``None`` when its rank is unknown (or it is not a tensor)."""
+    if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+        return None
+    dims: list[Dim] = []
+    for d in value.type.tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return dims
+
+
+def set_dim(value: onnx.ValueInfoProto, axis: int, dim: Dim) -> None:
+    """Set one dimension of a value info's tensor shape (a size, a symbol, or unknown for ``None``)."""
+    d = value.type.tensor_type.shape.dim[axis]
+    d.Clear()
+    if isinstance(dim, int):
+        d.dim_value = dim
+    elif isinstance(dim, str):
+        d.dim_param = dim
+
+
+def format_dims(dims: Sequence[Dim] | None) -> str:
+    """``[batch, 3, 640, 640]``-style text (``?`` for unknown dimensions)."""
+    if dims is None:
+        return "[?]"
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def elem_type_name(elem_type: int) -> str:
+    """``float32``, ``float16``, ``int64``… for an ONNX element type."""
+    import onnx
+
+    try:
+        return str(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)))
+    except Exception:
+        return onnx.TensorProto.DataType.Name(elem_type).lower()
+
+
+def default_opset(model: onnx.ModelProto) -> int | None:
+    """The model's opset of the default (``ai.onnx``) domain, or ``None`` when it imports none."""
+    for op in model.opset_import:
+        if op.domain in ("", "ai.onnx"):
+            return int(op.version)
+    return None
+
+
+class GraphIndex:
+    """Look-ups over one (main) graph: producers, consumers, constants, stable node labels.
+
+    Build it again after changing the graph; it does not follow edits.
+    """
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.graph = model.graph
+        self.nodes = list(self.graph.node)
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        self.position: dict[int, int] = {}
+        for index, node in enumerate(self.nodes):
+            self.position[id(node)] = index
+            for out in node.output:
+                if out:
+                    self.producer[out] = node
+            for name in node.input:
+                if name:
+                    self.consumers.setdefault(name, []).append(node)
+        self.initializers = {init.name: init for init in self.graph.initializer}
+        self.graph_inputs = [v for v in self.graph.input if v.name not in self.initializers]
+        self.graph_outputs = {v.name for v in self.graph.output}
+
+    def label(self, node: onnx.NodeProto) -> str:
+        """The node's name, or ``<op>#<index>`` for unnamed nodes."""
+        return node.name or f"{node.op_type}#{self.position.get(id(node), -1)}"
+
+    def constant(self, name: str) -> np.ndarray | None:
+        """The value of *name* when it is an initializer or a ``Constant`` output (through ``Identity``)."""
+        from onnx import numpy_helper
+
+        seen = 0
+        while name and seen < 8:
+            if name in self.initializers:
+                return numpy_helper.to_array(self.initializers[name])
+            node = self.producer.get(name)
+            if node is None:
+                return None
+            if node.op_type == "Identity":
+                name, seen = node.input[0], seen + 1
+                continue
+            if node.op_type != "Constant":
+                return None
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+                if attr.name == "value_ints":
+                    return np.asarray(list(attr.ints), dtype=np.int64)
+                if attr.name == "value_int":
+                    return np.asarray(attr.i, dtype=np.int64)
+                if attr.name == "value_floats":
+                    return np.asarray(list(attr.floats), dtype=np.float32)
+                if attr.name == "value_float":
+                    return np.asarray(attr.f, dtype=np.float32)
+            return None
+        return None
+
+    def attribute(self, node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+        import onnx
+
+        for attr in node.attribute:
+            if attr.name == name:
+                return onnx.helper.get_attribute_value(attr)
+        return default
+
+    def iter_subgraph_nodes(self) -> Iterator[onnx.NodeProto]:
+        """Every node of the model, subgraphs (``If``/``Loop``/``Scan`` bodies) included."""
+        yield from _walk(self.graph)
+
+
+def _walk(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    import onnx
+
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _walk(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _walk(g)
+
+
+# -- shape inference ---------------------------------------------------------------------------------------------
+@dataclass
+class Shapes:
+    """Tensor name → inferred dimensions (``None`` entries: rank unknown), and what went wrong, if anything."""
+
+    dims: dict[str, list[Dim] | None] = field(default_factory=dict)
+    error: str | None = None
+
+    def get(self, name: str) -> list[Dim] | None:
+        return self.dims.get(name)
+
+    def has_batch(self, name: str, axis: int = 0) -> bool:
+        """The tensor's dimension *axis* is the traced batch symbol."""
+        dims = self.dims.get(name)
+        return dims is not None and len(dims) > axis and dims[axis] == BATCH_SYMBOL
+
+    def first_dim(self, name: str) -> Dim:
+        dims = self.dims.get(name)
+        return dims[0] if dims else None
+
+
+def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = ()) -> Shapes:
+    """Infer every tensor's shape on a copy of *model* (which is not modified).
+
+    ONNX Runtime's symbolic shape inference runs first: it builds on ONNX's own inference and adds symbolic
+    arithmetic (``Resize`` by scales keeps the batch symbol, a ``Reshape`` that folds the batch into another
+    axis comes out as ``2704*batch``) and propagates values through ``Shape``-derived chains. When it fails on
+    an exotic graph, :func:`onnx.shape_inference.infer_shapes` with data propagation is used instead.
+
+    Args:
+        model: the model.
+        trace_batch: graph inputs whose first dimension becomes :data:`BATCH_SYMBOL`. When given, the copy's
+            intermediate and output shapes are cleared first so that stale declarations (an output declared
+            ``[1, 84, 8400]``) do not mask what the nodes compute.
+
+    Returns:
+        The shapes; ``error`` is set (and ``dims`` holds only inputs and initializers) when both failed.
+    """
+    traced = set(trace_batch)
+    work = copy.deepcopy(model)
+    if traced:
+        del work.graph.value_info[:]
+        for out in work.graph.output:
+            if out.type.HasField("tensor_type"):
+                out.type.tensor_type.ClearField("shape")
+        for value in work.graph.input:
+            if value.name in traced and (tensor_dims(value) or []):
+                set_dim(value, 0, BATCH_SYMBOL)
+    shapes = Shapes()
+    for value in work.graph.input:
+        shapes.dims[value.name] = tensor_dims(value)
+    for init in work.graph.initializer:
+        shapes.dims[init.name] = [int(d) for d in init.dims]
+    inferred, errors = None, []
+    for infer in (_ort_symbolic, _onnx_data_prop):
+        try:
+            inferred = infer(work)
+            break
+        except Exception as exc:  # inference bugs on exotic graphs: try the next, else keep the declarations
+            errors.append(f"{infer.__name__.strip('_')}: {_first_line(exc)}")
+    if inferred is None:
+        shapes.error = "; ".join(errors)
+        log.debug("shape inference failed: %s", shapes.error)
+        return shapes
+    for value in list(inferred.graph.value_info) + list(inferred.graph.output):
+        shapes.dims[value.name] = tensor_dims(value)
+    for node in inferred.graph.node:  # Constant outputs get no value_info in some versions
+        if node.op_type == "Constant" and node.output and node.output[0] not in shapes.dims:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    shapes.dims[node.output[0]] = [int(d) for d in attr.t.dims]
+    return shapes
+
+
+def _ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto:
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    # it logs its own progress at INFO/WARNING through the root logger's handlers; keep the CLI quiet
+    ort_log = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
+    level = ort_log.level
+    ort_log.setLevel(logging.ERROR)
+    try:
+        result = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+    finally:
+        ort_log.setLevel(level)
+    if result is None:
+        raise RuntimeError("no result")
+    return result
+
+
+def _onnx_data_prop(model: onnx.ModelProto) -> onnx.ModelProto:
+    import onnx
+
+    return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def mentions_batch(dim: Dim) -> bool:
+    """*dim* is the traced batch or an expression of it (``2704*__trtapps_batch__``)."""
+    return isinstance(dim, str) and BATCH_SYMBOL in dim
+
+
+# -- editing -----------------------------------------------------------------------------------------------------
+def unique_name(model: onnx.ModelProto, base: str) -> str:
+    """A tensor/node name not used anywhere in *model*'s main graph."""
+    taken = {init.name for init in model.graph.initializer}
+    taken.update(v.name for v in model.graph.input)
+    taken.update(v.name for v in model.graph.output)
+    for node in model.graph.node:
+        taken.update(node.output)
+        taken.update(node.input)
+        taken.add(node.name)
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+def add_initializer(model: onnx.ModelProto, base: str, value: np.ndarray) -> str:
+    """Add a constant tensor under a fresh name; returns the name."""
+    from onnx import numpy_helper
+
+    name = unique_name(model, base)
+    model.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+    return name
+
+
+def remove_dead_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """Drop nodes none of whose outputs are used (iterating until none is left) and unused initializers.
+
+    Returns:
+        The nodes removed, in graph order.
+    """
+    graph = model.graph
+    removed: list[onnx.NodeProto] = []
+    outputs = {v.name for v in graph.output}
+    while True:
+        used = set(outputs)
+        for node in _walk(graph):
+            used.update(n for n in node.input if n)
+        dead = [n for n in graph.node if not any(o in used for o in n.output if o)]
+        if not dead:
+            break
+        dead_ids = {id(n) for n in dead}
+        removed.extend(copy.deepcopy(n) for n in dead)
+        kept = [n for n in graph.node if id(n) not in dead_ids]
+        del graph.node[:]
+        graph.node.extend(kept)
+    used = set(outputs)
+    for node in _walk(graph):
+        used.update(n for n in node.input if n)
+    kept_inits = [i for i in graph.initializer if i.name in used]
+    if len(kept_inits) != len(graph.initializer):
+        gone = {i.name for i in graph.initializer} - {i.name for i in kept_inits}
+        del graph.initializer[:]
+        graph.initializer.extend(kept_inits)
+        # IR < 4 models also list initializers as graph inputs: drop those entries with them
+        kept_inputs = [v for v in graph.input if v.name not in gone]
+        if len(kept_inputs) != len(graph.input):
+            del graph.input[:]
+            graph.input.extend(kept_inputs)
+    return removed
+
+
+__all__ = [
+    "BATCH_NAME",
+    "BATCH_SYMBOL",
+    "Dim",
+    "GraphIndex",
+    "Shapes",
+    "add_initializer",
+    "default_opset",
+    "elem_type_name",
+    "format_dims",
+    "infer_shapes",
+    "load_model",
+    "mentions_batch",
+    "remove_dead_nodes",
+    "set_dim",
+    "tensor_dims",
+    "unique_name",
+]
