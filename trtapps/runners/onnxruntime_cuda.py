@@ -20,6 +20,20 @@ Data path (no host round trip, no copy of inputs or fixed-shape outputs):
 on and the outputs are consumed on. When it is not the session's stream, the two are ordered with events in both
 directions (no host sync). With ``user_stream: false`` ONNX Runtime uses its own stream and the runner
 synchronizes the caller's stream before each run instead.
+
+CUDA graphs (``cuda_graph: true``, off by default): ONNX Runtime's CUDA provider records a run as a CUDA graph and
+replays it with one launch (``enable_cuda_graph``). A replay ignores the binding and reuses the addresses and
+shapes of its capture, so the runner keeps one graph per batch size (run option ``gpu_graph_id`` = the batch
+size, onnxruntime >= 1.18) and binds it, once, to buffers of its own: the caller's inputs are copied into them
+(one device-to-device copy, none when preprocessing wrote into :meth:`OnnxRuntimeCudaRunner.input_buffer`), and
+outputs are views of the same per-batch output buffers as without graphs. The first call at a batch size runs
+the model a few times (two uncaptured runs with ``gpu_graph_id = -1`` so that cuDNN's algorithm search and the
+memory arena see the shape outside a capture, then ONNX Runtime's own warm-up, capture and replay); later calls
+replay. ONNX Runtime keeps graphs per calling thread. Where the model cannot be captured (nodes left on the CPU
+with copies, control flow, outputs with data-dependent shapes, inputs with dynamic dimensions other than the
+batch, an ONNX Runtime that is too old, a failed capture) the runner logs the reason once and runs without
+graphs; ``runner.cuda_graph`` says which. ONNX Runtime captures in global mode: see :mod:`trtapps.gpu.graphs`
+for the other threads of the process.
 """
 
 from __future__ import annotations
@@ -27,12 +41,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from trtapps.errors import BackendUnavailableError
+from trtapps.errors import BackendUnavailableError, ModelError
+from trtapps.gpu.graphs import CUDA_GRAPH_DESCRIPTION
 from trtapps.hookspecs import hookimpl
 from trtapps.registry import BackendOptions, ComponentSpec, Register
 from trtapps.runners.base import TensorInfo
@@ -75,6 +91,13 @@ class OnnxRuntimeCudaOptions(BackendOptions):
         True, description="ONNX Runtime's copies on the compute stream (true, safe) or on separate streams."
     )
     threads: int = Field(0, ge=0, description="Intra-op CPU threads for nodes left on the CPU (0: default).")
+    cuda_graph: bool = Field(False, description=CUDA_GRAPH_DESCRIPTION)
+
+
+#: uncaptured runs at a new batch size before its capture (cuDNN algorithm search, arena growth, memory pattern)
+GRAPH_WARMUP_RUNS = 2
+#: the ``gpu_graph_id`` run option that makes a run neither capture nor replay
+UNCAPTURED_GRAPH_ID = "-1"
 
 
 def provider_options(
@@ -86,12 +109,13 @@ def provider_options(
     gpu_mem_limit: int | None = None,
     tf32: bool = False,
     do_copy_in_default_stream: bool = True,
+    cuda_graph: bool = False,
 ) -> dict[str, str]:
     """The CUDA execution provider's options, as the strings ONNX Runtime parses.
 
     Only option names ONNX Runtime's CUDA provider knows are produced (it rejects unknown keys); booleans
     are ``"0"``/``"1"``; the stream is the decimal value of the ``cudaStream_t`` pointer, which also sets
-    ``has_user_compute_stream``.
+    ``has_user_compute_stream``; ``cuda_graph`` adds ``enable_cuda_graph``.
     """
     options = {
         "device_id": str(int(device)),
@@ -104,6 +128,8 @@ def provider_options(
         options["gpu_mem_limit"] = str(int(gpu_mem_limit))
     if stream_ptr is not None:
         options["user_compute_stream"] = str(int(stream_ptr))
+    if cuda_graph:
+        options["enable_cuda_graph"] = "1"
     return options
 
 
@@ -130,6 +156,18 @@ def binding_mode(info: TensorInfo, raw_dim0: Any, batch_symbol: Any) -> str:
     return "ort"
 
 
+@dataclass
+class _BatchGraph:
+    """The CUDA graph of one batch size: its binding (bound once), run options and the buffers it reads/writes."""
+
+    batch: int
+    binding: Any
+    run_options: Any
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    runs: int = 0
+
+
 class OnnxRuntimeCudaRunner(DeviceRunner):
     """A model on ONNX Runtime's CUDA execution provider, fed and read as CuPy arrays.
 
@@ -142,6 +180,8 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
             CUDA provider options (see :class:`OnnxRuntimeCudaOptions`).
         user_stream: run on *stream* (``user_compute_stream``) rather than ONNX Runtime's own stream.
         threads: intra-op CPU threads.
+        cuda_graph: one CUDA graph per batch size (see the module docstring); ``runner.cuda_graph`` says whether
+            they are on, ``runner.cuda_graph_problem`` why not.
 
     Raises:
         BackendUnavailableError: no CUDA provider, no GPU, or the provider could not be loaded.
@@ -164,6 +204,7 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         do_copy_in_default_stream: bool = True,
         user_stream: bool = True,
         threads: int = 0,
+        cuda_graph: bool = False,
     ) -> None:
         self._claim_device(model_path, device, available())
         import cupy
@@ -175,20 +216,33 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         self.session: Any = None
         self._binding: Any = None
         self._buffers: dict[str, Any] = {}
+        self._input_buffers: dict[str, Any] = {}  # inputs copied here for graphs, or written by preprocessing
+        self._graphs: dict[int, _BatchGraph] = {}
+        self.cuda_graph = False
+        self.cuda_graph_problem: str | None = None
         select_device(self.device_id)
         self.stream = stream if stream is not None else new_stream(self.device_id)
         self.user_stream = user_stream
-        options = provider_options(
-            self.device_id,
-            int(self.stream.ptr) if user_stream else None,
-            cudnn_conv_algo_search=cudnn_conv_algo_search,
-            arena_extend_strategy=arena_extend_strategy,
-            gpu_mem_limit=gpu_mem_limit,
-            tf32=tf32,
-            do_copy_in_default_stream=do_copy_in_default_stream,
-        )
-        self.provider_options = options
-        self.session = load_session(self.model_path, [(PROVIDER, options), "CPUExecutionProvider"], threads)
+        self._threads = threads
+        self._provider_kwargs: dict[str, Any] = {
+            "cudnn_conv_algo_search": cudnn_conv_algo_search,
+            "arena_extend_strategy": arena_extend_strategy,
+            "gpu_mem_limit": gpu_mem_limit,
+            "tf32": tf32,
+            "do_copy_in_default_stream": do_copy_in_default_stream,
+        }
+        session = None
+        if cuda_graph:
+            import onnxruntime as ort
+
+            from trtapps.gpu.graphs import onnxruntime_graph_problem
+
+            problem = onnxruntime_graph_problem(ort.__version__)
+            if problem is None:
+                session = self._open_graph_session()
+            else:
+                self._graphs_off(problem)
+        self.session = session if session is not None else self._open_session(graphs=False)
         if PROVIDER not in self.session.get_providers():
             # ONNX Runtime falls back to the CPU when the CUDA provider's libraries (CUDA, cuDNN) fail to load
             self.session = None
@@ -210,6 +264,51 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         for info in self.outputs:
             if self._modes[info.name] != "ort":
                 self._buffers[info.name] = self._allocate(info, self._capacity)
+        if self.cuda_graph:
+            problem = self._graph_io_problem()
+            if problem is not None:
+                self._graphs_off(problem)
+                self.session = self._open_session(graphs=False)  # a graph session would capture and replay anyway
+                self._binding = self.session.io_binding()
+            else:
+                logger.info("%s: CUDA graphs on (one per batch size, captured on first use)", self.model_path.name)
+
+    # -- sessions --------------------------------------------------------------------------------------------
+    def _open_session(self, graphs: bool) -> Any:
+        """A new session with this runner's provider options (plus ``enable_cuda_graph`` with *graphs*)."""
+        stream_ptr = int(self.stream.ptr) if self.user_stream else None
+        options = provider_options(self.device_id, stream_ptr, **self._provider_kwargs, cuda_graph=graphs)
+        self.provider_options = options
+        return load_session(self.model_path, [(PROVIDER, options), "CPUExecutionProvider"], self._threads)
+
+    def _open_graph_session(self) -> Any:
+        """A session with ``enable_cuda_graph``; where ONNX Runtime refuses one (it checks at creation that every
+        compute node runs on the GPU without copies and that there is no control flow), one without."""
+        try:
+            session = self._open_session(graphs=True)
+        except ModelError as exc:
+            refusal = str(exc.__cause__ or exc).strip().splitlines()
+            session = self._open_session(graphs=False)  # raises the model's own error when it does not load at all
+            self._graphs_off(f"ONNX Runtime cannot capture this model ({refusal[0] if refusal else 'no reason'})")
+            return session
+        self.cuda_graph = True
+        return session
+
+    def _graphs_off(self, problem: str) -> None:
+        self.cuda_graph = False
+        self.cuda_graph_problem = problem
+        self._graphs.clear()
+        logger.warning("%s: CUDA graphs off: %s; running without them", self.model_path.name, problem)
+
+    def _graph_io_problem(self) -> str | None:
+        """Why the model's inputs and outputs cannot be bound once per batch size, or ``None``."""
+        for info in self.inputs:
+            if any(d is None for d in info.shape[1:]):
+                return f"input {info.describe()} has dynamic dimensions other than the batch"
+        for info in self.outputs:
+            if self._modes[info.name] == "ort":
+                return f"output {info.describe()} has dynamic dimensions other than the batch"
+        return None
 
     # -- buffers ---------------------------------------------------------------------------------------------
     def _allocate(self, info: TensorInfo, batch: int) -> Any:
@@ -218,21 +317,68 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
             return self._cupy.empty(shape, dtype=info.dtype)
 
     def _grow(self, batch: int) -> None:
-        logger.debug("%s: output buffers grown from batch %d to %d", self.model_path.name, self._capacity, batch)
+        """Reallocate the batch-sized buffers for *batch*. Graphs captured before keep the buffers they are
+        bound to (their views hold them), so they stay valid."""
+        logger.debug("%s: buffers grown from batch %d to %d", self.model_path.name, self._capacity, batch)
         self._capacity = batch
         for info in self.outputs:
             if self._modes[info.name] == "batch":
                 self._buffers[info.name] = self._allocate(info, batch)
+        for info in self.inputs:
+            if info.name in self._input_buffers and info.shape and info.shape[0] is None:
+                self._input_buffers[info.name] = self._allocate(info, batch)
+
+    def _input_view(self, info: TensorInfo, batch: int) -> Any:
+        buffer = self._input_buffers.get(info.name)
+        if buffer is None:
+            buffer = self._input_buffers[info.name] = self._allocate(info, self._capacity)
+        return buffer[:batch] if info.shape and info.shape[0] is None else buffer
+
+    def input_buffer(self, name: str, batch: int) -> Any:
+        """The runner's own device buffer for input *name* at *batch*, a C-contiguous CuPy view.
+
+        Preprocessing that writes its result here and passes this array to :meth:`infer` saves the device copy
+        that CUDA graphs otherwise make of each input (without graphs it is bound as is, like any array). The
+        view stays the same array for a batch size while graphs are on; it is overwritten by the next call.
+
+        Raises:
+            KeyError: no input *name*.
+            ValueError: the input has dynamic dimensions other than the batch, or a fixed batch other than *batch*.
+        """
+        info = self.input(name)
+        if any(d is None for d in info.shape[1:]):
+            raise ValueError(
+                f"{self.model_path.name}: input {info.describe()} has dynamic dimensions besides the batch"
+            )
+        if info.shape and info.shape[0] is not None and info.shape[0] != batch:
+            raise ValueError(f"{self.model_path.name}: input {info.describe()} has a fixed batch, not {batch}")
+        graph = self._graphs.get(batch)
+        if graph is not None:
+            return graph.inputs[name]
+        if batch > self._capacity:
+            self._grow(batch)
+        return self._input_view(info, batch)
+
+    @property
+    def captured_batches(self) -> list[int]:
+        """Batch sizes whose CUDA graph has been captured (and is replayed)."""
+        return sorted(b for b, g in self._graphs.items() if g.runs > 0)
 
     # -- inference -------------------------------------------------------------------------------------------
     def _infer(self, feeds: Mapping[str, Array], stream: Any) -> dict[str, Array]:
         if self.session is None:
             raise RuntimeError(f"{self.model_path.name}: runner is closed")
-        cp = self._cupy
         batch = int(next(iter(feeds.values())).shape[0]) if feeds else 1
+        caller = stream if stream is not None else self._cupy.cuda.get_current_stream()
+        if self.cuda_graph:
+            return self._infer_graph(feeds, batch, caller)
+        return self._infer_direct(feeds, batch, caller)
+
+    def _infer_direct(self, feeds: Mapping[str, Array], batch: int, caller: Any) -> dict[str, Array]:
+        """One run without graphs: the caller's arrays bound as they are."""
+        cp = self._cupy
         if batch > self._capacity:
             self._grow(batch)
-        caller = stream if stream is not None else cp.cuda.get_current_stream()
         from trtapps.gpu.stream import wait_for
 
         if self.user_stream:
@@ -282,6 +428,91 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         del keep
         return results
 
+    def _infer_graph(self, feeds: Mapping[str, Array], batch: int, caller: Any) -> dict[str, Array]:
+        """One run through the batch size's CUDA graph: inputs into the graph's buffers, capture or replay."""
+        from trtapps.gpu.graphs import copy_into
+        from trtapps.gpu.stream import wait_for
+
+        cp = self._cupy
+        graph = self._graphs.get(batch)
+        if graph is None:
+            graph = self._graphs[batch] = self._new_graph(batch)
+        run_stream = self.stream if self.user_stream else caller
+        if self.user_stream:
+            wait_for(self.stream, caller)  # the copies below read what the caller's stream produced
+        for info in self.inputs:
+            array = feeds[info.name]
+            self._check_device_input(info, array, cp, "model")
+            copy_into(graph.inputs[info.name], array, run_stream)
+        if not self.user_stream:
+            caller.synchronize()  # ONNX Runtime runs on its own stream: the copies must be complete first
+        if graph.runs == 0:
+            try:
+                self._capture(graph)
+            except Exception as exc:  # ONNX Runtime's capture failed: its graph state is unusable from now on
+                self._abandon_graphs(batch, exc)
+                return self._infer_direct(feeds, batch, caller)
+        else:
+            self.session.run_with_iobinding(graph.binding, graph.run_options)
+        graph.runs += 1
+        if self.user_stream:
+            wait_for(caller, self.stream)
+        return dict(graph.outputs)
+
+    def _new_graph(self, batch: int) -> _BatchGraph:
+        """The buffers, binding (bound once, for good) and run options of batch size *batch*'s graph."""
+        import onnxruntime as ort
+
+        if batch > self._capacity:
+            self._grow(batch)
+        inputs = {info.name: self._input_view(info, batch) for info in self.inputs}
+        outputs = {}
+        for info in self.outputs:
+            buffer = self._buffers[info.name]
+            outputs[info.name] = buffer[:batch] if self._modes[info.name] == "batch" else buffer
+        binding = self.session.io_binding()
+        for info in self.inputs:
+            array = inputs[info.name]
+            binding.bind_input(
+                info.name, "cuda", self.device_id, info.dtype.type, tuple(array.shape), int(array.data.ptr)
+            )
+        for info in self.outputs:
+            array = outputs[info.name]
+            binding.bind_output(
+                info.name, "cuda", self.device_id, info.dtype.type, tuple(array.shape), int(array.data.ptr)
+            )
+        run_options = ort.RunOptions()
+        run_options.add_run_config_entry("gpu_graph_id", str(batch))  # 0 is ONNX Runtime's; batch sizes start at 1
+        return _BatchGraph(batch, binding, run_options, inputs, outputs)
+
+    def _capture(self, graph: _BatchGraph) -> None:
+        """The first run at a batch size: uncaptured warm-up runs, then the run ONNX Runtime captures (it adds
+        its own warm-up runs where it counts them per graph, captures, and replays once, all in that call)."""
+        import onnxruntime as ort
+
+        uncaptured = ort.RunOptions()
+        uncaptured.add_run_config_entry("gpu_graph_id", UNCAPTURED_GRAPH_ID)
+        for _ in range(GRAPH_WARMUP_RUNS):
+            self.session.run_with_iobinding(graph.binding, uncaptured)
+        self.session.run_with_iobinding(graph.binding, graph.run_options)
+        logger.debug("%s: CUDA graph captured for batch %d", self.model_path.name, graph.batch)
+
+    def _abandon_graphs(self, batch: int, exc: BaseException) -> None:
+        """Turn graphs off after a failed capture: end a capture ONNX Runtime left open on the stream, clear the
+        error, and open a new session without graphs (ONNX Runtime's graph state lives in the session)."""
+        from trtapps.gpu.graphs import clear_last_cuda_error
+
+        try:
+            if self.user_stream and self.stream.is_capturing():
+                self.stream.end_capture()
+        except Exception:  # an invalidated capture raises here; ending it is all that matters
+            pass
+        clear_last_cuda_error()
+        first = str(exc).strip().splitlines()
+        self._graphs_off(f"capturing batch {batch} failed ({type(exc).__name__}: {first[0] if first else ''})")
+        self.session = self._open_session(graphs=False)
+        self._binding = self.session.io_binding()
+
     def _wrap(self, value: Any, info: TensorInfo) -> Any:
         """A CuPy view of an ONNX Runtime-allocated device output; the array keeps *value* alive."""
         cp = self._cupy
@@ -299,9 +530,11 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         try:
             self.stream.synchronize()
         finally:
+            self._graphs.clear()
             self._binding = None
             self.session = None
             self._buffers.clear()
+            self._input_buffers.clear()
 
     @property
     def capacity(self) -> int:
@@ -342,6 +575,7 @@ def _factory(options: OnnxRuntimeCudaOptions, context: Any, model_path: Path) ->
         do_copy_in_default_stream=options.do_copy_in_default_stream,
         user_stream=options.user_stream,
         threads=options.threads,
+        cuda_graph=options.cuda_graph,
     )
 
 
