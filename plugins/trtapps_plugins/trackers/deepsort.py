@@ -63,6 +63,11 @@ class DeepSortOptions(TrackerOptions):
         "a path relative to the config file.",
     )
     reid_batch_size: int = Field(32, ge=1, description="Crops per ReID inference call.")
+    reid_backend: str | None = Field(
+        None,
+        description="Backend of the ReID model (onnxruntime, onnxruntime_cuda, tensorrt); default: the "
+        "pipeline's backend, so a GPU pipeline crops and embeds on the GPU (onnxruntime outside a pipeline).",
+    )
 
 
 class _Gallery:
@@ -234,7 +239,7 @@ class DeepSortTracker:
             )
         if frame is None:
             raise ValueError("deepsort needs the frame to compute ReID features")
-        return _normalize(self.embedder(frame.image, detections.boxes[sel]))
+        return _normalize(self.embedder(frame.image, detections.boxes[sel], pixel_format=frame.pixel_format))
 
     def update(self, detections: Detections, frame: Frame | None = None) -> Detections:
         """Track one frame; returns the confirmed tracks seen in this or the previous frame."""
@@ -360,7 +365,11 @@ class DeepSortTracker:
 
 
 def build_deepsort(options: DeepSortOptions, context: Any) -> DeepSortTracker:
-    """The ``deepsort`` factory: a tracker, with a ReID embedder when ``reid_model`` is set."""
+    """The ``deepsort`` factory: a tracker, with a ReID embedder when ``reid_model`` is set.
+
+    The ReID model runs on ``reid_backend``, by default the backend the pipeline resolved for its detector
+    (``context.backend``): on the GPU data path the crops are then cut from the frame already on the device.
+    """
     embedder = None
     if options.reid_model:
         from trtapps.zoo import resolve_model
@@ -368,5 +377,6 @@ def build_deepsort(options: DeepSortOptions, context: Any) -> DeepSortTracker:
 
         base = context.config_dir if context is not None else None
         path = resolve_model(options.reid_model, base)  # a path, or a zoo name such as osnet_x0_25_msmt17
-        embedder = ReidEmbedder.from_path(path, batch_size=options.reid_batch_size)
+        backend = options.reid_backend or getattr(context, "backend", None) or "onnxruntime"
+        embedder = ReidEmbedder.from_path(path, batch_size=options.reid_batch_size, backend=backend, context=context)
     return DeepSortTracker(options, embedder=embedder)

@@ -1,15 +1,24 @@
-"""The OSNet embedder on real video: unit-norm 512-d features that tell people apart across frames."""
+"""The OSNet embedder on real video: unit-norm 512-d features that tell people apart across frames; the crop
+rectangles and arithmetic both croppers share; the ReID backend following the pipeline's."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
 from conftest import shared_path
+from trtapps.context import RunContext
+from trtapps.errors import ConfigError, InputError
 from trtapps.ops.boxes import box_iou
+from trtapps.ops.preprocess import preprocess_reference
 from trtapps.runners.onnxruntime import OnnxRuntimeRunner
-from trtapps_plugins.trackers.reid import CropSpec, ReidEmbedder, crop_boxes_host
+from trtapps_plugins.trackers import reid
+from trtapps_plugins.trackers.deepsort import DeepSortOptions, build_deepsort
+from trtapps_plugins.trackers.reid import CropSpec, ReidEmbedder, build_reid_runner, crop_boxes_host, crop_rects
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +92,82 @@ def test_empty_and_fixed_batch_calls(embedder: ReidEmbedder) -> None:
     feats = embedder(image, boxes)
     assert feats.shape == (11, 512)
     np.testing.assert_allclose(feats, np.repeat(feats[:1], 11, axis=0), atol=1e-5)
+
+
+def test_crop_rects_round_outwards_and_clip_to_the_image() -> None:
+    boxes = np.array(
+        [
+            [10.2, 20.7, 30.1, 40.0],  # fractional: floor the top-left, ceil the bottom-right
+            [-20, -5, 5, 400],  # sticks out: clipped
+            [250, 120, 260, 130],  # outside: the nearest pixel
+            [50, 50, 50, 50],  # degenerate: one pixel
+        ]
+    )
+    np.testing.assert_array_equal(
+        crop_rects(boxes, (100, 200)), [[10, 20, 21, 20], [0, 0, 5, 100], [199, 99, 1, 1], [50, 50, 1, 1]]
+    )
+
+
+def test_host_cropper_equals_the_device_kernels_arithmetic() -> None:
+    """The GPU cropper is the fused preprocessing kernel, whose host twin is ``preprocess_reference`` with
+    ``resize="fixed_point"`` (bit-exact, tests/gpu/test_kernels.py): the host cropper must equal it on the same
+    rectangles within float32 rounding, so GPU and CPU crops are the same."""
+    cap = cv2.VideoCapture(str(shared_path("media/face_tracker.mp4")))
+    ok, image = cap.read()
+    cap.release()
+    assert ok
+    h, w = image.shape[:2]
+    boxes = np.array(
+        [[300.4, 100.6, 377.9, 555.1], [0, 0, 13, 7], [w - 41.5, h - 300.2, w + 20, h + 5], [640, 360, 641, 361]]
+    )
+    spec = CropSpec()
+    rows = len(boxes)
+    reference = preprocess_reference(
+        [image] * rows,
+        (spec.height, spec.width),
+        np.tile([0, 0, spec.width, spec.height], (rows, 1)),
+        src_rects=crop_rects(boxes, (h, w)),
+        swap_rb=True,
+        mean=spec.pixel_mean().tolist(),
+        std=spec.pixel_std().tolist(),
+        resize="fixed_point",
+    )
+    np.testing.assert_allclose(crop_boxes_host(image, boxes, spec), reference, rtol=0, atol=2e-6)
+
+
+def test_device_batches_are_padded_to_few_shapes(embedder: ReidEmbedder) -> None:
+    assert embedder.batch_size == 8
+    padded = {n: embedder.padded_rows(n) for n in (1, 2, 3, 5, 8, 9, 11, 16, 21)}
+    assert padded == {1: 1, 2: 2, 3: 4, 5: 8, 8: 8, 9: 9, 11: 12, 16: 16, 21: 24}
+
+
+def test_nv12_frames_are_converted_like_opencv_on_the_cpu(embedder: ReidEmbedder) -> None:
+    nv12 = np.random.default_rng(1).integers(0, 256, (360, 320), dtype=np.uint8)  # a 320x240 picture
+    boxes = np.array([[10, 20, 90, 230], [200.5, 0, 320, 240]], np.float32)
+    bgr = cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12)
+    np.testing.assert_array_equal(embedder(nv12, boxes, pixel_format="nv12"), embedder(bgr, boxes))
+    with pytest.raises(InputError, match="BGR or NV12"):
+        embedder(bgr, boxes, pixel_format="rgba")
+
+
+def test_deepsort_reid_backend_follows_the_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = shared_path("models/osnet_x0_25_msmt17.onnx")
+    asked: list[tuple[str, Any]] = []
+
+    def fake_runner(path: Path, backend: str, context: Any, **kw: Any) -> OnnxRuntimeRunner:
+        asked.append((backend, context))
+        return OnnxRuntimeRunner(path)
+
+    monkeypatch.setattr(reid, "build_reid_runner", fake_runner)
+    gpu_run = RunContext(backend="onnxruntime_cuda")
+    build_deepsort(DeepSortOptions(reid_model=str(model)), gpu_run)
+    build_deepsort(DeepSortOptions(reid_model=str(model), reid_backend="onnxruntime"), gpu_run)
+    build_deepsort(DeepSortOptions(reid_model=str(model)), RunContext(backend="onnxruntime"))
+    build_deepsort(DeepSortOptions(reid_model=str(model)), None)  # trtapps mot: no pipeline
+    assert [b for b, _ in asked] == ["onnxruntime_cuda", "onnxruntime", "onnxruntime", "onnxruntime"]
+    assert asked[0][1] is gpu_run  # the run's context: its device and CUDA stream
+
+
+def test_unknown_reid_backend_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"tracker\.reid_backend"):
+        build_reid_runner(shared_path("models/osnet_x0_25_msmt17.onnx"), "no_such_backend")
