@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -380,14 +381,20 @@ def test_soak_run_samples_and_accounts_for_every_frame(tmp_path: Path) -> None:
     assert soak_table(doc).row_count >= 2
 
 
-def test_soak_script_runs_and_writes_its_json(tmp_path: Path) -> None:
+def _script(name: str) -> object:
+    """A benchmark script loaded as a module (benchmarks/ is not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("soak_script", Path(__file__).parents[2] / "benchmarks/soak.py")
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).parents[2] / f"benchmarks/{name}.py")
     assert spec is not None
     assert spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_soak_script_runs_and_writes_its_json(tmp_path: Path) -> None:
+    script: Any = _script("soak")
     out = tmp_path / "soak.json"
     code = script.main([
         "--minutes", str(1.5 / 60), "--backend", "onnxruntime", "--model", str(tiny_yolo(tmp_path / "t.onnx")),
@@ -398,3 +405,23 @@ def test_soak_script_runs_and_writes_its_json(tmp_path: Path) -> None:
     assert code == (0 if doc["verdict"]["ok"] else 1)
     assert doc["command"].startswith("python benchmarks/soak.py --minutes ")
     assert doc["verdict"]["frames"]["balanced"]
+
+
+# -- the Ultralytics comparison's fairness check (the script itself runs on the GPU machine) --------------------------
+def test_peer_matching_pairs_same_class_boxes_best_first() -> None:
+    peer: Any = _script("peer_ultralytics")
+    ref = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]], np.float64)
+    ours = np.array([[21, 20, 30, 30], [0, 0, 10, 11], [50, 50, 60, 60], [80, 80, 90, 90]], np.float64)
+    pairs = peer.match(ref, np.array([0, 1, 2]), ours, np.array([1, 0, 5, 0]))
+    assert sorted((i, j) for i, j, _ in pairs) == [(0, 1), (1, 0)]  # box 2 differs in class: no pair
+    assert [round(iou, 3) for _, _, iou in sorted(pairs)] == [round(100 / 110, 3), 0.9]
+    assert peer.match(ref, np.array([0, 1, 2]), ours[:0], np.array([], np.int64)) == []
+
+    dets = {"boxes": ref, "scores": np.array([0.9, 0.8, 0.7]), "cls": np.array([0, 1, 2])}
+    shifted = {"boxes": ours[:3], "scores": np.array([0.75, 0.88, 0.7]), "cls": np.array([1, 0, 2])}
+    report = peer.agreement([dets, dets], [shifted, dets])
+    assert report["frames"] == 2
+    assert report["matched"] == 6
+    assert report["only_ultralytics"] == report["only_trtapps"] == 0
+    assert report["min_matched_iou"] == pytest.approx(0.9)
+    assert report["max_score_diff"] == pytest.approx(0.05)
