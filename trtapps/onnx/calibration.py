@@ -176,12 +176,29 @@ def _host_inputs(app: App, frames: Sequence[Frame]) -> dict[str, np.ndarray]:
     return host
 
 
+def app_attribute(app: App, name: str) -> Any:
+    """An attribute of a bound app or of its bound model description (``app.head`` of the yolo app), or
+    ``None``: apps expose ``variant``/``input_size`` in different places and none is required to."""
+    for owner in (app, _safe_getattr(app, "head")):
+        value = _safe_getattr(owner, name)
+        if value is not None and not callable(value):
+            return value
+    return None
+
+
+def _safe_getattr(owner: Any, name: str) -> Any:
+    try:
+        return getattr(owner, name, None)
+    except Exception:  # a property that raises before bind
+        return None
+
+
 def describe_app(app: App) -> dict[str, Any]:
     """What made the calibration inputs: the app class, its variant and input size when it has them."""
     info: dict[str, Any] = {"app": type(app).__name__}
     for attribute in ("variant", "input_size"):
-        value = getattr(app, attribute, None)
-        if value is not None and not callable(value):
+        value = app_attribute(app, attribute)
+        if value is not None:
             info[attribute] = list(value) if isinstance(value, tuple) else value
     return info
 
@@ -190,6 +207,7 @@ __all__ = [
     "DEFAULT_CALIB_SIZE",
     "IMAGE_SUFFIXES",
     "CalibrationSet",
+    "app_attribute",
     "bind_app",
     "calibration_images",
     "describe_app",

@@ -71,7 +71,8 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
-        raise ModelError(f"{path}: not a readable ONNX model ({exc}); export it again") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not a readable ONNX model ({first}); export it again") from exc
     return {p.key: p.value for p in model.metadata_props}
 
 

@@ -39,6 +39,8 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import tempfile
@@ -54,6 +56,7 @@ from trtapps.errors import ConfigError, ModelError
 from trtapps.onnx.calibration import (
     DEFAULT_CALIB_SIZE,
     CalibrationSet,
+    app_attribute,
     bind_app,
     calibration_images,
     describe_app,
@@ -211,6 +214,7 @@ def apply_precision(
     keep_io_types: bool = True,
     fp32_nodes: Sequence[str] = (),
     fp32_ops: Sequence[str] | None = None,
+    tail_fp32: bool = True,
     int8_ops: Sequence[str] = INT8_OPS,
     head_fp32: bool = True,
     check_images: int = 2,
@@ -237,6 +241,7 @@ def apply_precision(
         keep_io_types: keep graph inputs/outputs float32 (fp16).
         fp32_nodes: more node names to keep float32 (fp16) or unquantized (int8).
         fp32_ops: op types kept float32 in fp16 (default :data:`FP16_FRAGILE_OPS`).
+        tail_fp32: fp16 only: keep the post-processing tail after the last weighted layer float32.
         int8_ops: op types whose inputs get Q/DQ (default :data:`INT8_OPS`).
         head_fp32: int8 only: leave the last weighted layers before the outputs unquantized.
         check_images: calibration images used to compare the outputs with the fp32 model (0: no check).
@@ -286,7 +291,9 @@ def apply_precision(
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         if precision == "fp16":
-            converted = to_fp16(model, keep_io_types=keep_io_types, fp32_nodes=fp32_nodes, fp32_ops=fp32_ops)
+            converted = to_fp16(
+                model, keep_io_types=keep_io_types, fp32_nodes=fp32_nodes, fp32_ops=fp32_ops, tail_fp32=tail_fp32
+            )
             report.kept_fp32 = converted.kept_fp32
             report.tool = "onnxruntime.transformers.float16"
             model = converted.model
@@ -309,7 +316,7 @@ def apply_precision(
         fields = dict(metadata or {})
         if bound is not None:
             fields.setdefault("labels", list(bound.labels))
-            variant = getattr(bound, "variant", None)
+            variant = app_attribute(bound, "variant")
             if isinstance(variant, str):
                 fields.setdefault("variant", variant)
         write_metadata(
@@ -433,11 +440,17 @@ def _float_constants(graph: Any) -> dict[str, np.ndarray]:
     return values
 
 
-def fp16_block_list(graph: Any, fp32_ops: Sequence[str] | None = None) -> dict[str, str]:
-    """Node name → reason, for the nodes an fp16 conversion keeps in float32 (see the module docstring)."""
+def fp16_block_list(graph: Any, fp32_ops: Sequence[str] | None = None, tail: bool = True) -> dict[str, str]:
+    """Node name → reason, for the nodes an fp16 conversion keeps in float32 (see the module docstring).
+
+    Args:
+        graph: the fp32 graph (nodes named, see :func:`name_nodes`).
+        fp32_ops: op types kept float32 (default :data:`FP16_FRAGILE_OPS`).
+        tail: keep the post-processing tail float32.
+    """
     ops = set(FP16_FRAGILE_OPS if fp32_ops is None else fp32_ops)
     blocked: dict[str, str] = {}
-    for name in tail_nodes(graph):
+    for name in tail_nodes(graph) if tail else []:
         blocked[name] = "post-processing tail after the last weighted layer"
     for node in graph.node:
         if node.op_type in ops and node.name not in blocked:
@@ -472,6 +485,7 @@ def to_fp16(
     keep_io_types: bool = True,
     fp32_nodes: Sequence[str] = (),
     fp32_ops: Sequence[str] | None = None,
+    tail_fp32: bool = True,
 ) -> Fp16Model:
     """Convert an fp32 ``onnx.ModelProto`` to fp16 with ONNX Runtime's converter and trtapps' block list.
 
@@ -481,7 +495,7 @@ def to_fp16(
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     name_nodes(model.graph)
-    blocked = fp16_block_list(model.graph, fp32_ops)
+    blocked = fp16_block_list(model.graph, fp32_ops, tail=tail_fp32)
     known = {n.name for n in model.graph.node}
     for name in fp32_nodes:
         if name not in known:
@@ -581,12 +595,13 @@ def calibrate(
             extra_options=options,
         )
         runs = 0
-        for feed in preprocessed_batches(app, images.images, batch=batch, skipped=skipped):
-            calibrator.collect_data(_FeedReader([feed]))
-            runs += 1
-        if runs == 0:
-            raise ConfigError(f"{images.folder}: none of the calibration images could be read")
-        ranges = calibrator.compute_data()
+        with contextlib.redirect_stdout(io.StringIO()):  # ONNX Runtime prints a line per collect_data call
+            for feed in preprocessed_batches(app, images.images, batch=batch, skipped=skipped):
+                calibrator.collect_data(_FeedReader([feed]))
+                runs += 1
+            if runs == 0:
+                raise ConfigError(f"{images.folder}: none of the calibration images could be read")
+            ranges = calibrator.compute_data()
         del calibrator
     description["skipped"] = [str(p) for p, _ in skipped]
     target = cache if cache is not None else Path(tempfile.mkstemp(prefix="trtapps-ranges-", suffix=".json")[1])
@@ -594,6 +609,14 @@ def calibrate(
     if cache is not None:
         cache.with_suffix(cache.suffix + ".json").write_text(json.dumps(description, indent=1))
     return target, description
+
+
+class _DropOrtAdvice(logging.Filter):
+    """Drops ONNX Runtime's root-logger advice to run its own pre-processing: trtapps quantizes the graph as
+    prepared (``onnx fix``), without ORT-specific graph rewrites that TensorRT would then see."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
 
 
 def _to_int8(
@@ -640,6 +663,8 @@ def _to_int8(
             cache=calib_cache,
         )
         quantized_path = Path(tmp) / "int8.onnx"
+        quiet = _DropOrtAdvice()
+        logging.getLogger().addFilter(quiet)
         try:
             quantize_static(
                 str(named),
@@ -660,6 +685,7 @@ def _to_int8(
                 },
             )
         finally:
+            logging.getLogger().removeFilter(quiet)
             if calib_cache is None:
                 ranges.unlink(missing_ok=True)
         model = onnx.load(str(quantized_path))
@@ -672,13 +698,9 @@ def _to_int8(
 
 
 def quantized_layers(graph: Any) -> list[str]:
-    """Names of the nodes (other than Q/DQ) that read a DequantizeLinear output."""
+    """Names of the weighted layers (Conv/Gemm/MatMul) that read a DequantizeLinear output."""
     dq_outputs = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
-    return [
-        n.name
-        for n in graph.node
-        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and any(i in dq_outputs for i in n.input)
-    ]
+    return [n.name for n in graph.node if n.op_type in WEIGHTED_OPS and any(i in dq_outputs for i in n.input)]
 
 
 def qdq_pairs(graph: Any) -> int:

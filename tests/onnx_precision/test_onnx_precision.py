@@ -1,0 +1,220 @@
+"""fp16 and int8 (explicit Q/DQ) models made by ``trtapps.onnx.precision`` on the shared YOLOv8n and RetinaFace.
+
+The models are made once per module: fp16 needs no data; int8 is calibrated on 8 shared COCO images fed through
+the app's own preprocessing (never on the image the detections are checked on). The accuracy cost on whole
+sets is measured by ``benchmarks/precision_accuracy.py``; here the checks are structural (float32 I/O, float32
+block list, Q/DQ pairs with zero point 0, per-channel weights, the head left float) plus detections on real
+photos.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import onnx
+from conftest import shared_path  # tests/conftest.py
+from onnx import TensorProto, numpy_helper
+from trtapps.errors import ConfigError, InputError, ModelError
+from trtapps.onnx.calibration import calibration_images
+from trtapps.onnx.metadata import decode_metadata, file_sha256, read_metadata
+from trtapps.onnx.precision import apply_precision, head_layers, tail_nodes
+from trtapps.ops.boxes import box_iou
+from trtapps.pipeline import Pipeline
+
+YOLO = "models/yolov8n_dequant.onnx"
+RETINAFACE = "models/retinaface_mnet025.onnx"
+CALIB_COUNT = 8
+
+
+@pytest.fixture(scope="module")
+def coco_images() -> Path:
+    return shared_path("coco/images")
+
+
+@pytest.fixture(scope="module")
+def yolo_fp16(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    out = tmp_path_factory.mktemp("fp16") / "yolov8n_fp16.onnx"
+    report = apply_precision(shared_path(YOLO), out, "fp16", batch=(1, 8))
+    return out, report
+
+
+@pytest.fixture(scope="module")
+def yolo_int8(tmp_path_factory: pytest.TempPathFactory, coco_images: Path) -> tuple[Path, Any]:
+    out = tmp_path_factory.mktemp("int8") / "yolov8n_int8.onnx"
+    report = apply_precision(
+        shared_path(YOLO), out, "int8", app={"type": "yolo"}, calib=coco_images, calib_size=CALIB_COUNT
+    )
+    return out, report
+
+
+def _detect(model: Path, image: Path, **options: Any) -> Any:
+    with Pipeline.from_objects(app={"type": "yolo", "model": str(model), **options}, backend="onnxruntime") as pipe:
+        return pipe.predict(image).detections
+
+
+def _match(got: Any, want: Any) -> np.ndarray:
+    """For each wanted detection, the IoU of the best same-class detection in *got*."""
+    iou = box_iou(want.boxes, got.boxes)
+    same = want.class_ids[:, None] == got.class_ids[None, :]
+    return np.where(same, iou, 0.0).max(axis=1) if len(got) else np.zeros(len(want))
+
+
+# -- fp16 ----------------------------------------------------------------------------------------------------------
+def test_fp16_keeps_float32_io_and_the_block_list(yolo_fp16: tuple[Path, Any]) -> None:
+    path, report = yolo_fp16
+    model = onnx.load(path)
+    assert [i.type.tensor_type.elem_type for i in model.graph.input] == [TensorProto.FLOAT]
+    assert [o.type.tensor_type.elem_type for o in model.graph.output] == [TensorProto.FLOAT]
+    conv_weights = [
+        init for init in model.graph.initializer if init.name.endswith(".weight") or "Conv" in init.name
+    ] or list(model.graph.initializer)
+    assert any(init.data_type == TensorProto.FLOAT16 for init in conv_weights)
+    # the decode tail and the DFL softmax stay float32: every float input they read is float32
+    source = onnx.load(shared_path(YOLO))
+    tail = set(tail_nodes(source.graph))
+    assert "/model.22/Concat_3" in tail  # the output concat of boxes and scores
+    assert report.kept_fp32["/model.22/dfl/Softmax"].startswith("Softmax")
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.input]}
+    for node in model.graph.node:
+        if node.name in tail or node.name == "/model.22/dfl/Softmax":
+            assert all(types.get(i) != TensorProto.FLOAT16 for i in node.input if i), node.name
+    assert report.tool == "onnxruntime.transformers.float16"
+
+
+def test_fp16_detections_match_fp32_on_bus(yolo_fp16: tuple[Path, Any]) -> None:
+    bus = shared_path("media/bus.jpg")
+    want = _detect(shared_path(YOLO), bus)
+    got = _detect(yolo_fp16[0], bus)
+    assert len(got) == len(want) >= 5
+    assert _match(got, want).min() >= 0.95
+    np.testing.assert_allclose(np.sort(got.scores), np.sort(want.scores), atol=0.01)
+
+
+def test_fp16_io_types_can_be_float16_and_the_app_feeds_them(tmp_path: Path) -> None:
+    out = tmp_path / "io16.onnx"
+    apply_precision(shared_path(YOLO), out, "fp16", keep_io_types=False)
+    model = onnx.load(out)
+    assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT16
+    dets = _detect(out, shared_path("media/bus.jpg"))
+    assert {0, 5} <= set(dets.class_ids.tolist())  # person, bus
+
+
+# -- int8 ----------------------------------------------------------------------------------------------------------
+def test_int8_has_symmetric_qdq_per_channel_weights_and_a_float_head(yolo_int8: tuple[Path, Any]) -> None:
+    path, report = yolo_int8
+    model = onnx.load(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    quant = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    dequant = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    assert report.qdq_pairs > 50
+    assert len(quant) == report.qdq_pairs
+    for node in [*quant, *dequant]:
+        zero_point = inits[node.input[2]]
+        assert zero_point.dtype == np.int8, node.name
+        assert not zero_point.any(), node.name  # TensorRT: symmetric, zero point 0
+    producer = {o: n for n in model.graph.node for o in n.output}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    quantized = [c for c in convs if c.input[1] in producer and producer[c.input[1]].op_type == "DequantizeLinear"]
+    assert len(quantized) == len(convs) - 4  # all but the head's last convs
+    for conv in quantized:
+        weight_dq = producer[conv.input[1]]
+        scale = inits[weight_dq.input[1]]
+        assert scale.ndim == 1, conv.name  # per output channel
+        assert len(conv.input) < 3 or conv.input[2] in inits  # bias stays float (no int32 bias Q/DQ)
+        assert inits[weight_dq.input[0]].dtype == np.int8
+    head = set(head_layers(onnx.load(shared_path(YOLO)).graph))
+    assert head == {c.name for c in convs} - {c.name for c in quantized}
+    assert set(report.kept_fp32) == head
+    assert report.calibration["images"] == CALIB_COUNT
+    assert report.calibration["method"] == "entropy"
+    assert report.calibration["preprocess"]["app"] == "YoloApp"
+
+
+def test_int8_still_finds_the_persons_and_the_bus(yolo_int8: tuple[Path, Any]) -> None:
+    bus = shared_path("media/bus.jpg")
+    want = _detect(shared_path(YOLO), bus)
+    got = _detect(yolo_int8[0], bus)
+    assert (want.class_ids == 0).sum() == 4
+    assert (want.class_ids == 5).sum() == 1
+    matched = _match(got, want)
+    assert (matched >= 0.8).all(), matched  # every fp32 person and the bus, same class, same place
+    assert (got.class_ids == 5).sum() == 1
+
+
+def test_int8_metadata_describes_the_model(yolo_int8: tuple[Path, Any], coco_images: Path) -> None:
+    path, _ = yolo_int8
+    raw = read_metadata(path)
+    source_meta = read_metadata(shared_path(YOLO))
+    for key, value in source_meta.items():  # every Ultralytics key kept as it was
+        assert raw[key] == value
+    meta = decode_metadata(raw)
+    assert meta["trtapps.precision"] == "int8"
+    assert meta["trtapps.variant"] == "v8"
+    assert len(meta["trtapps.labels"]) == 80
+    assert meta["trtapps.labels"][5] == "bus"
+    assert meta["trtapps.source"] == "yolov8n_dequant.onnx"
+    assert meta["trtapps.source_sha256"] == file_sha256(shared_path(YOLO))
+    calibration = meta["trtapps.calibration"]
+    assert calibration["folder"] == str(coco_images)
+    assert calibration["images"] == CALIB_COUNT
+    assert meta["trtapps.precision_report"]["qdq_pairs"] > 50
+    assert "onnxruntime" in meta["trtapps.tools"]
+
+
+def test_retinaface_native_size_fp16_and_int8(tmp_path: Path, coco_images: Path) -> None:
+    """Native-size input: calibration images of different sizes run one at a time; faces still found."""
+    model = shared_path(RETINAFACE)
+    image = shared_path("media/group.jpg")
+    outputs = {}
+    for precision in ("fp16", "int8"):
+        out = tmp_path / f"retinaface_{precision}.onnx"
+        apply_precision(model, out, precision, app={"type": "retinaface"}, calib=coco_images, calib_size=6)
+        outputs[precision] = out
+    faces = {}
+    for name, path in [("fp32", model), *outputs.items()]:
+        with Pipeline.from_objects(app={"type": "retinaface", "model": str(path)}, backend="onnxruntime") as pipe:
+            faces[name] = pipe.predict(image).detections
+    want = faces["fp32"]
+    assert len(want) >= 5
+    for name in ("fp16", "int8"):
+        got = faces[name]
+        iou = box_iou(want.boxes, got.boxes).max(axis=1)
+        assert (iou >= 0.7).mean() >= 0.9, (name, iou)
+        assert got.landmarks is not None
+
+
+# -- errors --------------------------------------------------------------------------------------------------------
+def test_refusals_are_one_line(tmp_path: Path, yolo_fp16: tuple[Path, Any], coco_images: Path) -> None:
+    with pytest.raises(ConfigError, match="needs --app and --calib DIR"):
+        apply_precision(shared_path(YOLO), tmp_path / "x.onnx", "int8")
+    with pytest.raises(ConfigError, match="unknown precision"):
+        apply_precision(shared_path(YOLO), tmp_path / "x.onnx", "int4")
+    with pytest.raises(ModelError, match="already an fp16 model") as info:
+        apply_precision(yolo_fp16[0], tmp_path / "x.onnx", "int8", app={"type": "yolo"}, calib=coco_images)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="overwrite the source"):
+        apply_precision(yolo_fp16[0], yolo_fp16[0], "fp16")
+    with pytest.raises(InputError, match="calibration folder not found"):
+        apply_precision(shared_path(YOLO), tmp_path / "x.onnx", "int8", app={"type": "yolo"}, calib=tmp_path / "no")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_calibration_images_selection(tmp_path: Path) -> None:
+    import cv2
+
+    for i in range(10):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.jpg"), np.full((8, 8, 3), i, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    chosen = calibration_images(tmp_path, limit=4, exclude=["09.jpg"])
+    assert [p.name for p in chosen.images] == ["00.jpg", "03.jpg", "05.jpg", "08.jpg"]  # evenly spaced over 9
+    assert (chosen.available, chosen.excluded) == (9, 1)
+    described = chosen.describe()
+    assert described["selection"] == "evenly spaced over the sorted names"
+    assert (described["first"], described["last"]) == ("00.jpg", "08.jpg")
+    with pytest.raises(InputError, match=r"no calibration images \(10 excluded\)"):
+        calibration_images(tmp_path, exclude=[f"{i:02d}.jpg" for i in range(10)])
