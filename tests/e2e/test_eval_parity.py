@@ -11,20 +11,13 @@ clipping (the preset's ``clip_boxes: false``, ignored until the app has that opt
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from conftest import shared_path
+from eval_reference import AP_TOL, MAP_TOL, eval_json, model
 from trtapps.evaluation import DetectionResult, evaluate_detection, evaluate_faces
-
-MAP_TOL = 0.003
-AP_TOL = 0.005
-
-
-def model(name: str) -> str:
-    return str(shared_path(f"models/{name}"))
 
 
 @pytest.fixture(scope="module")
@@ -70,20 +63,7 @@ def test_yolov8n_original_coco_annotations() -> None:
 
 
 def test_yolox_nano_through_the_command_line(tmp_path: Path) -> None:
-    from trtapps.cli import build_app
-    from trtapps.cli import eval as eval_cli
-
-    cli = build_app()
-    if not any(group.name == "eval" for group in cli.registered_groups):  # until commands.register adds it
-        eval_cli.register(cli)
-    out = tmp_path / "yolox.json"
-    args = ["eval", "detect", "--app", "yolo", "--model", model("yolox_nano.onnx"), "--data", str(shared_path("coco"))]
-    cli(
-        args=[*args, "--backend", "onnxruntime", "--json", str(out), "--quiet"],
-        prog_name="trtapps",
-        standalone_mode=False,
-    )
-    doc = json.loads(out.read_text())
+    doc = eval_json("detect", "yolo", "yolox_nano.onnx", "coco", "onnxruntime", tmp_path / "yolox.json")
     assert doc["mAP50-95"] == pytest.approx(0.3366, abs=MAP_TOL)
     assert doc["mAP50"] == pytest.approx(0.5152, abs=MAP_TOL)
     assert (doc["images"], doc["backend"], doc["precision"]) == (96, "onnxruntime", "fp32")
