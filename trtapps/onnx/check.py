@@ -427,11 +427,23 @@ class _Checker:
                 continue
             extra = [f"{d if d is not None else '?'} (axis {i})" for i, d in enumerate(out_dims) if i >= 1
                      and not isinstance(d, int)]
-            if extra:
+            if not extra:
+                continue
+            computed = self.shapes.get(out.name)
+            resolved = computed is not None and len(computed) == len(out_dims) and all(
+                isinstance(d, int) for d in computed[1:])
+            if resolved:
+                self.add(
+                    "symbolic-dims", "info",
+                    f"output {out.name!r} is declared {pretty_dims(out_dims)} but computes {pretty_dims(computed)} "
+                    "(the exporter did not infer it; `trtapps onnx fix` writes the sizes)",
+                    tensors=[out.name], fixable=True,
+                )
+            else:
                 self.add(
                     "symbolic-dims", "warning",
-                    f"output {out.name!r} {pretty_dims(out_dims)} is declared with dynamic dimensions other than the "
-                    f"batch ({', '.join(extra)}) although the inputs have fixed sizes",
+                    f"output {out.name!r} {pretty_dims(out_dims)} has dynamic dimensions other than the batch "
+                    f"({', '.join(extra)}) although the inputs have fixed sizes",
                     tensors=[out.name], fixable=True,
                 )
 
@@ -598,8 +610,8 @@ class _Checker:
             return
         baked_outputs: set[str] = set()
         for node in self.index.nodes:
-            if node.op_type in ("Shape", "Size") or not node.output:
-                continue
+            if node.op_type in ("Shape", "Size", "NonZero") or not node.output:
+                continue  # their outputs hold shapes/indices, not samples
             data_inputs = [i for i in _data_inputs(node) if i]
             if not any(self.shapes.has_batch(i) for i in data_inputs):
                 continue

@@ -254,14 +254,39 @@ def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = ()) -> 
         shapes.error = "; ".join(errors)
         log.debug("shape inference failed: %s", shapes.error)
         return shapes
+    cache: dict[str, Dim] = {}
     for value in list(inferred.graph.value_info) + list(inferred.graph.output):
-        shapes.dims[value.name] = tensor_dims(value)
+        dims = tensor_dims(value)
+        if dims is not None and traced:
+            dims = [_normalize(d, cache) for d in dims]
+        shapes.dims[value.name] = dims
     for node in inferred.graph.node:  # Constant outputs get no value_info in some versions
         if node.op_type == "Constant" and node.output and node.output[0] not in shapes.dims:
             for attr in node.attribute:
                 if attr.name == "value":
                     shapes.dims[node.output[0]] = [int(d) for d in attr.t.dims]
     return shapes
+
+
+def _normalize(dim: Dim, cache: dict[str, Dim]) -> Dim:
+    """Simplify a dimension expression of the traced batch: ``floor(1.0*batch)`` (a Resize by scale 1 on the
+    batch axis) is the batch itself; anything else stays as it is."""
+    if not isinstance(dim, str) or dim == BATCH_SYMBOL or BATCH_SYMBOL not in dim:
+        return dim
+    if dim not in cache:
+        cache[dim] = dim
+        try:
+            import sympy
+
+            batch = sympy.Symbol(BATCH_SYMBOL, integer=True, positive=True)
+            expr = sympy.simplify(sympy.nsimplify(sympy.sympify(dim, locals={BATCH_SYMBOL: batch}), rational=True))
+            if expr == batch:
+                cache[dim] = BATCH_SYMBOL
+            elif expr.is_Integer:
+                cache[dim] = int(expr)
+        except Exception:  # not an expression sympy reads: keep the text
+            pass
+    return cache[dim]
 
 
 def _ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto:
