@@ -115,20 +115,25 @@ def onnxruntime_graph_problem(version: str) -> str | None:
 def relax_capture_mode() -> None:
     """Let the calling thread make CUDA calls while another thread captures in global mode.
 
-    Sets the thread's stream-capture interaction mode to ``cudaStreamCaptureModeThreadLocal``: its own calls
+    Sets the thread's stream-capture interaction mode (driver state, per thread) to thread-local: its own calls
     are then restricted only by captures it makes itself. Call it once at the start of a thread that allocates,
     copies or synchronises while inference may be capturing on another thread (PyTorch's NCCL watchdog does the
     same for its event queries).
 
     Raises:
-        CudaError: the CUDA runtime refused (no driver, no device).
+        CudaError: the driver refused, or there is no NVIDIA driver.
     """
-    from cuda.bindings import runtime as cudart
-
+    from trtapps.errors import CudaError
     from trtapps.gpu import check_cuda
 
-    mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
-    check_cuda("cudaThreadExchangeStreamCaptureMode", cudart.cudaThreadExchangeStreamCaptureMode(mode))
+    try:
+        from cuda.bindings import driver
+
+        mode = driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+        result = driver.cuThreadExchangeStreamCaptureMode(mode)
+    except Exception as exc:  # no driver library, cuda-python missing
+        raise CudaError(f"cuThreadExchangeStreamCaptureMode failed: {type(exc).__name__}: {exc}") from exc
+    check_cuda("cuThreadExchangeStreamCaptureMode", result)
 
 
 def clear_last_cuda_error() -> None:

@@ -339,7 +339,8 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
 
         Preprocessing that writes its result here and passes this array to :meth:`infer` saves the device copy
         that CUDA graphs otherwise make of each input (without graphs it is bound as is, like any array). The
-        view stays the same array for a batch size while graphs are on; it is overwritten by the next call.
+        view stays the same array for a batch size while graphs are on. Write it on the stream of the next
+        :meth:`infer` call (or one ordered after the previous call's): the previous call may still read it.
 
         Raises:
             KeyError: no input *name*.

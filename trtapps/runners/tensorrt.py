@@ -446,8 +446,9 @@ class TensorRTRunner(DeviceRunner):
         """The runner's own device buffer for input *name* at *batch*, a C-contiguous CuPy view.
 
         Preprocessing that writes its result here and passes this array to :meth:`infer` saves the device copy
-        that CUDA graphs otherwise make of each input (without graphs it is bound as is). It is overwritten by
-        the next call.
+        that CUDA graphs otherwise make of each input (without graphs it is bound as is). Write it on the stream
+        of the next :meth:`infer` call (or one ordered after the previous call's): the previous call, enqueued
+        and not yet finished, may still read it.
 
         Raises:
             KeyError: no input *name*.
