@@ -36,6 +36,21 @@ INTER_AREA fast path, which gives the same values). The details, from OpenCV's `
 * vertical pass for uint8 (OpenCV's ``VResizeLinear<uchar, …>`` specialisation, scalar and SIMD alike):
   ``((b0·(h0 >> 4)) >> 16) + ((b1·(h1 >> 4)) >> 16) + 2) >> 2``. The generic fixed-point cast
   ``(b0·h0 + b1·h1 + (1 << 21)) >> 22`` is *not* what OpenCV does for uint8 and differs on a few pixels.
+
+NV12 sources (the surfaces a hardware video decoder leaves, ``Frame.pixel_format == "nv12"``): the reference is
+``cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12)`` followed by the BGR path above, and the kernel reproduces it bit
+for bit, because it converts each of the four bilinear neighbours exactly as OpenCV converts that pixel and then
+resizes the converted uint8 values. OpenCV's conversion is BT.601 limited range in 20-bit fixed point
+(``color_yuv.simd.hpp``), with the chroma of each 2 × 2 block shared by its four pixels (no chroma filtering)::
+
+    y' = max(0, Y − 16) · 1220542,   u = U − 128,   v = V − 128,   half = 1 << 19
+    R = sat((y' + half + 1673527·v) >> 20)
+    G = sat((y' + half − 852492·v − 409993·u) >> 20)
+    B = sat((y' + half + 2116026·u) >> 20)
+
+(``>>`` arithmetic, ``sat`` clamps to 0…255). :func:`nv12_to_bgr_reference` is that formula in NumPy; it equals
+OpenCV 5.0's ``COLOR_YUV2BGR_NV12`` on every one of the 2^24 (Y, U, V) triples (checked once exhaustively; the
+unit tests check random frames and all (U, V) pairs).
 """
 
 from __future__ import annotations
@@ -53,7 +68,17 @@ if TYPE_CHECKING:
 INTER_RESIZE_COEF_BITS = 11
 INTER_RESIZE_COEF_SCALE = 1 << INTER_RESIZE_COEF_BITS
 #: int64 values per image in the kernel's parameter array (:func:`pack_preprocess_params`)
-PARAMS_PER_IMAGE = 12
+PARAMS_PER_IMAGE = 14
+#: pixel formats the preprocessing kernel reads, with their code in the parameter array (column 12)
+PIXEL_FORMAT_CODES = {"bgr": 0, "nv12": 1}
+
+# OpenCV's BT.601 limited-range YUV → RGB coefficients (ITUR_BT_601_* in color_yuv.simd.hpp), 20-bit fixed point
+BT601_SHIFT = 20
+BT601_CY = 1220542
+BT601_CUB = 2116026
+BT601_CUG = -409993
+BT601_CVG = -852492
+BT601_CVR = 1673527
 
 
 def resize_scale(src: int, dst: int) -> float:
@@ -117,6 +142,70 @@ def resize_linear_u8(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out[..., 0] if squeeze else out
 
 
+def nv12_size(shape: Sequence[int]) -> tuple[int, int]:
+    """``(H, W)`` of the picture in an NV12 array of *shape* ``(H * 3 / 2, W)``.
+
+    Raises:
+        ValueError: not a 2-D shape with a whole number of rows per plane and even H and W.
+    """
+    if len(shape) != 2 or shape[0] < 3 or shape[0] % 3 or shape[1] < 2 or shape[1] % 2:
+        raise ValueError(f"an NV12 image must be (H * 3 / 2, W) with even H and W, got shape {tuple(shape)}")
+    return int(shape[0]) * 2 // 3, int(shape[1])
+
+
+def image_size(image: Any, pixel_format: str = "bgr") -> tuple[int, int]:
+    """``(H, W)`` of a BGR ``(H, W, 3)`` or NV12 ``(H * 3 / 2, W)`` image (host or device)."""
+    if pixel_format == "nv12":
+        return nv12_size(image.shape)
+    if pixel_format != "bgr":
+        raise ValueError(f"pixel format must be one of {sorted(PIXEL_FORMAT_CODES)}, got {pixel_format!r}")
+    return int(image.shape[0]), int(image.shape[1])
+
+
+def nv12_to_bgr_reference(nv12: np.ndarray) -> np.ndarray:
+    """``cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12)`` in NumPy integers: the arithmetic of the GPU kernels.
+
+    Args:
+        nv12: ``(H * 3 / 2, W)`` uint8: ``H`` rows of luma, then ``H / 2`` rows of interleaved U, V.
+
+    Returns:
+        ``(H, W, 3)`` uint8 BGR.
+    """
+    nv12 = np.asarray(nv12)
+    if nv12.dtype != np.uint8:
+        raise ValueError(f"nv12_to_bgr_reference needs uint8, got {nv12.dtype}")
+    h, w = nv12_size(nv12.shape)
+    luma = nv12[:h].astype(np.int64)
+    chroma = nv12[h:].reshape(h // 2, w // 2, 2).astype(np.int64) - 128
+    u = chroma[..., 0].repeat(2, axis=0).repeat(2, axis=1)
+    v = chroma[..., 1].repeat(2, axis=0).repeat(2, axis=1)
+    y = np.maximum(luma - 16, 0) * BT601_CY + (1 << (BT601_SHIFT - 1))
+    b = (y + BT601_CUB * u) >> BT601_SHIFT
+    g = (y + BT601_CVG * v + BT601_CUG * u) >> BT601_SHIFT
+    r = (y + BT601_CVR * v) >> BT601_SHIFT
+    return np.clip(np.stack([b, g, r], axis=-1), 0, 255).astype(np.uint8)
+
+
+def bgr_to_nv12(image: np.ndarray) -> np.ndarray:
+    """An NV12 ``(H * 3 / 2, W)`` uint8 frame made from a BGR image with even H and W, through OpenCV's
+    ``COLOR_BGR2YUV_I420`` (planar U, V) with the two chroma planes interleaved. Test and benchmark input: real
+    pictures in the layout a video decoder produces."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"bgr_to_nv12 needs an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    h, w = int(image.shape[0]), int(image.shape[1])
+    if h % 2 or w % 2:
+        raise ValueError(f"NV12 needs an even width and height, got {w}x{h}")
+    i420 = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).reshape(-1)
+    quarter = (h // 2) * (w // 2)
+    nv12 = np.empty((h * 3 // 2, w), dtype=np.uint8)
+    nv12[:h] = i420[: h * w].reshape(h, w)
+    chroma = nv12[h:].reshape(h // 2, w // 2, 2)
+    chroma[..., 0] = i420[h * w : h * w + quarter].reshape(h // 2, w // 2)
+    chroma[..., 1] = i420[h * w + quarter :].reshape(h // 2, w // 2)
+    return nv12
+
+
 def per_channel(value: float | Sequence[float], name: str) -> np.ndarray:
     """A ``(3,)`` float32 array from a scalar or three values (output channel order)."""
     arr = np.asarray(value, dtype=np.float32).reshape(-1)
@@ -177,19 +266,35 @@ def pack_preprocess_params(
     pitches: Sequence[int],
     rois: np.ndarray,
     src_rects: np.ndarray,
+    pixel_formats: Sequence[str] | None = None,
+    chroma_pointers: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """The ``(B, 12)`` int64 parameter array of the CUDA preprocessing kernel (one host→device copy per batch).
+    """The ``(B, 14)`` int64 parameter array of the CUDA preprocessing kernel (one host→device copy per batch).
 
-    Columns: source pointer, row pitch (bytes), crop x, y, w, h, ROI x, y, w, h, then OpenCV's ``scale_x``
-    and ``scale_y`` (:func:`resize_scale`) stored as the bits of a float64.
+    Columns: source pointer, row pitch (bytes), crop x, y, w, h, ROI x, y, w, h, OpenCV's ``scale_x`` and
+    ``scale_y`` (:func:`resize_scale`) stored as the bits of a float64, the pixel format code
+    (:data:`PIXEL_FORMAT_CODES`: 0 BGR, 1 NV12), and the address of the NV12 chroma plane (0 for BGR). The
+    chroma plane has the luma plane's pitch; its own address lets a decoder surface whose chroma starts after
+    padding rows be read in place.
 
     Args:
-        pointers: device address of each source image's first pixel.
+        pointers: device address of each source image's first pixel (NV12: of its luma plane).
         pitches: bytes between consecutive rows of each source image.
         rois: ``(B, 4)`` int64 from :func:`check_geometry`.
         src_rects: ``(B, 4)`` int64 from :func:`check_geometry`.
+        pixel_formats: ``"bgr"`` or ``"nv12"`` per image (all BGR when ``None``).
+        chroma_pointers: device address of each NV12 image's chroma plane (ignored for BGR images; required
+            when any image is NV12).
     """
     batch = len(pointers)
+    formats = list(pixel_formats) if pixel_formats is not None else ["bgr"] * batch
+    if len(formats) != batch:
+        raise ValueError(f"{len(formats)} pixel formats for {batch} images")
+    unknown = sorted({f for f in formats if f not in PIXEL_FORMAT_CODES})
+    if unknown:
+        raise ValueError(f"unknown pixel format(s) {unknown}; expected one of {sorted(PIXEL_FORMAT_CODES)}")
+    if "nv12" in formats and (chroma_pointers is None or len(chroma_pointers) != batch):
+        raise ValueError("NV12 images need their chroma plane addresses (chroma_pointers, one per image)")
     params = np.empty((batch, PARAMS_PER_IMAGE), dtype=np.int64)
     params[:, 0] = np.asarray(pointers, dtype=np.uint64).view(np.int64)
     params[:, 1] = np.asarray(pitches, dtype=np.int64)
@@ -200,6 +305,9 @@ def pack_preprocess_params(
         dtype=np.float64,
     ).reshape(batch, 2)
     params[:, 10:12] = scales.view(np.int64)
+    params[:, 12] = [PIXEL_FORMAT_CODES[f] for f in formats]
+    chroma = [int(c) if f == "nv12" else 0 for f, c in zip(formats, chroma_pointers or [0] * batch, strict=True)]
+    params[:, 13] = np.asarray(chroma, dtype=np.uint64).view(np.int64)
     return params
 
 
@@ -246,11 +354,14 @@ def preprocess_reference(
     src_rects: Any = None,
     dtype: Any = np.float32,
     resize: str = "cv2",
+    pixel_formats: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Resize each image (or crop) into its region of the output, pad, normalise, and stack as NCHW.
 
     Args:
-        images: ``B`` uint8 ``(H_b, W_b, 3)`` BGR host images, any sizes.
+        images: ``B`` uint8 host images, any sizes: ``(H_b, W_b, 3)`` BGR, or ``(H_b * 3 / 2, W_b)`` NV12 where
+            *pixel_formats* says so (converted first with ``cv2.cvtColor(..., COLOR_YUV2BGR_NV12)``, or with
+            :func:`nv12_to_bgr_reference` when ``resize="fixed_point"``; the two are equal).
         out_size: ``(H, W)`` of the output.
         rois: ``(B, 4)`` int ``(x0, y0, w, h)``: where each resized image lands
             (:func:`rois_from_letterbox`; ``(0, 0, W, H)`` for a plain resize).
@@ -263,6 +374,7 @@ def preprocess_reference(
         src_rects: ``(B, 4)`` int ``(x, y, w, h)`` source crops, or ``None`` for whole images.
         dtype: ``np.float32`` or ``np.float16`` output.
         resize: ``"cv2"`` (OpenCV) or ``"fixed_point"`` (:func:`resize_linear_u8`, the kernel's arithmetic).
+        pixel_formats: ``"bgr"`` or ``"nv12"`` per image (all BGR when ``None``).
 
     Returns:
         ``(B, 3, H, W)`` array of *dtype*, host.
@@ -272,6 +384,10 @@ def preprocess_reference(
         raise ValueError(f"output dtype must be float32 or float16, got {dtype}")
     if resize not in ("cv2", "fixed_point"):
         raise ValueError(f"resize must be 'cv2' or 'fixed_point', got {resize!r}")
+    if pixel_formats is not None:
+        if len(pixel_formats) != len(images):
+            raise ValueError(f"{len(pixel_formats)} pixel formats for {len(images)} images")
+        images = [_as_bgr_reference(im, fmt, resize, b) for b, (im, fmt) in enumerate(zip(images, pixel_formats))]
     for b, image in enumerate(images):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"images[{b}] must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
@@ -300,3 +416,18 @@ def preprocess_reference(
         normalised = (canvas * scale32 - mean_arr) / std_arr
         out[b] = normalised.transpose(2, 0, 1).astype(dtype)
     return out
+
+
+def _as_bgr_reference(image: np.ndarray, pixel_format: str, resize: str, index: int) -> np.ndarray:
+    """Image *index* of a reference batch as BGR (NV12 converted as :func:`preprocess_reference` documents)."""
+    if pixel_format == "bgr":
+        return image
+    if pixel_format != "nv12":
+        raise ValueError(f"pixel_formats[{index}] must be one of {sorted(PIXEL_FORMAT_CODES)}, got {pixel_format!r}")
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"images[{index}] (NV12) must be uint8, got {image.dtype}")
+    nv12_size(image.shape)
+    if resize == "fixed_point":
+        return nv12_to_bgr_reference(image)
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_YUV2BGR_NV12)

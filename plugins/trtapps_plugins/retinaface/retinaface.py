@@ -384,8 +384,9 @@ class RetinaFaceApp(FaceApp):
         native size; BGR minus the mean; padding = the mean, so 0) into a device buffer the app reuses.
 
         Args:
-            images: one ``(H, W, 3)`` uint8 BGR CuPy array per frame, uploaded on *stream*.
-            frames: the batch's frames (not read).
+            images: one ``(H, W, 3)`` uint8 BGR CuPy array per frame, uploaded on *stream* (an NV12
+                ``(H * 3 / 2, W)`` decoder surface for a frame whose ``pixel_format`` is ``"nv12"``).
+            frames: the batch's frames (only their pixel formats are read).
             stream: the CuPy stream to enqueue on.
 
         Returns:
@@ -396,14 +397,16 @@ class RetinaFaceApp(FaceApp):
             ValueError: at native size, frames of different sizes in one batch.
         """
         from trtapps.ops.cuda.preprocess import preprocess_batch
+        from trtapps.ops.preprocess import image_size
 
         name = self._require_bound()
         if len(images) != len(frames):
             raise ValueError(f"retinaface: preprocess_device got {len(images)} images for {len(frames)} frames")
-        metas, rois, kwargs = self.preprocess_arguments([(int(im.shape[0]), int(im.shape[1])) for im in images])
+        formats = [f.pixel_format for f in frames]
+        metas, rois, kwargs = self.preprocess_arguments([image_size(im, f) for im, f in zip(images, formats)])
         height, width = metas[0].dst_size
         out = self._input_buffer.view((len(images), 3, height, width), self._input_dtype, stream)
-        preprocess_batch(images, out, rois, stream=stream, **kwargs)
+        preprocess_batch(images, out, rois, stream=stream, pixel_formats=formats, **kwargs)
         return {name: out}, metas
 
     def preprocess_arguments(

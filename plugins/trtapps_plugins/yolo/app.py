@@ -343,19 +343,22 @@ class YoloApp(App):
         is valid until the next call.
 
         Args:
-            images: one ``(H, W, 3)`` uint8 BGR CuPy array per frame, uploaded on *stream*.
-            frames: the batch's frames (not read).
+            images: one ``(H, W, 3)`` uint8 BGR CuPy array per frame, uploaded on *stream* (an NV12
+                ``(H * 3 / 2, W)`` decoder surface for a frame whose ``pixel_format`` is ``"nv12"``).
+            frames: the batch's frames (only their pixel formats are read).
             stream: the CuPy stream to enqueue on.
 
         Returns:
             ``({input_name: (B, 3, H, W) CuPy float32/float16}, [LetterboxTransform per frame])``.
         """
         from trtapps.ops.cuda.preprocess import preprocess_batch
+        from trtapps.ops.preprocess import image_size
 
         head = self.head
         if len(images) != len(frames):
             raise ValueError(f"yolo preprocess_device got {len(images)} images for {len(frames)} frames")
-        metas, rois, kernel_args = self.preprocess_arguments([(int(im.shape[0]), int(im.shape[1])) for im in images])
+        formats = [f.pixel_format for f in frames]
+        metas, rois, kernel_args = self.preprocess_arguments([image_size(im, f) for im, f in zip(images, formats)])
         shape = (len(images), 3, *head.input_size)
         out = self._input_buffer.view(shape, head.input_dtype, stream)
         if not images:
@@ -363,7 +366,7 @@ class YoloApp(App):
         # legacy YOLOX normalises in two steps like the CPU path: RGB / 255 in float32, then ImageNet in float64
         imagenet = normalisation(head.variant, self.options.yolox_legacy).imagenet
         target = self._scratch_buffer.view(shape, np.float32, stream) if imagenet else out
-        preprocess_batch(images, target, rois, stream=stream, **kernel_args)
+        preprocess_batch(images, target, rois, stream=stream, pixel_formats=formats, **kernel_args)
         if imagenet:
             imagenet_normalise(target, out, IMAGENET_MEAN, IMAGENET_STD, stream)
         return {head.input_name: out}, metas

@@ -9,6 +9,11 @@ host→device copy per batch, see :func:`trtapps.ops.preprocess.pack_preprocess_
 
 The same kernel cuts ReID crops: give ``src_rects`` (box → integer rectangle,
 :func:`trtapps.ops.preprocess.rects_from_boxes`) and full-output ``rois``.
+
+NV12 sources (``pixel_formats``, per image, so one batch may mix decoder surfaces and BGR frames): the kernel
+converts each bilinear neighbour to BGR with OpenCV's fixed-point BT.601 formula before interpolating, so the
+result equals ``cv2.cvtColor(nv12, COLOR_YUV2BGR_NV12)`` followed by the BGR path, bit for bit, and a decoded
+frame is read in place (its row pitch may exceed its width) without a conversion pass or a copy.
 """
 
 from __future__ import annotations
@@ -19,13 +24,20 @@ from typing import Any
 import numpy as np
 
 from trtapps.gpu.kernels import cupy_module, get_function
-from trtapps.ops.preprocess import check_geometry, pack_preprocess_params, per_channel
+from trtapps.ops.preprocess import (
+    PIXEL_FORMAT_CODES,
+    check_geometry,
+    image_size,
+    nv12_size,
+    pack_preprocess_params,
+    per_channel,
+)
 
 _SOURCES = ("common.cuh", "preprocess.cu")
 _BLOCK = (32, 8, 1)
 
 
-def _source_list(sources: Sequence[Any] | Any, batch: int) -> list[Any]:
+def _source_list(sources: Sequence[Any] | Any, batch: int, formats: Sequence[str]) -> list[Any]:
     cupy = cupy_module()
     if isinstance(sources, cupy.ndarray):
         if sources.ndim != 4:
@@ -38,6 +50,9 @@ def _source_list(sources: Sequence[Any] | Any, batch: int) -> list[Any]:
     for b, src in enumerate(items):
         if not isinstance(src, cupy.ndarray):
             raise TypeError(f"sources[{b}] must be a CuPy array on the GPU, got {type(src).__name__}")
+        if formats[b] == "nv12":
+            _check_nv12(src, b)
+            continue
         if src.dtype != np.uint8 or src.ndim != 3 or src.shape[2] != 3:
             raise ValueError(f"sources[{b}] must be (H, W, 3) uint8 BGR, got {src.shape} {src.dtype}")
         if src.strides[2] != 1 or src.strides[1] != 3 or src.strides[0] < 3 * src.shape[1]:
@@ -46,6 +61,32 @@ def _source_list(sources: Sequence[Any] | Any, batch: int) -> list[Any]:
                 "pass cupy.ascontiguousarray(image)"
             )
     return items
+
+
+def _check_nv12(src: Any, b: int) -> None:
+    if src.dtype != np.uint8 or src.ndim != 2:
+        raise ValueError(f"sources[{b}] (NV12) must be (H * 3 / 2, W) uint8, got {src.shape} {src.dtype}")
+    try:
+        nv12_size(src.shape)
+    except ValueError as exc:
+        raise ValueError(f"sources[{b}]: {exc}") from None
+    if src.strides[1] != 1 or src.strides[0] < src.shape[1]:
+        raise ValueError(
+            f"sources[{b}] (NV12) must have packed rows (strides (pitch, 1), pitch >= width), got strides "
+            f"{src.strides}; pass cupy.ascontiguousarray(image)"
+        )
+
+
+def _formats(pixel_formats: Sequence[str] | None, batch: int) -> list[str]:
+    if pixel_formats is None:
+        return ["bgr"] * batch
+    formats = list(pixel_formats)
+    if len(formats) != batch:
+        raise ValueError(f"{len(formats)} pixel formats for an output batch of {batch}")
+    for b, fmt in enumerate(formats):
+        if fmt not in PIXEL_FORMAT_CODES:
+            raise ValueError(f"pixel_formats[{b}] must be one of {sorted(PIXEL_FORMAT_CODES)}, got {fmt!r}")
+    return formats
 
 
 def preprocess_batch(
@@ -60,12 +101,15 @@ def preprocess_batch(
     std: float | Sequence[float] = 1.0,
     src_rects: Any = None,
     stream: Any = None,
+    pixel_formats: Sequence[str] | None = None,
 ) -> Any:
     """Resize, pad and normalise a batch of device images into *out* with one kernel launch.
 
     Args:
         sources: ``B`` CuPy uint8 ``(H_b, W_b, 3)`` BGR images (any sizes; row pitch may exceed ``3·W_b``, e.g.
             a crop view), or one ``(B, H, W, 3)`` array. The same array may appear several times (crops).
+            An image whose pixel format is ``"nv12"`` is an ``(H_b * 3 / 2, W_b)`` array (luma rows, then
+            interleaved chroma rows, even ``H_b`` and ``W_b``; the row pitch may exceed ``W_b``).
         out: CuPy ``(B, 3, H, W)`` float32 or float16, C-contiguous (the runner's input buffer); every element
             is written.
         rois: ``(B, 4)`` int ``(x0, y0, w, h)`` where each resized image lands in the output
@@ -77,6 +121,8 @@ def preprocess_batch(
         std: divides last (scalar or per output channel).
         src_rects: ``(B, 4)`` int ``(x, y, w, h)`` source crops, or ``None`` for whole images.
         stream: ``cupy.cuda.Stream`` to run on (the current stream when ``None``).
+        pixel_formats: ``"bgr"`` or ``"nv12"`` per source image (all BGR when ``None``); ``src_rects`` are in
+            picture pixels either way.
 
     Returns:
         *out*.
@@ -97,14 +143,22 @@ def preprocess_batch(
         return out
     if batch > 65535:
         raise ValueError(f"batch {batch} exceeds the 65535 images of one launch")
-    items = _source_list(sources, batch)
+    formats = _formats(pixel_formats, batch)
+    items = _source_list(sources, batch, formats)
     for b, src in enumerate(items):
         if src.device.id != out.device.id:
             raise ValueError(f"sources[{b}] is on GPU {src.device.id}, out on GPU {out.device.id}")
-    sizes = [(int(s.shape[0]), int(s.shape[1])) for s in items]
+    sizes = [image_size(src, fmt) for src, fmt in zip(items, formats, strict=True)]
     rois_arr, rects = check_geometry(sizes, (out_h, out_w), rois, src_rects)
+    pitches = [int(s.strides[0]) for s in items]
     params = pack_preprocess_params(
-        [int(s.data.ptr) for s in items], [int(s.strides[0]) for s in items], rois_arr, rects
+        [int(s.data.ptr) for s in items],
+        pitches,
+        rois_arr,
+        rects,
+        formats,
+        # NV12: the chroma rows follow the luma rows, at the same pitch
+        [int(src.data.ptr) + h * pitch for src, (h, _), pitch in zip(items, sizes, pitches, strict=True)],
     )
     pad = per_channel(pad_value, "pad_value")
     mean_arr = per_channel(mean, "mean")

@@ -1,11 +1,16 @@
 // Fused letterbox / crop-resize + normalisation + HWC->CHW, one launch per batch.
 //
 // Grid (ceil(W/32), ceil(H/8), B), block (32, 8): one thread per output pixel (x, y) of image b = blockIdx.z.
-// Per image, 12 int64 parameters (trtapps.ops.preprocess.pack_preprocess_params):
-//   0 source pointer (uint8 HWC BGR), 1 source row pitch in bytes,
+// Per image, 14 int64 parameters (trtapps.ops.preprocess.pack_preprocess_params):
+//   0 source pointer (uint8 HWC BGR, or the NV12 luma plane), 1 source row pitch in bytes (both NV12 planes),
 //   2..5 source crop x, y, w, h (the rectangle that is resized; the whole image for a letterbox),
 //   6..9 destination ROI x, y, w, h (where the resized crop lands in the output; outside it: the pad value),
-//   10, 11 cv2's scale_x, scale_y as double bits (1 / (roi_w / crop_w) computed in double on the host).
+//   10, 11 cv2's scale_x, scale_y as double bits (1 / (roi_w / crop_w) computed in double on the host),
+//   12 pixel format (0 BGR, 1 NV12), 13 NV12 chroma plane pointer (interleaved U, V; 0 for BGR).
+//
+// NV12 sources: each of the four bilinear neighbours is first converted to BGR exactly as
+// cv2.cvtColor(..., COLOR_YUV2BGR_NV12) converts it (nv12_pixel below: BT.601 limited range, 20-bit fixed point,
+// chroma shared by each 2x2 block), so the result is that of the BGR path on the converted image, bit for bit.
 //
 // Inside the ROI the value is cv2.resize(crop, (roi_w, roi_h), INTER_LINEAR) bit for bit (uint8):
 //   * coordinates: fx = (float)((dx + 0.5) * scale_x - 0.5) in double, sx = floor(fx), fx -= sx;
@@ -25,7 +30,43 @@
 #define OUT_FP16 0
 #endif
 
-#define PP_PARAMS 12
+#define PP_PARAMS 14
+#define PIXEL_NV12 1
+
+// OpenCV's ITUR_BT_601_* constants (color_yuv.simd.hpp)
+#define BT601_SHIFT 20
+#define BT601_CY 1220542
+#define BT601_CUB 2116026
+#define BT601_CUG (-409993)
+#define BT601_CVG (-852492)
+#define BT601_CVR 1673527
+
+// Pixel (x, y) of an NV12 image as B, G, R (0..255), as OpenCV's YUV420sp -> BGR conversion computes it:
+// y' = max(0, Y - 16) * CY; B = (y' + 2^19 + CUB * u) >> 20, G = (... + CVG * v + CUG * u) >> 20,
+// R = (... + CVR * v) >> 20, saturated; u, v = U - 128, V - 128 of the pixel's 2x2 block. All terms fit in int.
+__device__ __forceinline__ void nv12_pixel(const u8* luma, const u8* chroma, i64 pitch, int x, int y, int bgr[3]) {
+    const int yy = (int)luma[(i64)y * pitch + x];
+    const u8* uv = chroma + (i64)(y >> 1) * pitch + (i64)(x >> 1) * 2;
+    const int u = (int)uv[0] - 128;
+    const int v = (int)uv[1] - 128;
+    const int base = max(yy - 16, 0) * BT601_CY + (1 << (BT601_SHIFT - 1));
+    bgr[0] = min(max((base + BT601_CUB * u) >> BT601_SHIFT, 0), 255);
+    bgr[1] = min(max((base + BT601_CVG * v + BT601_CUG * u) >> BT601_SHIFT, 0), 255);
+    bgr[2] = min(max((base + BT601_CVR * v) >> BT601_SHIFT, 0), 255);
+}
+
+// Pixel (x, y) of a source image as B, G, R, whatever its format.
+__device__ __forceinline__ void source_pixel(
+    const u8* src, const u8* chroma, i64 pitch, int nv12, int x, int y, int bgr[3]) {
+    if (nv12) {
+        nv12_pixel(src, chroma, pitch, x, y, bgr);
+    } else {
+        const u8* p = src + (i64)y * pitch + (i64)x * 3;
+        bgr[0] = p[0];
+        bgr[1] = p[1];
+        bgr[2] = p[2];
+    }
+}
 
 __device__ __forceinline__ void cv2_coord(int d, double scale, float& f, int& s) {
     // cv2: fx = (float)((dx + 0.5) * scale_x - 0.5); sx = cvFloor(fx); fx -= sx;
@@ -85,12 +126,17 @@ extern "C" __global__ void letterbox_normalize(
         const int c0 = sx;
         const int c1 = min(sx + 1, crop_w - 1);
 
-        const u8* row0 = src + (i64)(crop_y + r0) * pitch + (i64)crop_x * 3;
-        const u8* row1 = src + (i64)(crop_y + r1) * pitch + (i64)crop_x * 3;
+        const int nv12 = (int)p[12] == PIXEL_NV12;
+        const u8* chroma = (const u8*)(p[13]);
+        int p00[3], p01[3], p10[3], p11[3];
+        source_pixel(src, chroma, pitch, nv12, crop_x + c0, crop_y + r0, p00);
+        source_pixel(src, chroma, pitch, nv12, crop_x + c1, crop_y + r0, p01);
+        source_pixel(src, chroma, pitch, nv12, crop_x + c0, crop_y + r1, p10);
+        source_pixel(src, chroma, pitch, nv12, crop_x + c1, crop_y + r1, p11);
 #pragma unroll
         for (int ch = 0; ch < 3; ++ch) {
-            const int h0 = (int)row0[c0 * 3 + ch] * a0 + (int)row0[c1 * 3 + ch] * a1;
-            const int h1 = (int)row1[c0 * 3 + ch] * a0 + (int)row1[c1 * 3 + ch] * a1;
+            const int h0 = p00[ch] * a0 + p01[ch] * a1;
+            const int h1 = p10[ch] * a0 + p11[ch] * a1;
             int value = (((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16) + 2) >> 2;
             value = min(max(value, 0), 255);
             v[ch] = (float)value;
