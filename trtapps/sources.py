@@ -2,7 +2,9 @@
 
 * ``images``: image files: a file, a folder, a glob pattern, or a list of those; ``pkg:<package>/<path>`` names
   a file shipped inside an installed Python package (the quickstart's sample photo).
-* ``video``: a video file read with OpenCV, with ``start_frame``, ``stride`` and ``max_frames``.
+* ``video``: a video file read with OpenCV, with ``start_frame``, ``stride`` and ``max_frames``; or, with
+  ``decoder: nvdec`` (``auto``, the default, on a GPU backend), decoded on the GPU by NVDEC into NV12 device frames
+  (:mod:`trtapps.gpu.nvdec`, which falls back to OpenCV with one logged reason when it cannot decode the file).
 * ``camera``: a local camera by index.
 * ``stream``: an RTSP/HTTP(S) stream URL (any URL OpenCV's FFmpeg backend opens, ``file://`` included).
 
@@ -41,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import cv2
 import numpy as np
@@ -51,7 +53,7 @@ from trtapps.context import RunContext
 from trtapps.errors import FrameError, InputError
 from trtapps.hookspecs import hookimpl
 from trtapps.registry import ComponentSpec, Register, SourceOptions
-from trtapps.stages import FrameFailure
+from trtapps.stages import FrameFailure, Source
 from trtapps.structures import Frame
 
 logger = logging.getLogger("trtapps.sources")
@@ -359,6 +361,10 @@ class VideoOptions(SourceOptions):
     max_bad_frames: int = Field(
         8, ge=0, description="Frames probed (one seek each) after a read failure before the video is taken to "
         "have ended; longer broken stretches end it."
+    )
+    decoder: Literal["auto", "opencv", "nvdec"] = Field(
+        "auto", description="opencv: FFmpeg on the CPU; nvdec: the GPU's video decoder (PyNvVideoCodec), frames "
+        "stay on the GPU; auto: nvdec with a GPU backend when it can decode the file, else opencv (reason logged)."
     )
 
 
@@ -806,15 +812,18 @@ def _images(options: ImagesOptions, context: RunContext) -> ImagesSource:
                         base_dir=context.config_dir)
 
 
-def _video(options: VideoOptions, context: RunContext) -> VideoSource:
-    return VideoSource(
-        context.resolve_path(options.path),
-        start_frame=options.start_frame,
-        stride=options.stride,
-        max_frames=options.max_frames,
-        max_bad_frames=options.max_bad_frames,
-        log=context.logger.getChild("sources"),
-    )
+def _video(options: VideoOptions, context: RunContext) -> Source:
+    path = context.resolve_path(options.path)
+    log = context.logger.getChild("sources")
+    common: dict[str, Any] = {"start_frame": options.start_frame, "stride": options.stride,
+                              "max_frames": options.max_frames, "max_bad_frames": options.max_bad_frames, "log": log}
+    if options.decoder != "opencv":
+        from trtapps.gpu.nvdec import open_nvdec_source
+
+        gpu = open_nvdec_source(path, options.decoder, backend=context.backend, device=context.device, **common)
+        if gpu is not None:
+            return gpu
+    return VideoSource(path, **common)
 
 
 def _live_kwargs(options: LiveOptions, context: RunContext) -> dict[str, Any]:
@@ -841,7 +850,8 @@ def trtapps_register_sources(register: Register) -> None:
     register(ComponentSpec("images", ImagesOptions, _images,
                            summary="image files: a file, folder, glob pattern or list (pkg:<package>/<path> too)"))
     register(ComponentSpec("video", VideoOptions, _video,
-                           summary="a video file (OpenCV/FFmpeg), with start_frame, stride and max_frames"))
+                           summary="a video file (OpenCV/FFmpeg, or NVDEC on the GPU), with start_frame, stride and "
+                           "max_frames"))
     register(ComponentSpec("camera", CameraOptions, _camera,
                            summary="a local camera by index, reconnecting with backoff"))
     register(ComponentSpec("stream", StreamOptions, _stream,

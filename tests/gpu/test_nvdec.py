@@ -1,0 +1,182 @@
+"""NVDEC decoding (PyNvVideoCodec) against OpenCV's FFmpeg decoding, on the GPU machine.
+
+* Every frame: NVDEC delivers exactly the frames OpenCV reads (face_tracker.mp4: 438 of 440 packets, one before the
+  first keyframe and one past the MP4 edit list; MOT17-09.mp4: 525), indices continuous, no failure.
+* Pixels: both decoders implement the same H.264, so the decoded YUV planes agree and the differences come from the
+  colour conversion (NVDEC's NV12 converted with OpenCV's BT.601 formula by :func:`trtapps.gpu.color.nv12_to_bgr`,
+  OpenCV's frames converted by FFmpeg's swscale) and from the deblocking/IDCT rounding freedom the standard leaves.
+  Bound: mean absolute difference per frame < 3 levels (the measured mean and max are printed and recorded).
+* Surface lifetime: a frame's buffer is reused only after every view of it is gone, and frames kept alive keep
+  their pixels while later frames are decoded.
+* A YOLOv8n pipeline on NVDEC frames (NV12 read directly by the preprocessing kernel) finds what the same pipeline
+  finds on OpenCV frames: per frame the same count ± 2, and ≥ 95 % of the boxes matched with IoU ≥ 0.9.
+* ``decoder: auto`` on ``vtest.avi`` (MS-MPEG4v3, which NVDEC does not decode) logs one reason and runs on OpenCV;
+  ``decoder: nvdec`` fails in one line.
+
+Run: ``pytest -m gpu tests/gpu/test_nvdec.py -rA -s`` (needs PyNvVideoCodec; skipped without it).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from trtapps.errors import BackendUnavailableError
+from trtapps.ops.boxes import box_iou
+from trtapps.pipeline import Pipeline
+from trtapps.stages import FrameFailure
+
+pytestmark = pytest.mark.gpu
+
+#: bound on the mean |NVDEC − OpenCV| per frame, in 8-bit levels (see the module docstring)
+MEAN_DIFF_BOUND = 3.0
+
+
+@pytest.fixture(scope="module")
+def cp() -> Any:
+    cupy = pytest.importorskip("cupy")
+    pytest.importorskip("PyNvVideoCodec")
+    return cupy
+
+
+def _opencv_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+@pytest.mark.parametrize(("name", "size", "expected"), [("face_tracker.mp4", (720, 1280), 438),
+                                                          ("MOT17-09.mp4", (1080, 1920), 525)])
+def test_nvdec_frames_equal_opencv_frames(
+    cp: Any, name: str, size: tuple[int, int], expected: int, record_property: Any
+) -> None:
+    from trtapps.gpu.color import nv12_to_bgr
+    from trtapps.gpu.nvdec import NvdecSource
+
+    path = shared_path(f"media/{name}")
+    reference = _opencv_frames(path)
+    source = NvdecSource(path)
+    means, maxima, indices = [], [], []
+    for item in source:
+        assert not isinstance(item, FrameFailure), item.error
+        assert item.pixel_format == "nv12"
+        assert (item.height, item.width) == size
+        assert isinstance(item.image, cp.ndarray)
+        indices.append(item.index)
+        if item.index < len(reference) and item.index % 2 == 0:  # every other frame keeps the test short
+            bgr = nv12_to_bgr(item).get()
+            diff = np.abs(bgr.astype(np.int16) - reference[item.index].astype(np.int16))
+            means.append(float(diff.mean()))
+            maxima.append(int(diff.max()))
+    source.close()
+    record_property("frames_nvdec", len(indices))
+    record_property("frames_opencv", len(reference))
+    record_property("mean_abs_diff_mean", float(np.mean(means)))
+    record_property("mean_abs_diff_worst_frame", float(np.max(means)))
+    record_property("max_abs_diff", int(np.max(maxima)))
+    print(f"{name}: NVDEC {len(indices)} frames, OpenCV {len(reference)}; |NVDEC - OpenCV| mean "
+          f"{np.mean(means):.3f} (worst frame {np.max(means):.3f}), max {np.max(maxima)} over {len(means)} frames")
+    assert len(reference) == expected
+    assert indices == list(range(len(reference)))
+    assert max(means) < MEAN_DIFF_BOUND
+
+
+def test_start_stride_and_max_frames_match_the_opencv_source(cp: Any) -> None:
+    from trtapps.gpu.nvdec import NvdecSource
+    from trtapps.sources import VideoSource
+
+    path = shared_path("media/face_tracker.mp4")
+    kwargs = {"start_frame": 5, "stride": 7, "max_frames": 20}
+    nv = [f.index for f in NvdecSource(path, **kwargs)]
+    cv = [f.index for f in VideoSource(path, **kwargs)]
+    assert nv == cv == list(range(5, 5 + 7 * 20, 7))
+
+
+def test_frame_buffers_are_reused_only_once_released(cp: Any) -> None:
+    from trtapps.gpu.nvdec import NvdecSource
+
+    source = NvdecSource(shared_path("media/face_tracker.mp4"), max_frames=60)
+    kept = []
+    pointers = set()
+    for frame in source:
+        pointers.add(frame.image.data.ptr)
+        if frame.index % 20 == 0:
+            kept.append((frame.index, frame.image, frame.image.copy()))  # the live frame and a private copy
+        del frame
+    gc.collect()
+    # dropped frames gave their buffers back: a handful of buffers served 60 frames, kept ones stayed private
+    assert source.ring.allocated <= len(kept) + 8, source.ring.allocated
+    assert len(pointers) <= source.ring.allocated
+    for index, live, private in kept:
+        assert bool((live == private).all()), f"frame {index} was overwritten by a later frame"
+    assert len({int(live.data.ptr) for _, live, _ in kept}) == len(kept)
+    free_before = source.ring.free
+    del kept, live, private
+    gc.collect()
+    assert source.ring.free == free_before + 3
+
+
+def test_yolo_on_nvdec_frames_matches_yolo_on_opencv_frames(cp: Any) -> None:
+    app = {"type": "yolo", "model": str(shared_path("models/yolov8n_dequant.onnx")), "batch_size": 8}
+    path = str(shared_path("media/face_tracker.mp4"))
+    runs = {}
+    for decoder in ("nvdec", "opencv"):
+        source = {"type": "video", "path": path, "decoder": decoder, "max_frames": 200}
+        with Pipeline.from_objects(app=app, source=source, backend="onnxruntime_cuda") as pipe:
+            assert pipe.device_path
+            runs[decoder] = list(pipe.iter_results(write=False))
+    nv, cv = runs["nvdec"], runs["opencv"]
+    assert [r.index for r in nv] == [r.index for r in cv] == list(range(200))
+    matched = total = 0
+    worst_count = 0
+    for a, b in zip(nv, cv):
+        assert a.error is None
+        assert b.error is None
+        assert (a.width, a.height) == (b.width, b.height) == (1280, 720)
+        worst_count = max(worst_count, abs(len(a.detections) - len(b.detections)))
+        if len(b.detections) == 0 or len(a.detections) == 0:
+            total += len(b.detections)
+            continue
+        iou = box_iou(b.detections.boxes, a.detections.boxes)
+        same_class = b.detections.class_ids[:, None] == a.detections.class_ids[None, :]
+        best = np.where(same_class, iou, 0.0).max(axis=1)
+        matched += int((best >= 0.9).sum())
+        total += len(b.detections)
+    print(f"YOLOv8n on NVDEC vs OpenCV frames: {matched}/{total} boxes matched (IoU >= 0.9), "
+          f"largest per-frame count difference {worst_count}")
+    assert total > 200
+    assert worst_count <= 2
+    assert matched >= 0.95 * total
+
+
+def test_auto_falls_back_to_opencv_on_vtest_with_one_reason(cp: Any, caplog: pytest.LogCaptureFixture) -> None:
+    app = {"type": "yolo", "model": str(shared_path("models/yolov8n_dequant.onnx")), "batch_size": 4}
+    path = str(shared_path("media/vtest.avi"))
+    caplog.set_level(logging.INFO)
+    with Pipeline.from_objects(app=app, source={"type": "video", "path": path, "max_frames": 8},
+                               backend="onnxruntime_cuda") as pipe:
+        results = list(pipe.iter_results(write=False))
+    assert [r.index for r in results] == list(range(8))
+    assert all(r.error is None for r in results)
+    reasons = [r.getMessage() for r in caplog.records if "falls back to OpenCV" in r.getMessage()]
+    assert len(reasons) == 1, reasons
+    assert "vtest.avi" in reasons[0]
+    print(reasons[0])
+    with pytest.raises(BackendUnavailableError) as exc, \
+            Pipeline.from_objects(app=app, source={"type": "video", "path": path, "decoder": "nvdec"},
+                                  backend="onnxruntime_cuda") as pipe:
+        pipe.build_sources()
+    assert "\n" not in str(exc.value)

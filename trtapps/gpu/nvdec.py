@@ -1,0 +1,878 @@
+"""Video decoding on the GPU with NVDEC (PyNvVideoCodec): frames stay in device memory as NV12.
+
+:class:`NvdecSource` is the ``video`` source with ``decoder: nvdec`` (or ``auto`` on a GPU backend). It reads the
+file with PyNvVideoCodec's demuxer and decodes each packet with its decoder (``CreateDecoder(...,
+usedevicememory=True)``; not ``SimpleDecoder``, which seeks and failed on the last frame of a test clip), on the
+pipeline's device. Every frame comes out as ``Frame(image=<CuPy (H * 3 / 2, W) uint8>, pixel_format="nv12")``,
+which the preprocessing kernel reads directly: a decoded frame never visits host memory.
+
+Surface lifetime. The decoder's ``Decode(packet)`` returns frames that point into the decoder's own output
+buffers, which later ``Decode`` calls overwrite (PyNvVideoCodec keeps a buffer only when it is locked with
+``GetLockedFrame``/``UnlockFrame``, and a pipeline holds far more frames than the decoder has buffers). So each
+frame is copied at once, with two ``cudaMemcpy2DAsync`` (luma and chroma plane, any source pitch), into a device
+buffer this module owns (:class:`DeviceFrameRing`), on the decoder's own stream: the decoder is created with the
+device's primary context and a stream of ours, so its output post-processing and our copies are ordered on one
+stream. After the copies of one ``Decode`` call a blocking-sync event is recorded and waited for (the thread sleeps;
+no spinning), so a yielded frame is complete for work on any stream. A buffer returns to the ring when the last
+view of its frame is gone, and is then reused for a later frame. That is safe because whoever drops the last
+reference to a frame has finished the GPU work that reads it (the pipeline keeps each frame until its results are
+written, i.e. after the batch's final synchronisation; sinks read pixels through synchronous downloads).
+
+Which pictures are frames. Like FFmpeg (so indices and counts equal OpenCV's), pictures outside the container's
+presentation are not delivered and get no index: those shown before the first keyframe (undecodable leading
+pictures of a cut stream) and, in MP4/MOV files, those past the end of the track's edit list
+(:func:`mp4_presentation_end`). ``face_tracker.mp4`` has one of each: 440 packets, 438 frames. Both checks use
+the decoded pictures' presentation timestamps (the packets' ``pts``, carried through the decoder).
+
+Every frame is accounted for: indices are continuous in display order. A packet the decoder rejects becomes one
+:class:`~trtapps.stages.FrameFailure` at the next index (H.264/HEVC in MP4/MKV carry one picture per packet; with
+B-frames the failed picture's display position is approximate); after ``max_bad_frames`` consecutive failures the
+video is taken to have ended, as in :class:`~trtapps.sources.VideoSource`. Frames the header promised that never
+came are logged and counted in :attr:`NvdecSource.undelivered`, not reported as failures.
+
+Choosing the decoder (:func:`open_nvdec_source`, called by the ``video`` source): ``opencv`` never uses NVDEC;
+``nvdec`` uses it or raises a one-line :class:`~trtapps.errors.BackendUnavailableError` saying why; ``auto`` (the
+default) uses it when the run's backend keeps tensors on the GPU (:data:`DEVICE_BACKENDS`) and NVDEC can decode the
+file, and otherwise falls back to the OpenCV :class:`~trtapps.sources.VideoSource` with exactly one logged reason:
+PyNvVideoCodec missing, no GPU, a codec NVDEC does not decode (checked from the demuxer's codec id before decoding,
+e.g. MS-MPEG4v3 in ``vtest.avi``), not 8-bit 4:2:0, or the first frames failing to decode (a trial decode when the
+source is built, whose frames are kept and delivered first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from trtapps.errors import BackendUnavailableError, InputError
+from trtapps.stages import FrameFailure
+from trtapps.structures import Frame
+
+logger = logging.getLogger("trtapps.gpu.nvdec")
+
+#: backends whose runner keeps tensors on the GPU: ``decoder: auto`` picks NVDEC only for these
+DEVICE_BACKENDS = frozenset({"tensorrt", "onnxruntime_cuda"})
+#: PyNvVideoCodec codec ids (``cudaVideoCodec`` names) NVDEC decodes; the demuxer reports anything else (MS-MPEG4,
+#: ProRes, …) as ``NumCodecs``. Whether this GPU's NVDEC has the codec is settled by the trial decode.
+NVDEC_CODECS = frozenset({"MPEG1", "MPEG2", "MPEG4", "VC1", "H264", "HEVC", "VP8", "VP9", "AV1"})
+#: packets decoded when the source is built to prove NVDEC handles the file (B-frame reordering delays output)
+PROBE_PACKETS = 64
+
+
+class NvdecUnavailable(Exception):
+    """NVDEC cannot decode this file here; the message is one line saying why."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def import_pynvvideocodec() -> Any:
+    """The ``PyNvVideoCodec`` module.
+
+    Raises:
+        NvdecUnavailable: not installed, or its import fails (no NVIDIA driver, driver too old).
+    """
+    try:
+        import PyNvVideoCodec
+    except ImportError as exc:
+        raise NvdecUnavailable(f"PyNvVideoCodec is not installed (pip install pynvvideocodec; {exc})") from None
+    except Exception as exc:  # it imports the driver's video libraries at import time and raises RuntimeError
+        raise NvdecUnavailable(f"PyNvVideoCodec cannot be imported ({_first_line(exc)})") from None
+    return PyNvVideoCodec
+
+
+def check_device(device: int) -> None:
+    """Raises :class:`NvdecUnavailable` unless CUDA device *device* can be used."""
+    from trtapps.gpu.device import gpu_reason
+
+    reason = gpu_reason()
+    if reason is not None:
+        raise NvdecUnavailable(reason)
+    import cupy
+
+    count = int(cupy.cuda.runtime.getDeviceCount())
+    if not 0 <= device < count:
+        raise NvdecUnavailable(f"CUDA device {device} does not exist (this machine has {count})")
+
+
+def enum_name(value: Any) -> str:
+    """``"H264"`` for ``cudaVideoCodec.H264`` (pybind11 enums: ``.name``, or the text after the last dot)."""
+    name = getattr(value, "name", None)
+    return str(name if isinstance(name, str) else value).rsplit(".", 1)[-1]
+
+
+def fourcc_text(value: float) -> str:
+    """OpenCV's ``CAP_PROP_FOURCC`` as text (``"MP43"``), or ``"?"``."""
+    try:
+        code = int(value)
+    except (TypeError, ValueError):
+        return "?"
+    text = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
+    return text if code > 0 and text.isprintable() else "?"
+
+
+# ==============================================================================================================
+# MP4 edit lists
+# ==============================================================================================================
+
+_MAX_MOOV_BYTES = 64 << 20
+_MAX_TOP_BOXES = 4096
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[str, int, int]]:
+    """``(type, payload start, box end)`` of the ISO-BMFF boxes in ``data[start:end]``."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                return
+            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            return
+        yield kind.decode("latin-1"), pos + header, pos + size
+        pos += size
+
+
+def _read_moov(path: Path) -> bytes | None:
+    """The ``moov`` box of an MP4/MOV file (read with seeks over the media data), or ``None``."""
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        total = f.tell()
+        pos = 0
+        for _ in range(_MAX_TOP_BOXES):
+            if pos + 8 > total:
+                return None
+            f.seek(pos)
+            head = f.read(16)
+            if len(head) < 8:
+                return None
+            size, kind = struct.unpack_from(">I4s", head, 0)
+            header = 8
+            if size == 1 and len(head) >= 16:
+                size, header = struct.unpack_from(">Q", head, 8)[0], 16
+            elif size == 0:
+                size = total - pos
+            if size < header:
+                return None
+            if kind == b"moov":
+                if size > _MAX_MOOV_BYTES:
+                    return None
+                f.seek(pos)
+                data = f.read(size)
+                return data if len(data) == size else None
+            pos += size
+    return None
+
+
+def _timescale(data: bytes, start: int) -> int:
+    """The timescale of an ``mvhd`` or ``mdhd`` payload (version 0 or 1)."""
+    offset = 20 if data[start] == 1 else 12
+    return int(struct.unpack_from(">I", data, start + offset)[0])
+
+
+def mp4_presentation_end(path: str | Path) -> int | None:
+    """Where the first video track of an MP4/MOV file stops being presented, in its media timescale.
+
+    FFmpeg's demuxer shifts a track's timestamps by the edit list's ``media_time`` (so presentation starts at 0)
+    and drops pictures past the edit's duration; this gives that end, ``segment_duration`` converted from the
+    movie timescale to the track's, for the common single-edit case. ``None`` for other containers, files
+    without an edit list, several edits or empty edits, and anything unreadable (then no picture is dropped).
+    """
+    try:
+        moov = _read_moov(Path(path))
+    except OSError:
+        return None
+    if moov is None:
+        return None
+    try:
+        return _presentation_end(moov)
+    except (struct.error, IndexError, ValueError):
+        return None
+
+
+def _presentation_end(moov: bytes) -> int | None:
+    top = next(_boxes(moov, 0, len(moov)), None)
+    if top is None or top[0] != "moov":
+        return None
+    movie_scale = 0
+    for kind, start, end in _boxes(moov, top[1], top[2]):
+        if kind == "mvhd":
+            movie_scale = _timescale(moov, start)
+        if kind != "trak":
+            continue
+        edits: list[tuple[int, int]] = []
+        media_scale, handler = 0, ""
+        for sub, s_start, s_end in _boxes(moov, start, end):
+            if sub == "edts":
+                for leaf, l_start, _ in _boxes(moov, s_start, s_end):
+                    if leaf == "elst":
+                        version, count = moov[l_start], struct.unpack_from(">I", moov, l_start + 4)[0]
+                        entry = ">Qq" if version == 1 else ">Ii"
+                        step = struct.calcsize(entry) + 4
+                        for i in range(count):
+                            duration, media_time = struct.unpack_from(entry, moov, l_start + 8 + i * step)
+                            edits.append((int(duration), int(media_time)))
+            elif sub == "mdia":
+                for leaf, l_start, _ in _boxes(moov, s_start, s_end):
+                    if leaf == "mdhd":
+                        media_scale = _timescale(moov, l_start)
+                    elif leaf == "hdlr":
+                        handler = moov[l_start + 8 : l_start + 12].decode("latin-1")
+        if handler != "vide":
+            continue
+        if len(edits) != 1 or edits[0][1] < 0 or not movie_scale or not media_scale or edits[0][0] <= 0:
+            return None
+        return edits[0][0] * media_scale // movie_scale
+    return None
+
+
+# ==============================================================================================================
+# decoded surfaces
+# ==============================================================================================================
+
+
+class SurfaceLayout:
+    """Where the planes of one decoded NV12 surface are: addresses and row pitches in bytes.
+
+    Attributes:
+        width, height: picture size in pixels.
+        luma, luma_pitch: address and row pitch of the ``height`` luma rows (``width`` bytes each).
+        chroma, chroma_pitch: address and row pitch of the ``height / 2`` interleaved U, V rows (``width`` bytes).
+    """
+
+    __slots__ = ("chroma", "chroma_pitch", "height", "luma", "luma_pitch", "width")
+
+    def __init__(self, width: int, height: int, luma: int, luma_pitch: int, chroma: int, chroma_pitch: int) -> None:
+        self.width, self.height = width, height
+        self.luma, self.luma_pitch = luma, luma_pitch
+        self.chroma, self.chroma_pitch = chroma, chroma_pitch
+
+    def __repr__(self) -> str:
+        return (
+            f"SurfaceLayout({self.width}x{self.height}, luma {self.luma:#x} pitch {self.luma_pitch}, "
+            f"chroma {self.chroma:#x} pitch {self.chroma_pitch})"
+        )
+
+
+def _pitch(interface: Mapping[str, Any]) -> int:
+    """Bytes between rows of a uint8 CUDA array interface (``strides`` is ``None`` for C-contiguous arrays)."""
+    shape = [int(v) for v in interface["shape"]]
+    strides = interface.get("strides")
+    if strides:
+        return int(strides[0])
+    return math.prod(shape[1:])
+
+
+def nv12_layout(interfaces: Sequence[Mapping[str, Any]]) -> SurfaceLayout:
+    """The :class:`SurfaceLayout` of an NV12 surface from its ``__cuda_array_interface__`` dictionaries.
+
+    PyNvVideoCodec describes a surface either as two planes, luma ``(H, W[, 1])`` and chroma
+    ``(H / 2, W / 2, 2)`` or ``(H / 2, W)``, or as one ``(H * 3 / 2, W)`` array (chroma rows right after the luma
+    rows). Strides may be absent (contiguous) or give a pitch larger than the width.
+
+    Raises:
+        ValueError: not uint8, or shapes that are not NV12.
+    """
+    if not interfaces:
+        raise ValueError("the decoded frame has no planes")
+    for interface in interfaces:
+        if str(interface.get("typestr", "|u1")) not in ("|u1", "<u1", ">u1"):
+            raise ValueError(f"decoded planes must be uint8, got typestr {interface.get('typestr')!r}")
+    first = interfaces[0]
+    shape = [int(v) for v in first["shape"]]
+    luma = int(first["data"][0])
+    pitch = _pitch(first)
+    if len(interfaces) == 1:
+        if len(shape) != 2 or shape[0] % 3 or shape[1] % 2:
+            raise ValueError(f"a one-plane NV12 surface must be (H * 3 / 2, W), got shape {tuple(shape)}")
+        height, width = shape[0] * 2 // 3, shape[1]
+        return SurfaceLayout(width, height, luma, pitch, luma + height * pitch, pitch)
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1):
+        raise ValueError(f"the luma plane must be (H, W) or (H, W, 1), got shape {tuple(shape)}")
+    height, width = shape[0], shape[1]
+    second = interfaces[1]
+    chroma_shape = [int(v) for v in second["shape"]]
+    expected = ([height // 2, width // 2, 2], [height // 2, width])
+    if height % 2 or width % 2 or chroma_shape not in expected:
+        raise ValueError(
+            f"not an NV12 surface: luma {tuple(shape)}, chroma {tuple(chroma_shape)} "
+            f"(expected ({height // 2}, {width // 2}, 2))"
+        )
+    return SurfaceLayout(width, height, luma, pitch, int(second["data"][0]), _pitch(second))
+
+
+def surface_layout(frame: Any) -> SurfaceLayout:
+    """The layout of a PyNvVideoCodec ``DecodedFrame`` (through ``frame.cuda()``, its planes' CUDA array
+    interfaces, or the frame's own interface).
+
+    Raises:
+        ValueError: the frame is not an NV12 surface in device memory.
+    """
+    fmt = getattr(frame, "format", None)
+    if fmt is not None and enum_name(fmt).upper() != "NV12":
+        raise ValueError(f"the decoder produced {enum_name(fmt)} surfaces; only 8-bit 4:2:0 (NV12) is supported")
+    views = frame.cuda() if callable(getattr(frame, "cuda", None)) else [frame]
+    if not isinstance(views, (list, tuple)):
+        views = [views]
+    interfaces = []
+    for view in views:
+        interface = getattr(view, "__cuda_array_interface__", None)
+        if interface is None:
+            raise ValueError("the decoded frame is not in device memory (no __cuda_array_interface__)")
+        interfaces.append(interface)
+    return nv12_layout(interfaces)
+
+
+def surface_pts(surface: Any) -> int | None:
+    """The presentation timestamp a decoded picture carries (its packet's ``pts``), or ``None``."""
+    value = getattr(surface, "timestamp", None)
+    if callable(value):
+        value = value()
+    if value is None:
+        get = getattr(surface, "getPTS", None)
+        value = get() if callable(get) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class _Lease:
+    """Owner of a ring buffer while a frame uses it: returned to the ring when the last view of the frame dies."""
+
+    __slots__ = ("buffer", "key", "ring")
+
+    def __init__(self, ring: DeviceFrameRing, key: tuple[int, int], buffer: Any) -> None:
+        self.ring, self.key, self.buffer = ring, key, buffer
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter shutdown the buffer is freed with everything else
+            self.ring._release(self.key, self.buffer)
+
+
+class DeviceFrameRing:
+    """Device buffers of decoded NV12 frames, reused once a frame is no longer referenced.
+
+    :meth:`acquire` hands out a C-contiguous ``(H * 3 / 2, W)`` uint8 CuPy array. Its memory belongs to a buffer
+    of this ring; when the array and every view of it have been garbage collected (CPython frees them as soon
+    as the last reference goes), the buffer goes back to the ring and the next :meth:`acquire` of that size
+    reuses it. The ring grows to the number of frames alive at once (a pipeline's queue and batches in flight)
+    and no further; buffers of another size (a resolution change) are kept apart.
+
+    Args:
+        device: CUDA device ordinal the buffers live on.
+    """
+
+    def __init__(self, device: int = 0) -> None:
+        self.device = device
+        self._free: dict[tuple[int, int], list[Any]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        #: buffers allocated so far
+        self.allocated = 0
+
+    def acquire(self, height: int, width: int) -> Any:
+        """A device array ``(height * 3 / 2, width)`` uint8 for one frame (contents undefined)."""
+        import cupy
+
+        key = (int(height), int(width))
+        with self._lock:
+            free = self._free.get(key)
+            buffer = free.pop() if free else None
+        with cupy.cuda.Device(self.device):
+            if buffer is None:
+                buffer = cupy.empty(key[0] * 3 // 2 * key[1], dtype=cupy.uint8)
+                with self._lock:
+                    self.allocated += 1
+            lease = _Lease(self, key, buffer)
+            memory = cupy.cuda.UnownedMemory(int(buffer.data.ptr), int(buffer.nbytes), lease, self.device)
+            return cupy.ndarray((key[0] * 3 // 2, key[1]), dtype=cupy.uint8, memptr=cupy.cuda.MemoryPointer(memory, 0))
+
+    def _release(self, key: tuple[int, int], buffer: Any) -> None:
+        with self._lock:
+            if not self._closed:
+                self._free.setdefault(key, []).append(buffer)
+
+    @property
+    def free(self) -> int:
+        """Buffers waiting for reuse."""
+        with self._lock:
+            return sum(len(v) for v in self._free.values())
+
+    def close(self) -> None:
+        """Drop the free buffers (frames still alive keep theirs until they die)."""
+        with self._lock:
+            self._closed = True
+            self._free.clear()
+
+
+# ==============================================================================================================
+# one decoding pass over a file
+# ==============================================================================================================
+
+#: one decoded picture: (display index, device NV12 array or None when not wanted, error text or None)
+DecodeEvent = tuple[int, Any, str | None]
+
+
+class _DecodeSession:
+    """A demuxer + decoder pair reading one file once, yielding :data:`DecodeEvent` in display order."""
+
+    def __init__(
+        self,
+        nvc: Any,
+        path: Path,
+        device: int,
+        ring: DeviceFrameRing,
+        wanted: Callable[[int], bool],
+        max_bad_frames: int,
+        log: logging.Logger,
+        presentation_end: int | None = None,
+    ) -> None:
+        self.path = path
+        #: pictures with a pts at or past this are not presented (MP4 edit list), when the timestamps agree
+        self.presentation_end = presentation_end
+        #: pts of the first keyframe packet: pictures shown before it are undecodable leading pictures
+        self.first_key_pts: int | None = None
+        #: pictures not delivered because they are outside the presentation
+        self.skipped = 0
+        self.device = device
+        self.ring = ring
+        self.wanted = wanted
+        self.max_bad_frames = max_bad_frames
+        self.log = log
+        self.next_index = 0
+        self.codec = "?"
+        self._pending: deque[DecodeEvent] = deque()
+        self._decoder: Any = None
+        self._demuxer: Any = None
+        self._packets: Iterator[Any] | None = None
+        self._finished = False
+        self._primary: Any = None
+        self._nvc = nvc
+        self.stream: Any = None
+        self._done: Any = None
+        try:
+            self._cuda_setup()
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        nvc, path, device = self._nvc, self.path, self.device
+        try:
+            self._demuxer = nvc.CreateDemuxer(filename=str(path))
+        except Exception as exc:
+            raise NvdecUnavailable(f"PyNvVideoCodec's demuxer cannot open the file ({_first_line(exc)})") from None
+        codec = self._demuxer.GetNvCodecId()
+        self.codec = enum_name(codec)
+        if self.codec.upper() not in NVDEC_CODECS:
+            raise NvdecUnavailable(f"its codec is not one NVDEC decodes (demuxer codec id {self.codec})")
+        bit_depth = int(self._demuxer.BitDepth())
+        chroma = enum_name(self._demuxer.ChromaFormat())
+        if bit_depth != 8 or "420" not in chroma:
+            raise NvdecUnavailable(f"{self.codec} {bit_depth}-bit {chroma}: only 8-bit 4:2:0 video decodes to NV12")
+        context = self._retain_primary_context()
+        try:
+            self._decoder = nvc.CreateDecoder(
+                gpuid=device, codec=codec, cudacontext=context, cudastream=int(self.stream.ptr), usedevicememory=True
+            )
+        except Exception as exc:
+            raise NvdecUnavailable(f"NVDEC cannot create a {self.codec} decoder ({_first_line(exc)})") from None
+        self._packets = iter(self._demuxer)
+
+    # -- the CUDA side (separate methods, so the decoding logic can be exercised without a GPU) --------------------
+    def _cuda_setup(self) -> None:
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            self.stream = cupy.cuda.Stream(non_blocking=True)
+            # recorded after each Decode call's copies; block=True: the host sleeps in synchronize(), no spinning
+            self._done = cupy.cuda.Event(block=True, disable_timing=True)
+
+    def _on_device(self) -> Any:
+        import cupy
+
+        return cupy.cuda.Device(self.device)
+
+    def _wait(self) -> None:
+        """Block (sleeping) until the copies enqueued so far on the decoder's stream are done."""
+        self._done.record(self.stream)
+        self._done.synchronize()
+
+    def _retain_primary_context(self) -> int:
+        """The device's primary context (the one CuPy uses), so the decoder can run on a CuPy stream."""
+        from cuda.bindings import driver
+
+        from trtapps.gpu import check_cuda
+
+        check_cuda("cuInit", driver.cuInit(0))
+        handle = check_cuda("cuDeviceGet", driver.cuDeviceGet(self.device))
+        context = check_cuda("cuDevicePrimaryCtxRetain", driver.cuDevicePrimaryCtxRetain(handle))
+        self._primary = handle
+        return int(context)
+
+    # -- decoding -----------------------------------------------------------------------------------------------
+    def prime(self, packets: int) -> None:
+        """Decode until the first picture comes out (at most *packets* packets), keeping what was decoded.
+
+        Raises:
+            NvdecUnavailable: the first packet fails to decode, or no picture came out.
+        """
+        for _ in range(packets):
+            if self._pending or self._finished:
+                break
+            self._step(strict=True)
+        if not any(error is None for _, _, error in self._pending):
+            raise NvdecUnavailable(f"NVDEC decoded no {self.codec} picture from the first {packets} packets")
+
+    def events(self) -> Iterator[DecodeEvent]:
+        """Every picture of the file in display order (those decoded by :meth:`prime` first)."""
+        bad = 0
+        while True:
+            while self._pending:
+                event = self._pending.popleft()
+                bad = bad + 1 if event[2] is not None else 0
+                yield event
+                if bad > self.max_bad_frames:
+                    self.log.warning("%s: %d packets in a row failed to decode; taking the video to have ended",
+                                     self.path, bad)
+                    return
+            if self._finished:
+                return
+            self._step(strict=False)
+
+    def _step(self, *, strict: bool) -> None:
+        """Feed one packet (or the end-of-stream flush) to the decoder and queue what comes out."""
+        assert self._packets is not None
+        try:
+            packet = next(self._packets)
+        except StopIteration:
+            self._finished = True
+            self._flush()
+            return
+        except Exception as exc:  # a demuxer read error: the readable part has been delivered
+            self._finished = True
+            self.log.warning("%s: the demuxer failed after frame %d (%s); ending the video",
+                             self.path, self.next_index - 1, _first_line(exc))
+            self._flush()
+            return
+        try:
+            with self.stream:
+                surfaces = self._decoder.Decode(packet)
+        except Exception as exc:
+            if self.first_key_pts is None and not getattr(packet, "key", 0):
+                # a picture before the first keyframe (a cut stream): FFmpeg drops it too, it is no frame
+                self.skipped += 1
+                self.log.debug("%s: packet before the first keyframe failed (%s)", self.path, _first_line(exc))
+                return
+            if strict:
+                raise NvdecUnavailable(f"NVDEC failed on the first {self.codec} packets ({_first_line(exc)})") from None
+            index = self.next_index
+            self.next_index += 1
+            self._pending.append((index, None, f"{self.path}: frame {index} could not be decoded by NVDEC "
+                                  f"({_first_line(exc)}); re-encode the file or set source.decoder: opencv"))
+            return
+        if int(getattr(packet, "bsl", 1) or 0) == 0:  # the demuxer's own end-of-stream packet flushed the decoder
+            self._finished = True
+        self._note_keyframe(packet)
+        self._take(surfaces, strict=strict)
+
+    def _note_keyframe(self, packet: Any) -> None:
+        if self.first_key_pts is not None or not getattr(packet, "key", 0):
+            return
+        pts = getattr(packet, "pts", None)
+        if not isinstance(pts, int) or isinstance(pts, bool):
+            return
+        self.first_key_pts = pts
+        if self.presentation_end is not None and not 0 <= pts < self.presentation_end:
+            self.log.debug("%s: first keyframe pts %d outside the edit list's [0, %d): ignoring the edit list",
+                           self.path, pts, self.presentation_end)
+            self.presentation_end = None
+
+    def _presented(self, surface: Any) -> bool:
+        """False for a picture FFmpeg would not show: before the first keyframe, or past the edit list's end."""
+        pts = surface_pts(surface)
+        if pts is None:
+            return True
+        if self.next_index == 0 and self.first_key_pts is not None and pts < self.first_key_pts:
+            return False
+        return self.presentation_end is None or pts < self.presentation_end
+
+    def _flush(self) -> None:
+        """End of stream: ask the decoder for the pictures it still holds (reordering delay)."""
+        packet_type = getattr(self._nvc, "PacketData", None)
+        if packet_type is None:
+            return
+        try:
+            with self.stream:
+                surfaces = self._decoder.Decode(packet_type())
+        except Exception as exc:  # nothing was pending, or the decoder was flushed already
+            self.log.debug("%s: end-of-stream flush: %s", self.path, _first_line(exc))
+            return
+        self._take(surfaces, strict=False)
+
+    def _take(self, surfaces: Sequence[Any], *, strict: bool) -> None:
+        """Copy the wanted *surfaces* into ring buffers, wait for the copies, and queue their events."""
+        if not surfaces:
+            return
+        events: list[DecodeEvent] = []
+        with self._on_device():
+            for surface in surfaces:
+                if not self._presented(surface):
+                    self.skipped += 1
+                    continue
+                index = self.next_index
+                self.next_index += 1
+                if not self.wanted(index):
+                    events.append((index, None, None))
+                    continue
+                try:
+                    events.append((index, self._copy(surface), None))
+                except (ValueError, RuntimeError) as exc:  # CuPy's CUDARuntimeError is a RuntimeError
+                    if strict:
+                        raise NvdecUnavailable(f"cannot read NVDEC's {self.codec} surfaces ({exc})") from None
+                    events.append((index, None, f"{self.path}: frame {index}: {exc}; set source.decoder: opencv"))
+            self._wait()
+        self._pending.extend(events)
+
+    def _copy(self, surface: Any) -> Any:
+        """One decoded surface copied into a ring buffer (two 2-D copies on the decoder's stream)."""
+        from cupy.cuda import runtime
+
+        layout = surface_layout(surface)
+        out = self.ring.acquire(layout.height, layout.width)
+        w, h = layout.width, layout.height
+        dst = int(out.data.ptr)
+        kind = runtime.memcpyDeviceToDevice
+        stream = int(self.stream.ptr)
+        runtime.memcpy2DAsync(dst, w, layout.luma, layout.luma_pitch, w, h, kind, stream)
+        runtime.memcpy2DAsync(dst + h * w, w, layout.chroma, layout.chroma_pitch, w, h // 2, kind, stream)
+        return out
+
+    def close(self) -> None:
+        """Destroy the decoder and demuxer and release the primary context reference."""
+        self._packets = None
+        self._decoder = None
+        self._demuxer = None
+        self._pending.clear()
+        if self._primary is not None:
+            from cuda.bindings import driver
+
+            driver.cuDevicePrimaryCtxRelease(self._primary)
+            self._primary = None
+
+
+# ==============================================================================================================
+# the source
+# ==============================================================================================================
+
+
+class NvdecSource:
+    """Frames of a video file decoded by NVDEC into device memory, as NV12 :class:`Frame` objects.
+
+    Same options and frame numbering as :class:`~trtapps.sources.VideoSource` (``Frame.index`` is the frame's
+    index in the file; ``timestamp`` is ``index / fps``). See the module docstring for surface lifetime,
+    failures and the end of truncated files.
+
+    Args:
+        path: the video file.
+        start_frame: first frame to deliver.
+        stride: deliver every n-th frame from ``start_frame`` on (the others are decoded, not copied).
+        max_frames: stop after delivering this many frames (failures included).
+        max_bad_frames: consecutive undecodable packets after which the video is taken to have ended.
+        source_id: position of this source in a multi-source pipeline.
+        device: CUDA device ordinal (the pipeline's).
+        log: where warnings go.
+
+    Raises:
+        NvdecUnavailable: NVDEC cannot decode this file here (the message says why, in one line).
+        InputError: the file is missing, or ``start_frame`` is past its end.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        start_frame: int = 0,
+        stride: int = 1,
+        max_frames: int | None = None,
+        max_bad_frames: int = 8,
+        source_id: int = 0,
+        device: int = 0,
+        log: logging.Logger | None = None,
+    ) -> None:
+        if stride < 1 or start_frame < 0 or (max_frames is not None and max_frames < 1):
+            raise ValueError(f"invalid stride={stride}, start_frame={start_frame} or max_frames={max_frames}")
+        self.path = Path(path)
+        self.name = str(path)
+        self.start_frame = start_frame
+        self.stride = stride
+        self.max_frames = max_frames
+        self.max_bad_frames = max_bad_frames
+        self.source_id = source_id
+        self.device = device
+        self.log = log or logger
+        #: frames the header promised that the stream never delivered (known after iterating)
+        self.undelivered = 0
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: video file not found; check source.path")
+        self._nvc = import_pynvvideocodec()
+        check_device(device)
+        self.frame_count, self.fps, self.fourcc = _header(self.path)
+        if self.frame_count and start_frame >= self.frame_count:
+            raise InputError(
+                f"{self.path}: source.start_frame {start_frame} is past the end of the video "
+                f"({self.frame_count} frames); lower it"
+            )
+        self.ring = DeviceFrameRing(device)
+        self._presentation_end = mp4_presentation_end(self.path)
+        self._session: _DecodeSession | None = self._open()
+        try:
+            self._session.prime(PROBE_PACKETS)
+        except NvdecUnavailable as exc:
+            self._session.close()
+            raise NvdecUnavailable(f"{exc} (FourCC {self.fourcc})") from None
+        self.codec = self._session.codec
+        self.log.info("%s: decoding %s on GPU %d with NVDEC", self.name, self.codec, device)
+
+    def _open(self) -> _DecodeSession:
+        try:
+            return _DecodeSession(self._nvc, self.path, self.device, self.ring, self._wanted, self.max_bad_frames,
+                                  self.log, self._presentation_end)
+        except NvdecUnavailable as exc:
+            raise NvdecUnavailable(f"{exc} (FourCC {self.fourcc})") from None
+
+    def __len__(self) -> int:
+        """Frames this source will deliver according to the file header (0 when the header has no count)."""
+        if not self.frame_count:
+            return 0
+        n = math.ceil((self.frame_count - self.start_frame) / self.stride)
+        return min(n, self.max_frames) if self.max_frames is not None else n
+
+    def _wanted(self, pos: int) -> bool:
+        return pos >= self.start_frame and (pos - self.start_frame) % self.stride == 0
+
+    def __iter__(self) -> Iterator[Frame | FrameFailure]:
+        session = self._session if self._session is not None else self._open()
+        self._session = None  # a second iteration decodes the file again
+        self.undelivered = 0
+        delivered = 0
+        last = -1
+        try:
+            for index, image, error in session.events():
+                last = index
+                if not self._wanted(index):
+                    continue
+                if self.max_frames is not None and delivered >= self.max_frames:
+                    break
+                delivered += 1
+                if error is not None:
+                    yield FrameFailure(source=self.name, index=index, error=error, source_id=self.source_id)
+                    continue
+                yield Frame(
+                    image=image,
+                    source=self.name,
+                    index=index,
+                    timestamp=index / self.fps if self.fps else None,
+                    source_id=self.source_id,
+                    meta={"fps": self.fps, "frame_count": self.frame_count, "decoder": "nvdec"},
+                    pixel_format="nv12",
+                )
+                if self.max_frames is not None and delivered >= self.max_frames:
+                    break
+            else:
+                if self.frame_count and last + 1 < self.frame_count:
+                    self.undelivered = self.frame_count - (last + 1)
+                    self.log.warning("%s: the header promises %d frames, NVDEC delivered %d; %d never came",
+                                     self.name, self.frame_count, last + 1, self.undelivered)
+        finally:
+            if session.skipped:
+                self.log.info("%s: %d decoded pictures lie outside the presentation (before the first keyframe or "
+                              "past the edit list) and were skipped, as FFmpeg does", self.name, session.skipped)
+            session.close()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        self.ring.close()
+
+
+def _header(path: Path) -> tuple[int, float | None, str]:
+    """Frame count, frame rate and FourCC from the container header (OpenCV's FFmpeg backend)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT) if cap.isOpened() else 0.0
+        fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+        fourcc = fourcc_text(cap.get(cv2.CAP_PROP_FOURCC)) if cap.isOpened() else "?"
+    finally:
+        cap.release()
+    frames = int(count) if math.isfinite(count) and count > 0 else 0
+    rate = float(fps) if math.isfinite(fps) and 0 < fps < 1000 else None
+    return frames, rate, fourcc
+
+
+# ==============================================================================================================
+# decoder choice of the video source
+# ==============================================================================================================
+
+DECODERS = ("auto", "opencv", "nvdec")
+
+
+def open_nvdec_source(
+    path: str | Path,
+    decoder: str,
+    *,
+    backend: str | None,
+    device: int = 0,
+    log: logging.Logger | None = None,
+    **options: Any,
+) -> NvdecSource | None:
+    """The NVDEC source for ``source.decoder`` *decoder*, or ``None`` when the OpenCV source should read the file.
+
+    Args:
+        path: the video file.
+        decoder: ``"auto"``, ``"opencv"`` or ``"nvdec"``.
+        backend: the run's resolved backend name (``auto`` uses NVDEC only for :data:`DEVICE_BACKENDS`).
+        device: the pipeline's CUDA device.
+        log: where the one fallback reason is logged.
+        options: :class:`NvdecSource` keywords (``start_frame``, ``stride``, ``max_frames``, ``max_bad_frames``,
+            ``source_id``).
+
+    Raises:
+        BackendUnavailableError: ``decoder == "nvdec"`` and NVDEC cannot decode the file here.
+        InputError: ``start_frame`` past the end (NVDEC path).
+    """
+    log = log or logger
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    path = Path(path)
+    if decoder == "opencv" or not path.is_file() or path.stat().st_size == 0:
+        return None  # the OpenCV source reads it, or reports the missing/empty file in its own words
+    if decoder == "auto" and backend not in DEVICE_BACKENDS:
+        log.info("%s: decoder auto reads with OpenCV: backend %s keeps frames on the host", path, backend or "?")
+        return None
+    try:
+        return NvdecSource(path, device=device, log=log, **options)
+    except NvdecUnavailable as exc:
+        if decoder == "nvdec":
+            raise BackendUnavailableError(
+                f"{path}: source.decoder nvdec cannot decode it: {exc}; set source.decoder: auto (falls back to "
+                "OpenCV) or opencv"
+            ) from None
+        log.warning("%s: decoder auto falls back to OpenCV: %s", path, exc)
+        return None
