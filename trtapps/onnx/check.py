@@ -42,6 +42,7 @@ from trtapps.onnx.graph import (
     load_model,
     mentions_batch,
     tensor_dims,
+    trace_batch,
 )
 
 if TYPE_CHECKING:
@@ -322,7 +323,7 @@ class _Checker:
         self.want_dynamic = dynamic_batch
         self.findings: list[Finding] = []
         self.batch_inputs, self.is_dynamic, self.export_batch = self._batch_inputs()
-        self.shapes: Shapes = infer_shapes(model, trace_batch=self.batch_inputs)
+        self.shapes: Shapes = trace_batch(model, self.batch_inputs) if self.batch_inputs else infer_shapes(model)
 
     # severity of a finding that only matters for a dynamic batch
     def _batch_severity(self, severity: str = "error") -> str:
@@ -646,10 +647,12 @@ class _Checker:
         if op == "Reshape":
             target = self.index.constant(node.input[1])
             shown = target.tolist() if target is not None else "a computed shape"
+            values = target.tolist() if target is not None and target.ndim == 1 else []
+            where = "its -1 is not on the batch axis" if -1 in values[1:] else "the batch axis is not -1"
             self.add(
                 "reshape-batch", severity,
                 f"Reshape {label!r} reshapes {pretty_dims(in_dims)} to {shown} → {pretty_dims(out_dims)}: the "
-                f"shape bakes the export batch ({out_dims[0]}) and the -1 is not on the batch axis",
+                f"shape bakes the export batch ({out_dims[0]}) and {where}",
                 nodes=[label], fixable=True, batch_only=True,
             )
         elif op == "Resize":
@@ -712,29 +715,24 @@ class _Checker:
                 )
 
     def _concat_mixing(self) -> None:
-        """Concat of batch tensors with tensors whose first dimension is a fixed number (a baked Expand/Tile)."""
-        for node in self.index.nodes:
-            if node.op_type != "Concat":
-                continue
-            dims = [self.shapes.get(i) for i in node.input]
-            rank = next((len(d) for d in dims if d), 0)
-            axis = self.index.attribute(node, "axis", 0)
-            if rank == 0 or axis % rank == 0:
-                continue
-            batch = [i for i, d in zip(node.input, dims, strict=True) if d and d[0] == BATCH_SYMBOL]
-            fixed = [i for i, d in zip(node.input, dims, strict=True) if d and isinstance(d[0], int)]
-            if batch and fixed:
-                label = self.index.label(node)
-                producers = [self.index.label(self.index.producer[i]) for i in fixed if i in self.index.producer]
-                self.add(
-                    "batch-baked", self._batch_severity(),
-                    f"Concat {label!r} joins batch tensors with {fixed} whose first dimension is fixed "
-                    f"({', '.join(pretty_dims(self.shapes.get(i)) for i in fixed)}): a batch-sized tensor "
-                    "(e.g. a token expanded with int(x.size(0))) was baked at export",
-                    nodes=[label, *producers], fixable=True, batch_only=True,
-                    fix="expand with x.shape[0] (or -1 on the expanded axis: cls.expand(x.shape[0], -1, -1)); "
-                    "`trtapps onnx fix` rewrites a baked Expand/Tile",
-                )
+        """Batch tensors combined with tensors whose first dimension is a fixed number (a baked Expand/Tile)."""
+        nodes = {self.index.label(n): n for n in self.index.nodes}
+        for conflict in self.shapes.conflicts:
+            fixed = conflict.fixed_inputs
+            producers = [self.index.label(self.index.producer[i]) for i in fixed if i in self.index.producer]
+            shown = ", ".join(f"{i} {pretty_dims(self.shapes.get(i))}" for i in fixed)
+            how = "joins" if conflict.op == "Concat" else "broadcasts"
+            node = nodes.get(conflict.node)
+            label = self.index.label(node) if node is not None else conflict.node
+            self.add(
+                "batch-baked", self._batch_severity(),
+                f"{conflict.op} {label!r} {how} the batch tensor {conflict.batch_input!r} "
+                f"{pretty_dims(self.shapes.get(conflict.batch_input))} with {shown}, whose first dimension is fixed: "
+                "a batch-sized tensor (e.g. a token expanded with int(x.size(0))) was baked at export",
+                nodes=[label, *producers], fixable=True, batch_only=True,
+                fix="expand with x.shape[0] (or -1 on the expanded axis: cls.expand(x.shape[0], -1, -1)); "
+                "`trtapps onnx fix` rewrites a baked Expand/Tile",
+            )
 
     # -- shape chains --------------------------------------------------------------------------------------------
     def check_shape_chains(self) -> None:

@@ -53,6 +53,7 @@ from trtapps.onnx.graph import (
     remove_dead_nodes,
     set_dim,
     tensor_dims,
+    trace_batch,
     unique_name,
 )
 
@@ -306,7 +307,7 @@ class _Fixer:
                             f"({pretty_dims(dims)} → {pretty_dims([BATCH_NAME, *dims[1:]])})")
 
     def _traced(self, model: onnx.ModelProto) -> Shapes:
-        shapes = infer_shapes(model, trace_batch=self.batch_inputs)
+        shapes = trace_batch(model, self.batch_inputs)
         if shapes.error is not None:
             raise FixError(f"cannot fix {self.source}: shape inference failed ({shapes.error})")
         return shapes
@@ -432,19 +433,10 @@ class _Fixer:
         """A token expanded/tiled to the export batch and concatenated with batch tensors: take the batch from
         a batch tensor's shape instead."""
         changed = False
-        for node in index.nodes:
-            if node.op_type != "Concat":
-                continue
-            dims = [shapes.get(i) for i in node.input]
-            rank = next((len(d) for d in dims if d), 0)
-            axis = index.attribute(node, "axis", 0)
-            if rank == 0 or axis % rank == 0:
-                continue
-            batch_tensor = next((i for i, d in zip(node.input, dims, strict=True) if d and d[0] == BATCH_SYMBOL),
-                                None)
-            if batch_tensor is None:
-                continue
-            for name, d in zip(node.input, dims, strict=True):
+        for conflict in shapes.conflicts:
+            batch_tensor = conflict.batch_input
+            for name in conflict.fixed_inputs:
+                d = shapes.get(name)
                 if not d or not isinstance(d[0], int) or d[0] != self.export_batch:
                     continue
                 producer = index.producer.get(name)

@@ -197,6 +197,8 @@ class Shapes:
 
     dims: dict[str, list[Dim] | None] = field(default_factory=dict)
     error: str | None = None
+    #: nodes that combine batch tensors with tensors of a fixed first dimension (see :func:`trace_batch`)
+    conflicts: list[Conflict] = field(default_factory=list)
 
     def get(self, name: str) -> list[Dim] | None:
         return self.dims.get(name)
@@ -211,7 +213,7 @@ class Shapes:
         return dims[0] if dims else None
 
 
-def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = ()) -> Shapes:
+def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = (), symbolic: bool = True) -> Shapes:
     """Infer every tensor's shape on a copy of *model* (which is not modified).
 
     ONNX Runtime's symbolic shape inference runs first: it builds on ONNX's own inference and adds symbolic
@@ -224,6 +226,7 @@ def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = ()) -> 
         trace_batch: graph inputs whose first dimension becomes :data:`BATCH_SYMBOL`. When given, the copy's
             intermediate and output shapes are cleared first so that stale declarations (an output declared
             ``[1, 84, 8400]``) do not mask what the nodes compute.
+        symbolic: use ONNX Runtime's symbolic inference first (``False``: ONNX's own only).
 
     Returns:
         The shapes; ``error`` is set (and ``dims`` holds only inputs and initializers) when both failed.
@@ -244,7 +247,7 @@ def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = ()) -> 
     for init in work.graph.initializer:
         shapes.dims[init.name] = [int(d) for d in init.dims]
     inferred, errors = None, []
-    for infer in (_ort_symbolic, _onnx_data_prop):
+    for infer in (_ort_symbolic, _onnx_data_prop) if symbolic else (_onnx_data_prop,):
         try:
             inferred = infer(work)
             break
@@ -266,6 +269,112 @@ def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = ()) -> 
                 if attr.name == "value":
                     shapes.dims[node.output[0]] = [int(d) for d in attr.t.dims]
     return shapes
+
+
+#: element-wise ops that broadcast their inputs (a batch against a fixed first dimension other than 1 conflicts)
+BROADCAST_OPS = frozenset(
+    ["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "And", "Or", "Xor", "Equal",
+     "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "PRelu", "Mod", "BitShift"]
+)
+
+
+@dataclass
+class Conflict:
+    """A node that combines a batch tensor with tensors whose first dimension is a fixed number.
+
+    A ``Concat`` along another axis, or an element-wise op broadcasting a first dimension other than 1, fails at
+    batch > 1: typically a token or constant that was expanded to ``int(x.size(0))`` at export.
+    """
+
+    node: str
+    op: str
+    batch_input: str
+    fixed_inputs: list[str]
+
+
+def trace_batch(model: onnx.ModelProto, batch_inputs: Sequence[str]) -> Shapes:
+    """Shapes with the batch traced as a symbol, robust to nodes that mix the batch with a baked size.
+
+    ONNX Runtime's symbolic inference resolves a conflict such as ``Concat([batch, 16, 16], [1, 1, 16])`` by
+    merging the batch symbol with 1 everywhere, which would hide every later finding. So conflicts are looked for
+    first with ONNX's own inference (which merges nothing); when some exist, the symbolic inference runs on a copy
+    in which each fixed-size input of a conflicting node takes its first dimension from the batch tensor, and the
+    conflicts are reported in :attr:`Shapes.conflicts`.
+    """
+    plain = infer_shapes(model, trace_batch=batch_inputs, symbolic=False)
+    conflicts = find_conflicts(model, plain)
+    target = _patch_conflicts(model, conflicts) if conflicts else model
+    shapes = infer_shapes(target, trace_batch=batch_inputs)
+    if shapes.error is not None and plain.error is None:
+        plain.conflicts = conflicts
+        return plain
+    shapes.conflicts = conflicts
+    return shapes
+
+
+def find_conflicts(model: onnx.ModelProto, shapes: Shapes) -> list[Conflict]:
+    """The nodes where a batch tensor meets a tensor of a fixed first dimension (see :class:`Conflict`)."""
+    conflicts = []
+    for node in model.graph.node:
+        dims = [shapes.get(i) if i else None for i in node.input]
+        if node.op_type == "Concat":
+            rank = next((len(d) for d in dims if d), 0)
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+            if rank == 0 or axis % rank == 0:
+                continue
+            batch = [i for i, d in zip(node.input, dims, strict=True) if d and d[0] == BATCH_SYMBOL]
+            fixed = [i for i, d in zip(node.input, dims, strict=True) if d and isinstance(d[0], int)]
+        elif node.op_type in BROADCAST_OPS:
+            rank = max((len(d) for d in dims if d), default=0)
+            lead = [(i, d[0] if d and len(d) == rank else None) for i, d in zip(node.input, dims, strict=True)]
+            batch = [i for i, d in lead if d == BATCH_SYMBOL]
+            fixed = [i for i, d in lead if isinstance(d, int) and d != 1]
+        else:
+            continue
+        if batch and fixed:
+            conflicts.append(Conflict(node.name or node.op_type, node.op_type, batch[0], fixed))
+    return conflicts
+
+
+def _patch_conflicts(model: onnx.ModelProto, conflicts: Sequence[Conflict]) -> onnx.ModelProto:
+    """A copy in which each fixed input of a conflict is sliced to one row and expanded to the batch (for shape
+    inference only: the values are not meant to be right)."""
+    import onnx
+
+    work = copy.deepcopy(model)
+    nodes = {n.name or n.op_type: n for n in work.graph.node}
+    one = add_initializer(work, "trtapps_trace_one", np.asarray([1], dtype=np.int64))
+    zero = add_initializer(work, "trtapps_trace_zero", np.asarray([0], dtype=np.int64))
+    big = add_initializer(work, "trtapps_trace_big", np.asarray([np.iinfo(np.int64).max], dtype=np.int64))
+    added: list[onnx.NodeProto] = []
+    for c in conflicts:
+        node = nodes.get(c.node)
+        if node is None:
+            continue
+        batch_dim = unique_name(work, f"{c.batch_input}_trace_batch")
+        added.append(onnx.helper.make_node("Shape", [c.batch_input], [batch_dim + "_shape"]))
+        added.append(onnx.helper.make_node("Slice", [batch_dim + "_shape", zero, one], [batch_dim]))
+        for name in c.fixed_inputs:
+            first = unique_name(work, f"{name}_trace_first")
+            rest = unique_name(work, f"{name}_trace_rest")
+            shape = unique_name(work, f"{name}_trace_shape")
+            patched = unique_name(work, f"{name}_trace_batch")
+            added += [
+                onnx.helper.make_node("Slice", [name, zero, one, zero], [first]),
+                onnx.helper.make_node("Shape", [name], [rest + "_all"]),
+                onnx.helper.make_node("Slice", [rest + "_all", one, big], [rest]),
+                onnx.helper.make_node("Concat", [batch_dim, rest], [shape], axis=0),
+                onnx.helper.make_node("Expand", [first, shape], [patched]),
+            ]
+            for i, inp in enumerate(node.input):
+                if inp == name:
+                    node.input[i] = patched
+        # keep a valid order: the added nodes go right before the node that uses them
+        position = list(work.graph.node).index(node)
+        for offset, extra in enumerate(added):
+            work.graph.node.insert(position + offset, extra)
+        added = []
+    return work
 
 
 def _normalize(dim: Dim, cache: dict[str, Dim]) -> Dim:
@@ -387,6 +496,7 @@ def remove_dead_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
 __all__ = [
     "BATCH_NAME",
     "BATCH_SYMBOL",
+    "Conflict",
     "Dim",
     "GraphIndex",
     "Shapes",
@@ -400,5 +510,6 @@ __all__ = [
     "remove_dead_nodes",
     "set_dim",
     "tensor_dims",
+    "trace_batch",
     "unique_name",
 ]
