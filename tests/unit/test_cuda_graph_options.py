@@ -6,14 +6,19 @@ What needs a GPU (captures, replays, bitwise-equal outputs) is in ``tests/gpu/te
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import sys
+import types
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from trtapps.errors import ConfigError
+from trtapps.errors import ConfigError, ModelError
 from trtapps.gpu import graphs
 from trtapps.gpu.graphs import (
     CUDA_GRAPH_DESCRIPTION,
@@ -271,3 +276,257 @@ def test_graph_cache_disabled_and_bounded() -> None:
     assert "b" not in bounded
     with pytest.raises(ValueError, match="max_entries"):
         GraphCache("bad", max_entries=0)
+
+
+# -- the ONNX Runtime runner's graph bookkeeping against a simulated ONNX Runtime -----------------------------------
+# The simulation replays like ONNX Runtime's CUDA provider does: a graph id is captured after two regular runs (all
+# in one call), and a replay ignores the binding it is given: it reads the input and writes the output at the
+# addresses bound when that id was captured. Device memory is host memory here (NumPy arrays with a ``data.ptr``),
+# so a runner that let an address move, forgot to copy an input in, or returned the wrong buffer gives wrong values.
+class _Memory:
+    copies = 0
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.ptr = int(array.ctypes.data)
+
+    def copy_from_device_async(self, src: _Memory, nbytes: int, stream: Any = None) -> None:
+        _Memory.copies += 1
+        ctypes.memmove(self.ptr, src.ptr, nbytes)
+
+
+class _DeviceArray(np.ndarray):
+    @property
+    def data(self) -> Any:  # type: ignore[override]
+        return _Memory(self)
+
+    @property
+    def device(self) -> Any:  # type: ignore[override]
+        return SimpleNamespace(id=0)
+
+    def get(self, stream: Any = None) -> np.ndarray:
+        return np.array(self)
+
+
+def _device(array: np.ndarray) -> _DeviceArray:
+    return np.ascontiguousarray(array, dtype=np.float32).view(_DeviceArray)
+
+
+class _FakeStream:
+    def __init__(self) -> None:
+        self.ptr = 0x5000 + id(self) % 4096
+
+    def __enter__(self) -> _FakeStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def synchronize(self) -> None:
+        pass
+
+    def wait_event(self, event: Any) -> None:
+        pass
+
+    def is_capturing(self) -> bool:
+        return False
+
+
+class _FakeDevice:
+    def __init__(self, device: int = 0) -> None:
+        self.id = device
+
+    def __enter__(self) -> _FakeDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _fake_cupy() -> Any:
+    module = types.ModuleType("cupy")
+    module.ndarray = _DeviceArray  # type: ignore[attr-defined]
+    module.empty = lambda shape, dtype=np.float32: np.full(shape, np.nan, dtype).view(_DeviceArray)  # type: ignore
+    module.copyto = np.copyto  # type: ignore[attr-defined]
+    module.ascontiguousarray = lambda a: _device(a)  # type: ignore[attr-defined]
+    module.cuda = SimpleNamespace(  # type: ignore[attr-defined]
+        Device=_FakeDevice,
+        get_current_stream=lambda: _FakeStream(),
+        Event=lambda **kw: SimpleNamespace(record=lambda stream: None),
+    )
+    return module
+
+
+def _at(ptr: int, shape: tuple[int, ...]) -> np.ndarray:
+    count = int(np.prod(shape))
+    return np.ctypeslib.as_array((ctypes.c_float * count).from_address(ptr)).reshape(shape)
+
+
+class _Binding:
+    def __init__(self) -> None:
+        self.inputs: dict[str, tuple[tuple[int, ...], int]] = {}
+        self.outputs: dict[str, tuple[tuple[int, ...], int]] = {}
+
+    def bind_input(self, name: str, device: str, device_id: int, dtype: Any, shape: Any, ptr: int) -> None:
+        self.inputs[name] = (tuple(shape), int(ptr))
+
+    def bind_output(self, name: str, device: str, device_id: int, dtype: Any = None, shape: Any = (), ptr: int = 0
+                    ) -> None:
+        self.outputs[name] = (tuple(shape), int(ptr))
+
+    def clear_binding_inputs(self) -> None:
+        self.inputs.clear()
+
+    def clear_binding_outputs(self) -> None:
+        self.outputs.clear()
+
+
+class _Session:
+    """``out = 2 * images + 1`` with ONNX Runtime's graph semantics (see the comment above)."""
+
+    opened: ClassVar[list[dict[str, str]]] = []
+
+    def __init__(self, options: dict[str, str], shape: list[Any], fail_capture: bool = False) -> None:
+        _Session.opened.append(options)
+        self.graphs = options.get("enable_cuda_graph") == "1"
+        self.shape = shape
+        self.fail_capture = fail_capture
+        self.regular: dict[int, int] = {}
+        self.captured: dict[int, _Binding] = {}
+        self.events: list[tuple[str, int]] = []
+
+    def get_providers(self) -> list[str]:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    def get_inputs(self) -> list[Any]:
+        return [SimpleNamespace(name="images", type="tensor(float)", shape=self.shape)]
+
+    def get_outputs(self) -> list[Any]:
+        return [SimpleNamespace(name="out", type="tensor(float)", shape=self.shape)]
+
+    def get_modelmeta(self) -> Any:
+        return SimpleNamespace(custom_metadata_map={})
+
+    def io_binding(self) -> _Binding:
+        return _Binding()
+
+    @staticmethod
+    def _compute(binding: _Binding) -> None:
+        shape, src = binding.inputs["images"]
+        out_shape, dst = binding.outputs["out"]
+        assert out_shape == shape
+        _at(dst, shape)[...] = _at(src, shape) * np.float32(2) + np.float32(1)
+
+    def run_with_iobinding(self, binding: _Binding, run_options: Any = None) -> None:
+        gid = int(run_options.get_run_config_entry("gpu_graph_id")) if run_options is not None else 0
+        if not self.graphs or gid == -1:
+            self.events.append(("run", gid))
+            self._compute(binding)
+            return
+        if gid in self.captured:
+            self.events.append(("replay", gid))
+            self._compute(self.captured[gid])  # the binding given now is ignored
+            return
+        while self.regular.get(gid, 0) < 2:
+            self.regular[gid] = self.regular.get(gid, 0) + 1
+            self.events.append(("run", gid))
+            self._compute(binding)
+        if self.fail_capture:
+            raise RuntimeError("CUDA failure 900: operation not permitted when stream is capturing")
+        snapshot = _Binding()
+        snapshot.inputs, snapshot.outputs = dict(binding.inputs), dict(binding.outputs)
+        self.captured[gid] = snapshot
+        self.events.append(("capture", gid))
+        self._compute(snapshot)
+
+
+@pytest.fixture
+def simulated(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Build ``OnnxRuntimeCudaRunner`` objects over the simulation: ``simulated(shape=..., fail_capture=...)``."""
+    import trtapps.gpu.device
+    import trtapps.gpu.stream
+
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
+    monkeypatch.setattr(trtapps.gpu.device, "select_device", lambda device: None)
+    monkeypatch.setattr(trtapps.gpu.stream, "new_stream", lambda device=None, non_blocking=True: _FakeStream())
+    monkeypatch.setattr(onnxruntime_cuda, "available", lambda: None)
+    monkeypatch.setattr(_Session, "opened", [])
+    monkeypatch.setattr(_Memory, "copies", 0)
+
+    def build(shape: list[Any] | None = None, fail_capture: bool = False, refuse_graphs: bool = False,
+              **kwargs: Any) -> Any:
+        def load(path: Path, providers: list[Any], threads: int = 0) -> _Session:
+            options = providers[0][1]
+            if refuse_graphs and options.get("enable_cuda_graph") == "1":
+                cause = RuntimeError("This session cannot use the graph capture feature as requested by the user")
+                raise ModelError(f"{path}: not a loadable ONNX model") from cause
+            return _Session(options, shape or ["batch", 2, 3], fail_capture)
+
+        monkeypatch.setattr(onnxruntime_cuda, "load_session", load)
+        return onnxruntime_cuda.OnnxRuntimeCudaRunner("simulated.onnx", **kwargs)
+
+    return build
+
+
+def test_graph_runner_keeps_each_batch_size_at_its_captured_addresses(simulated: Any) -> None:
+    runner = simulated(max_batch=2, cuda_graph=True)
+    assert runner.cuda_graph
+    assert runner.provider_options["enable_cuda_graph"] == "1"
+    rng = np.random.default_rng(0)
+    returned: list[Any] = []
+    for batch in (1, 2, 2, 1, 4, 1, 4, 2, 1):  # batch 4 grows the buffers after 1 and 2 were captured
+        x = _device(rng.standard_normal((batch, 2, 3)))  # a new array, at a new address, every call
+        for array in returned:
+            array.fill(np.nan)
+        out = runner.infer({"images": x})["out"]
+        returned.append(out)
+        np.testing.assert_array_equal(np.array(out), np.array(x) * np.float32(2) + np.float32(1))
+    assert runner.captured_batches == [1, 2, 4]
+    events = runner.session.events
+    assert [e for e in events if e[0] == "capture"] == [("capture", 1), ("capture", 2), ("capture", 4)]
+    assert events.count(("run", -1)) == 3 * 2  # the runner's uncaptured warm-up runs, two per batch size
+    assert [e for e in events if e[0] == "replay"] == [("replay", b) for b in (2, 1, 1, 4, 2, 1)]
+    assert _Memory.copies == 9  # every call copied its input into the graph's buffer
+
+
+def test_graph_runner_zero_copy_input_buffer(simulated: Any) -> None:
+    runner = simulated(max_batch=4, cuda_graph=True)
+    for step in range(3):
+        buffer = runner.input_buffer("images", 3)
+        buffer[...] = np.float32(step)
+        out = runner.infer({"images": buffer})["out"]
+        assert runner.input_buffer("images", 3).data.ptr == buffer.data.ptr
+        np.testing.assert_array_equal(np.array(out), np.full((3, 2, 3), 2 * step + 1, np.float32))
+    assert _Memory.copies == 0  # preprocessing wrote where the graph reads: nothing copied
+    with pytest.raises(ValueError, match=r"dynamic dimensions besides the batch"):
+        simulated(shape=["batch", 2, "w"], max_batch=2).input_buffer("images", 1)
+
+
+def test_graph_runner_falls_back_after_a_failed_capture(simulated: Any, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="trtapps.runners.onnxruntime_cuda"):
+        runner = simulated(max_batch=2, cuda_graph=True, fail_capture=True)
+        x = _device(np.arange(12, dtype=np.float32).reshape(2, 2, 3))
+        out = runner.infer({"images": x})["out"]
+        np.testing.assert_array_equal(np.array(out), np.array(x) * 2 + 1)
+        again = runner.infer({"images": x[:1]})["out"]
+        np.testing.assert_array_equal(np.array(again), np.array(x[:1]) * 2 + 1)
+    assert not runner.cuda_graph
+    assert runner.cuda_graph_problem == (
+        "capturing batch 2 failed (RuntimeError: CUDA failure 900: operation not permitted when stream is capturing)"
+    )
+    assert "enable_cuda_graph" not in runner.provider_options
+    assert [o.get("enable_cuda_graph") for o in _Session.opened] == ["1", None]  # a new session, without graphs
+    assert caplog.text.count("CUDA graphs off") == 1
+
+
+def test_graph_runner_without_graphs_where_onnxruntime_refuses_or_shapes_forbid(simulated: Any) -> None:
+    refused = simulated(max_batch=2, cuda_graph=True, refuse_graphs=True)
+    assert not refused.cuda_graph
+    assert refused.cuda_graph_problem == (
+        "ONNX Runtime cannot capture this model (This session cannot use the graph capture feature as requested "
+        "by the user)"
+    )
+    spatial = simulated(shape=["batch", 2, "w"], max_batch=2, cuda_graph=True)
+    assert not spatial.cuda_graph
+    assert spatial.cuda_graph_problem == "input images float32 [?, 2, ?] has dynamic dimensions other than the batch"
+    assert spatial.session.graphs is False  # reopened without enable_cuda_graph
+    assert [o.get("enable_cuda_graph") for o in _Session.opened[-2:]] == ["1", None]
