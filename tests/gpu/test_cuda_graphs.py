@@ -205,20 +205,24 @@ def test_pipeline_detections_identical_with_cuda_graphs() -> None:
     import cv2
 
     from trtapps.pipeline import Pipeline
-    from trtapps.runners.onnxruntime_cuda import available
+    from trtapps.runners.onnxruntime_cuda import OnnxRuntimeCudaOptions, available
     from trtapps.structures import Frame
 
     if available() is not None:
         pytest.skip(f"onnxruntime_cuda: {available()}")
     model = str(shared_path(MODEL))
-    frames = [cv2.imread(str(shared_path(f"media/{name}"))) for name in IMAGES]
+    frames: list[np.ndarray] = []
+    for name in IMAGES:
+        image = cv2.imread(str(shared_path(f"media/{name}")))
+        assert image is not None
+        frames.append(image)
     frames += [np.ascontiguousarray(f[:, ::-1]) for f in frames]
 
     def detections(cuda_graph: bool) -> list[Any]:
-        backend = {"type": "onnxruntime_cuda", "cudnn_conv_algo_search": "HEURISTIC", "cuda_graph": cuda_graph}
+        backend = OnnxRuntimeCudaOptions(cudnn_conv_algo_search="HEURISTIC", cuda_graph=cuda_graph)
         with Pipeline.from_objects(app={"type": "yolo", "model": model, "batch_size": 8}, backend=backend) as pipe:
             assert pipe.device_path
-            assert pipe.runner.cuda_graph is cuda_graph
+            assert getattr(pipe.runner, "cuda_graph", None) is cuda_graph
             results = [pipe.predict(f) for f in frames[:3]]  # batch 1, replayed
             for size in (8, 5, 8, 5):
                 batch = [Frame(frames[i % len(frames)], "memory", i) for i in range(size)]

@@ -12,7 +12,7 @@ import sys
 import types
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pytest
@@ -139,7 +139,7 @@ def test_a_cpu_pipeline_asked_for_cuda_graphs_fails_on_the_option() -> None:
     model = shared_path("models/yolov8n_dequant.onnx")
     with pytest.raises(ConfigError, match=r"backend\.cuda_graph"):
         Pipeline.from_objects(
-            app={"type": "yolo", "model": str(model)}, backend={"type": "onnxruntime", "cuda_graph": True}
+            app={"type": "yolo", "model": str(model)}, backend=cast(Any, {"type": "onnxruntime", "cuda_graph": True})
         )
 
 
@@ -296,11 +296,11 @@ class _Memory:
 
 class _DeviceArray(np.ndarray):
     @property
-    def data(self) -> Any:  # type: ignore[override]
+    def data(self) -> Any:
         return _Memory(self)
 
     @property
-    def device(self) -> Any:  # type: ignore[override]
+    def device(self) -> Any:
         return SimpleNamespace(id=0)
 
     def get(self, stream: Any = None) -> np.ndarray:
