@@ -52,7 +52,7 @@ def bench(
     iters: Annotated[int, typer.Option(min=1, help="Timed calls for levels (i) and (ii) (fewer after 10 s).")] = 50,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the whole result document here.")] = None,
     plots: Annotated[
-        Path | None, typer.Option(help="Write PNG plots to this folder (needs matplotlib: trtapps[bench]).")
+        Path | None, typer.Option(help="Write PNG plots to this folder (needs matplotlib: the bench extra).")
     ] = None,
     show: Annotated[
         Path | None, typer.Option(help="Print (and with --plots, plot) a --json document instead of measuring.")
