@@ -23,6 +23,7 @@ slowest), and host CPU time per frame (process CPU time over the run / frames: w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -66,7 +67,9 @@ def _decode_nvdec_raw(path: Path, frames: int, device: int) -> int:
             if done >= frames:
                 break
         else:
-            done += len(decoder.Decode(nvc.PacketData()))  # end of stream: the pictures the decoder still holds
+            # end of stream: the pictures the decoder still holds (an error: the demuxer's last packet flushed it)
+            with contextlib.suppress(Exception):
+                done += len(decoder.Decode(nvc.PacketData()))
         del decoder, demuxer
         if done == before:
             raise RuntimeError(f"{path}: NVDEC delivered no frame")

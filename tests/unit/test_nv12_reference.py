@@ -5,10 +5,15 @@
   :func:`bgr_to_nv12` makes the NV12 layout a decoder produces from OpenCV's I420.
 * :func:`preprocess_reference` with ``pixel_formats`` is the BGR path on the converted picture, crops included,
   and its fixed-point NV12 path equals the cv2 one; :func:`pack_preprocess_params` stores the format and the
-  chroma plane address.
+  chroma plane address, and a NumPy emulation of the kernel reading a pitched decoder surface (chroma after
+  padding rows) and a pitched BGR image through those parameters equals the reference.
 * The NVDEC source's surface layout parsing (PyNvVideoCodec's two-plane and one-plane descriptions, padded pitches)
   and its decoder choice: ``opencv`` and ``auto`` on a host backend never touch NVDEC, ``auto`` falls back to
-  OpenCV with exactly one logged reason when PyNvVideoCodec is missing, ``nvdec`` fails with a one-line error.
+  OpenCV with exactly one logged reason when PyNvVideoCodec is missing or cannot decode the file, ``nvdec`` fails
+  with a one-line error.
+* The decoding loop of :class:`~trtapps.gpu.nvdec.NvdecSource` driven by a scripted PyNvVideoCodec (reordering
+  delay, end-of-stream flush, undecodable packets, a picture before the first keyframe, an MP4 edit list), with
+  only the CUDA calls stubbed: indices continuous, failures in place, start/stride/max_frames like OpenCV's.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from trtapps.ops.preprocess import (
     nv12_to_bgr_reference,
     pack_preprocess_params,
     preprocess_reference,
+    resize_coefficients,
     rois_from_letterbox,
 )
 from trtapps.sources import VideoOptions, VideoSource, trtapps_register_sources
@@ -169,6 +175,63 @@ def test_packed_params_carry_format_and_chroma_plane() -> None:
         pack_preprocess_params(luma, [1536, 1920], rois, rects, ["nv12", "bgr"])
     with pytest.raises(ValueError, match="unknown pixel format"):
         pack_preprocess_params(luma, [1536, 1920], rois, rects, ["rgb", "bgr"], chroma)
+
+
+def _fetch(memory: np.ndarray, p: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """B, G, R of source pixels (crop-relative columns *xs*, rows *ys*) read as preprocess.cu reads them."""
+    ptr, pitch, nv12, chroma = int(p[0]), int(p[1]), int(p[12]) == 1, int(p[13:14].view(np.uint64)[0])
+    xx, yy = (int(p[2]) + xs)[None, :], (int(p[3]) + ys)[:, None]
+    if not nv12:
+        return np.stack([memory[ptr + yy * pitch + xx * 3 + c] for c in range(3)], -1).astype(np.int64)
+    luma = memory[ptr + yy * pitch + xx].astype(np.int64)
+    u = memory[chroma + (yy >> 1) * pitch + (xx >> 1) * 2].astype(np.int64) - 128
+    v = memory[chroma + (yy >> 1) * pitch + (xx >> 1) * 2 + 1].astype(np.int64) - 128
+    base = np.maximum(luma - 16, 0) * 1220542 + (1 << 19)
+    bgr = [(base + 2116026 * u) >> 20, (base - 852492 * v - 409993 * u) >> 20, (base + 1673527 * v) >> 20]
+    return np.clip(np.stack(bgr, -1), 0, 255)
+
+
+def _emulate_kernel_on_memory(memory: np.ndarray, params: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+    """preprocess.cu's arithmetic (raw pixel values, pad 114), reading every pixel through the packed parameters'
+    addresses, pitches, crop offsets, format codes and chroma plane addresses from one flat "device memory"."""
+    out_h, out_w = out_size
+    out = np.full((len(params), 3, out_h, out_w), 114, np.float32)
+    for b, p in enumerate(params):
+        crop_w, crop_h = int(p[4]), int(p[5])
+        roi_x, roi_y, roi_w, roi_h = (int(v) for v in p[6:10])
+        y0, y1, b0, b1 = resize_coefficients(crop_h, roi_h, clamp=False)
+        x0, x1, a0, a1 = resize_coefficients(crop_w, roi_w, clamp=True)
+        h0 = _fetch(memory, p, x0, y0) * a0[None, :, None] + _fetch(memory, p, x1, y0) * a1[None, :, None]
+        h1 = _fetch(memory, p, x0, y1) * a0[None, :, None] + _fetch(memory, p, x1, y1) * a1[None, :, None]
+        value = (((b0[:, None, None] * (h0 >> 4)) >> 16) + ((b1[:, None, None] * (h1 >> 4)) >> 16) + 2) >> 2
+        region = np.clip(value, 0, 255).astype(np.float32).transpose(2, 0, 1)
+        out[b, :, roi_y : roi_y + roi_h, roi_x : roi_x + roi_w] = region
+    return out
+
+
+def test_kernel_addressing_of_pitched_nv12_surfaces_and_crops() -> None:
+    # one flat memory: a 720p NV12 surface with 1536-byte rows and its chroma plane after 16 padding rows (as a
+    # decoder surface), then a pitched BGR image
+    nv12 = bgr_to_nv12(_read("zidane.jpg"))
+    bgr = np.random.default_rng(9).integers(0, 256, (211, 333, 3), dtype=np.uint8)
+    memory = np.random.default_rng(10).integers(0, 256, 4_000_000, dtype=np.uint8)  # garbage around the images
+    luma_at, pitch, chroma_at, bgr_at, bgr_pitch = 64, 1536, 64 + 736 * 1536, 3_000_000, 333 * 3 + 21
+    for row in range(720):
+        memory[luma_at + row * pitch : luma_at + row * pitch + 1280] = nv12[row]
+    for row in range(360):
+        memory[chroma_at + row * pitch : chroma_at + row * pitch + 1280] = nv12[720 + row]
+    for row in range(211):
+        memory[bgr_at + row * bgr_pitch : bgr_at + row * bgr_pitch + 999] = bgr[row].reshape(-1)
+    images = [nv12, nv12, bgr]
+    formats = ["nv12", "nv12", "bgr"]
+    rects = np.array([[0, 0, 1280, 720], [101, 37, 333, 251], [3, 5, 300, 200]])  # a crop at odd offsets
+    rois = np.array([[0, 140, 640, 360], [10, 20, 300, 400], [0, 0, 640, 427]])
+    rois, rects = check_geometry([(720, 1280), (720, 1280), (211, 333)], (640, 640), rois, rects)
+    params = pack_preprocess_params([luma_at, luma_at, bgr_at], [pitch, pitch, bgr_pitch], rois, rects, formats,
+                                    [chroma_at, chroma_at, 0])
+    emulated = _emulate_kernel_on_memory(memory, params, (640, 640))
+    expected = preprocess_reference(images, (640, 640), rois, src_rects=rects, pixel_formats=formats)
+    np.testing.assert_array_equal(emulated, expected)
 
 
 def test_colour_kernels_compile_with_nvrtc_without_a_gpu() -> None:
@@ -360,24 +423,27 @@ class _Picture:
 
 
 class _Decoder:
-    """Returns pictures in pts order with a two-picture reordering delay, everything left on a flush packet."""
+    """Returns pictures in pts order with a two-picture reordering delay, everything left on a flush packet.
 
-    def __init__(self) -> None:
+    ``stamp`` maps a packet's pts to the timestamp its picture carries (the identity, as PyNvVideoCodec does)."""
+
+    def __init__(self, stamp: Any = None) -> None:
         self.held: list[int] = []
         self.flushes = 0
+        self.stamp = stamp or (lambda pts: pts)
 
     def Decode(self, packet: _Packet) -> list[_Picture]:
         if packet.bsl == 0:
             self.flushes += 1
             out, self.held = sorted(self.held), []
-            return [_Picture(p) for p in out]
+            return [_Picture(self.stamp(p)) for p in out]
         if packet.fail:
             raise RuntimeError("PyNvVCExceptionDecode: bad slice")
         self.held.append(packet.pts)
         if len(self.held) <= 2:
             return []
         self.held.sort()
-        return [_Picture(self.held.pop(0))]
+        return [_Picture(self.stamp(self.held.pop(0)))]
 
 
 class _Demuxer:
@@ -402,8 +468,10 @@ class _Demuxer:
 class _FakeNvc:
     """The part of the PyNvVideoCodec module the source uses."""
 
-    def __init__(self, packets: list[_Packet], codec: str = "H264", bit_depth: int = 8, eos_packet: bool = False):
+    def __init__(self, packets: list[_Packet], codec: str = "H264", bit_depth: int = 8, eos_packet: bool = False,
+                 stamp: Any = None):
         self.packets, self.codec, self.bit_depth, self.eos_packet = packets, codec, bit_depth, eos_packet
+        self.stamp = stamp
         self.decoders: list[_Decoder] = []
 
     def CreateDemuxer(self, filename: str) -> _Demuxer:
@@ -411,7 +479,7 @@ class _FakeNvc:
 
     def CreateDecoder(self, **kwargs: Any) -> _Decoder:
         assert kwargs["usedevicememory"] is True
-        self.decoders.append(_Decoder())
+        self.decoders.append(_Decoder(self.stamp))
         return self.decoders[-1]
 
     @staticmethod
@@ -517,6 +585,23 @@ def test_pictures_outside_the_presentation_are_no_frames(fake_nvdec: Any, monkey
     # an edit list in other units than the timestamps (the first keyframe past its end) is ignored
     monkeypatch.setattr(nvdec, "mp4_presentation_end", lambda path: 1)
     assert [_pts_of(f) for f in nvdec.NvdecSource(clip)] == list(range(1, 12))
+
+
+@pytest.mark.parametrize("stamp", [lambda pts: -7, lambda pts: 1000 + pts], ids=["constant", "shifted"])
+def test_pictures_without_their_packets_timestamps_are_all_presented(
+    fake_nvdec: Any, monkeypatch: pytest.MonkeyPatch, stamp: Any
+) -> None:
+    clip, _ = fake_nvdec(_packets(12, keys=(1, 7)), stamp=stamp)
+    monkeypatch.setattr(nvdec, "mp4_presentation_end", lambda path: 11)
+    assert [f.index for f in nvdec.NvdecSource(clip)] == list(range(12))
+
+
+def test_only_pictures_decoded_before_the_first_keyframe_are_leading(fake_nvdec: Any) -> None:
+    # pts 3 is decoded before the keyframe (pts 2) but shown after it; pts 0 and 1 are shown before the keyframe
+    # but decoded after it (they can reference it): nothing is undecodable, every picture is a frame
+    packets = [_Packet(3), _Packet(2, key=True), _Packet(0), _Packet(1), *[_Packet(p) for p in range(4, 8)]]
+    clip, _ = fake_nvdec(packets)
+    assert [_pts_of(f) for f in nvdec.NvdecSource(clip)] == [0, 1, 2, 3, 4, 5, 6, 7]
 
 
 def test_undecodable_packets_become_failures_at_their_index(fake_nvdec: Any) -> None:

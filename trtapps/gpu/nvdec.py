@@ -66,6 +66,8 @@ DEVICE_BACKENDS = frozenset({"tensorrt", "onnxruntime_cuda"})
 NVDEC_CODECS = frozenset({"MPEG1", "MPEG2", "MPEG4", "VC1", "H264", "HEVC", "VP8", "VP9", "AV1"})
 #: packets decoded when the source is built to prove NVDEC handles the file (B-frame reordering delays output)
 PROBE_PACKETS = 64
+#: packet timestamps waiting for their picture beyond which pictures are taken not to carry them
+_MAX_UNMATCHED_PTS = 256
 
 
 class NvdecUnavailable(Exception):
@@ -379,7 +381,8 @@ class DeviceFrameRing:
     def __init__(self, device: int = 0) -> None:
         self.device = device
         self._free: dict[tuple[int, int], list[Any]] = {}
-        self._lock = threading.Lock()
+        # re-entrant: a garbage collection inside a locked section may run a lease's __del__ in the same thread
+        self._lock = threading.RLock()
         self._closed = False
         #: buffers allocated so far
         self.allocated = 0
@@ -448,6 +451,9 @@ class _DecodeSession:
         self.first_key_pts: int | None = None
         #: pictures not delivered because they are outside the presentation
         self.skipped = 0
+        self._fed_pts: set[int] = set()  # pts of decoded packets whose picture has not come out yet
+        self._pts_trusted = True
+        self._pre_key_pts: set[int] = set()  # pts of the packets decoded before the first keyframe
         self.device = device
         self.ring = ring
         self.wanted = wanted
@@ -588,14 +594,25 @@ class _DecodeSession:
             return
         if int(getattr(packet, "bsl", 1) or 0) == 0:  # the demuxer's own end-of-stream packet flushed the decoder
             self._finished = True
-        self._note_keyframe(packet)
+        self._note_packet(packet)
         self._take(surfaces, strict=strict)
 
-    def _note_keyframe(self, packet: Any) -> None:
-        if self.first_key_pts is not None or not getattr(packet, "key", 0):
-            return
+    def _note_packet(self, packet: Any) -> None:
+        """Remember a decoded packet's pts (pictures are matched to it) and where the first keyframe is."""
         pts = getattr(packet, "pts", None)
-        if not isinstance(pts, int) or isinstance(pts, bool):
+        if not isinstance(pts, int) or isinstance(pts, bool) or int(getattr(packet, "bsl", 1) or 0) == 0:
+            return
+        if self._pts_trusted:
+            self._fed_pts.add(pts)
+            if len(self._fed_pts) > _MAX_UNMATCHED_PTS:  # the pictures do not carry their packets' pts
+                self.log.debug("%s: decoded pictures do not carry packet timestamps; presenting every picture",
+                               self.path)
+                self._pts_trusted = False
+                self._fed_pts.clear()
+        if self.first_key_pts is not None:
+            return
+        if not getattr(packet, "key", 0):
+            self._pre_key_pts.add(pts)
             return
         self.first_key_pts = pts
         if self.presentation_end is not None and not 0 <= pts < self.presentation_end:
@@ -604,11 +621,17 @@ class _DecodeSession:
             self.presentation_end = None
 
     def _presented(self, surface: Any) -> bool:
-        """False for a picture FFmpeg would not show: before the first keyframe, or past the edit list's end."""
+        """False for a picture FFmpeg would not show: one decoded before the first keyframe and shown before it
+        (its references are missing), or one past the edit list's end. Only pictures carrying the pts of a packet
+        fed to the decoder are judged (anything else is presented)."""
         pts = surface_pts(surface)
-        if pts is None:
+        if pts is None or not self._pts_trusted or pts not in self._fed_pts:
             return True
-        if self.next_index == 0 and self.first_key_pts is not None and pts < self.first_key_pts:
+        self._fed_pts.discard(pts)
+        # decoded before the first keyframe and shown before it: its references are missing
+        before_key = self.first_key_pts is not None and pts < self.first_key_pts
+        if self.next_index == 0 and before_key and pts in self._pre_key_pts:
+            self._pre_key_pts.discard(pts)
             return False
         return self.presentation_end is None or pts < self.presentation_end
 
@@ -618,8 +641,12 @@ class _DecodeSession:
         if packet_type is None:
             return
         try:
+            packet = packet_type()
+            for field in ("bsl", "bsl_data"):  # an empty packet is the decoder's end-of-stream signal
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(packet, field, 0)
             with self.stream:
-                surfaces = self._decoder.Decode(packet_type())
+                surfaces = self._decoder.Decode(packet)
         except Exception as exc:  # nothing was pending, or the decoder was flushed already
             self.log.debug("%s: end-of-stream flush: %s", self.path, _first_line(exc))
             return
@@ -795,10 +822,11 @@ class NvdecSource:
                 if self.max_frames is not None and delivered >= self.max_frames:
                     break
             else:
-                if self.frame_count and last + 1 < self.frame_count:
-                    self.undelivered = self.frame_count - (last + 1)
+                promised = self.frame_count - session.skipped  # the header counts the skipped pictures too
+                if self.frame_count and last + 1 < promised:
+                    self.undelivered = promised - (last + 1)
                     self.log.warning("%s: the header promises %d frames, NVDEC delivered %d; %d never came",
-                                     self.name, self.frame_count, last + 1, self.undelivered)
+                                     self.name, promised, last + 1, self.undelivered)
         finally:
             if session.skipped:
                 self.log.info("%s: %d decoded pictures lie outside the presentation (before the first keyframe or "
