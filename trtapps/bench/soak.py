@@ -72,7 +72,7 @@ def _window(values: list[float]) -> tuple[float, float]:
 def growth(samples: list[dict[str, Any]], key: str, warmup_s: float, limit: float) -> dict[str, Any]:
     """How much ``sample[key]`` grew after the warm-up: start and end medians, peak, relative growth, ok.
 
-    The sample taken after the run ended (``after_run``) is left out: the pipeline has freed its queues by then.
+    Samples taken once the sources ended (``after_run``) are left out: the pipeline drains and frees its queues.
     """
     values = [s[key] for s in samples
               if s["t"] >= warmup_s and s.get(key) is not None and not s.get("after_run")]
@@ -168,8 +168,8 @@ def run_soak(config: SoakConfig, on_sample: Callable[[dict[str, Any]], None] | N
             snap = gpu_snapshot(device)
             row["gpu_used_mib"] = round(snap["device_used_mib"], 1)
             row["cupy_pool_mib"] = round(snap["cupy_pool_held_mib"], 1)
-        if after_run:
-            row["after_run"] = True  # the pipeline's threads and queues are gone: not part of the growth check
+        if after_run or now >= config.seconds:
+            row["after_run"] = True  # the sources have ended: the pipeline drains and frees its queues
         samples.append(row)
         if on_sample is not None:
             on_sample(row)
