@@ -101,6 +101,9 @@ def test_mirrors_come_before_the_catalogue_urls(monkeypatch: pytest.MonkeyPatch)
         "http://second.example/yolox_s.onnx",
         "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_s.onnx",
     ]
+    monkeypatch.setenv("TRTAPPS_ZOO_MIRROR", "models.example/zoo")
+    with pytest.raises(ModelError, match=r"^TRTAPPS_ZOO_MIRROR: 'models.example/zoo' is not a URL; give base URLs"):
+        sources(MODELS["yolox_s"])
 
 
 # -- the catalogue itself --------------------------------------------------------------------------------------------

