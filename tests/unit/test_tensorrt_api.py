@@ -107,8 +107,8 @@ def test_backend_options_models() -> None:
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TRTAPPS_CACHE", str(tmp_path / "engines"))
-    assert default_cache_dir() == tmp_path / "engines"
+    monkeypatch.setenv("TRTAPPS_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "engines"  # models go to TRTAPPS_CACHE/models beside it
     monkeypatch.delenv("TRTAPPS_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "trtapps" / "engines"
 

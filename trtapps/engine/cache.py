@@ -9,7 +9,7 @@ new build::
                              the ONNX metadata_props (class names survive the conversion), engine checksum
     <cache>/timing/<TensorRT version>-<GPU>-sm<cc>.cache    the builder's timing cache, shared by builds
 
-The cache lives in ``TRTAPPS_CACHE`` or ``~/.cache/trtapps/engines``. Files are written to a temporary name in
+The cache lives in ``TRTAPPS_CACHE``/engines (default ``~/.cache/trtapps/engines``). Files are written to a temporary name in
 the same folder and renamed, so a reader never sees half a file; the JSON is written last, so an entry without
 its JSON is incomplete and ignored. Two processes building the same engine at once both build it and the last
 rename wins (same content up to TensorRT's tactic choices). Nothing here imports TensorRT.
@@ -38,11 +38,9 @@ META_SUFFIX = ".json"
 
 
 def default_cache_dir() -> Path:
-    """``TRTAPPS_CACHE`` if set, else ``~/.cache/trtapps/engines``."""
+    """``TRTAPPS_CACHE``/engines, default ``~/.cache/trtapps/engines`` (models go to ``…/models`` beside it)."""
     env = os.environ.get("TRTAPPS_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "trtapps" / "engines"
+    return (Path(env).expanduser() if env else Path.home() / ".cache" / "trtapps") / "engines"
 
 
 @dataclass(frozen=True)

@@ -74,8 +74,8 @@ class TensorRTOptions(BackendOptions):
     )
     tf32: bool = Field(False, description="Allow TF32 math in fp32 layers (faster, ~1e-3 relative error).")
     optimization_level: int | None = Field(None, ge=0, le=5, description="Builder optimization level (0-5).")
-    cache_dir: str | None = Field(None, description="Engine cache folder (default: TRTAPPS_CACHE or "
-                                  "~/.cache/trtapps/engines).")
+    cache_dir: str | None = Field(None, description="Engine cache folder (default: TRTAPPS_CACHE/engines, "
+                                  "else ~/.cache/trtapps/engines).")
     rebuild: bool = Field(False, description="Build the engine even when a cached one exists.")
     timing_cache: bool = Field(True, description="Reuse the builder timing cache kept in the cache folder.")
     cuda_graph: bool = Field(False, description=CUDA_GRAPH_DESCRIPTION)
@@ -126,7 +126,7 @@ class TensorRTRunner(DeviceRunner):
         stream: the CuPy stream :meth:`infer` enqueues on when called without one (the pipeline's); when
             omitted, such calls use CuPy's current stream.
         options: build options for ONNX models (ignored for engine files).
-        cache_dir: the engine cache folder (default: ``TRTAPPS_CACHE`` or ``~/.cache/trtapps/engines``).
+        cache_dir: the engine cache folder (default: ``TRTAPPS_CACHE``/engines, else ``~/.cache/trtapps/engines``).
         rebuild: build even when a cached engine exists.
         timing_cache: reuse the timing cache in the cache folder.
         cuda_graph: one CUDA graph per input shape (see the module docstring).
