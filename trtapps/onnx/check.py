@@ -610,6 +610,7 @@ class _Checker:
                 self._reshape_fallback()
             return
         baked_outputs: set[str] = set()
+        conflict_nodes = {c.node for c in self.shapes.conflicts}
         for node in self.index.nodes:
             if node.op_type in ("Shape", "Size", "NonZero") or not node.output:
                 continue  # their outputs hold shapes/indices, not samples
@@ -621,6 +622,8 @@ class _Checker:
             if not out_dims or not isinstance(out_dims[0], int):
                 self._reshape_minus_one(node)
                 continue
+            if self.index.label(node) in conflict_nodes:
+                continue  # reported with both sides by _concat_mixing
             baked_outputs.add(out)
             self._baked(node, out_dims)
         self._concat_mixing()

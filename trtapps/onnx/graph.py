@@ -246,10 +246,12 @@ def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = (), sym
         shapes.dims[value.name] = tensor_dims(value)
     for init in work.graph.initializer:
         shapes.dims[init.name] = [int(d) for d in init.dims]
-    inferred, errors = None, []
+    inferred: onnx.ModelProto | None = None
+    conflicts: list[str] = []
+    errors: list[str] = []
     for infer in (_ort_symbolic, _onnx_data_prop) if symbolic else (_onnx_data_prop,):
         try:
-            inferred = infer(work)
+            inferred, conflicts = infer(work)
             break
         except Exception as exc:  # inference bugs on exotic graphs: try the next, else keep the declarations
             errors.append(f"{infer.__name__.strip('_')}: {_first_line(exc)}")
@@ -263,6 +265,8 @@ def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = (), sym
         if dims is not None and traced:
             dims = [_normalize(d, cache) for d in dims]
         shapes.dims[value.name] = dims
+    if traced and conflicts:
+        shapes.conflicts = _conflicts(model, shapes, conflicts)
     for node in inferred.graph.node:  # Constant outputs get no value_info in some versions
         if node.op_type == "Constant" and node.output and node.output[0] not in shapes.dims:
             for attr in node.attribute:
@@ -296,85 +300,29 @@ def trace_batch(model: onnx.ModelProto, batch_inputs: Sequence[str]) -> Shapes:
     """Shapes with the batch traced as a symbol, robust to nodes that mix the batch with a baked size.
 
     ONNX Runtime's symbolic inference resolves a conflict such as ``Concat([batch, 16, 16], [1, 1, 16])`` by
-    merging the batch symbol with 1 everywhere, which would hide every later finding. So conflicts are looked for
-    first with ONNX's own inference (which merges nothing); when some exist, the symbolic inference runs on a copy
-    in which each fixed-size input of a conflicting node takes its first dimension from the batch tensor, and the
-    conflicts are reported in :attr:`Shapes.conflicts`.
+    merging the batch symbol with 1 everywhere, which would hide every later finding. Here that one merge is
+    refused: the node is recorded as a :class:`Conflict` and the batch stays a symbol for the rest of the graph.
     """
-    plain = infer_shapes(model, trace_batch=batch_inputs, symbolic=False)
-    conflicts = find_conflicts(model, plain)
-    target = _patch_conflicts(model, conflicts) if conflicts else model
-    shapes = infer_shapes(target, trace_batch=batch_inputs)
-    if shapes.error is not None and plain.error is None:
-        plain.conflicts = conflicts
-        return plain
-    shapes.conflicts = conflicts
-    return shapes
+    return infer_shapes(model, trace_batch=batch_inputs)
 
 
-def find_conflicts(model: onnx.ModelProto, shapes: Shapes) -> list[Conflict]:
-    """The nodes where a batch tensor meets a tensor of a fixed first dimension (see :class:`Conflict`)."""
-    conflicts = []
-    for node in model.graph.node:
-        dims = [shapes.get(i) if i else None for i in node.input]
-        if node.op_type == "Concat":
-            rank = next((len(d) for d in dims if d), 0)
-            axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-            if rank == 0 or axis % rank == 0:
-                continue
-            batch = [i for i, d in zip(node.input, dims, strict=True) if d and d[0] == BATCH_SYMBOL]
-            fixed = [i for i, d in zip(node.input, dims, strict=True) if d and isinstance(d[0], int)]
-        elif node.op_type in BROADCAST_OPS:
-            rank = max((len(d) for d in dims if d), default=0)
-            lead = [(i, d[0] if d and len(d) == rank else None) for i, d in zip(node.input, dims, strict=True)]
-            batch = [i for i, d in lead if d == BATCH_SYMBOL]
-            fixed = [i for i, d in lead if isinstance(d, int) and d != 1]
-        else:
-            continue
-        if batch and fixed:
-            conflicts.append(Conflict(node.name or node.op_type, node.op_type, batch[0], fixed))
-    return conflicts
-
-
-def _patch_conflicts(model: onnx.ModelProto, conflicts: Sequence[Conflict]) -> onnx.ModelProto:
-    """A copy in which each fixed input of a conflict is sliced to one row and expanded to the batch (for shape
-    inference only: the values are not meant to be right)."""
-    import onnx
-
-    work = copy.deepcopy(model)
-    nodes = {n.name or n.op_type: n for n in work.graph.node}
-    one = add_initializer(work, "trtapps_trace_one", np.asarray([1], dtype=np.int64))
-    zero = add_initializer(work, "trtapps_trace_zero", np.asarray([0], dtype=np.int64))
-    big = add_initializer(work, "trtapps_trace_big", np.asarray([np.iinfo(np.int64).max], dtype=np.int64))
-    added: list[onnx.NodeProto] = []
-    for c in conflicts:
-        node = nodes.get(c.node)
+def _conflicts(model: onnx.ModelProto, shapes: Shapes, nodes: Sequence[str]) -> list[Conflict]:
+    """Describe the nodes where the batch met a fixed first dimension (named by :class:`_BatchInference`)."""
+    by_name = {n.name: n for n in model.graph.node if n.name}
+    conflicts: list[Conflict] = []
+    for name in dict.fromkeys(nodes):
+        node = by_name.get(name)
         if node is None:
             continue
-        batch_dim = unique_name(work, f"{c.batch_input}_trace_batch")
-        added.append(onnx.helper.make_node("Shape", [c.batch_input], [batch_dim + "_shape"]))
-        added.append(onnx.helper.make_node("Slice", [batch_dim + "_shape", zero, one], [batch_dim]))
-        for name in c.fixed_inputs:
-            first = unique_name(work, f"{name}_trace_first")
-            rest = unique_name(work, f"{name}_trace_rest")
-            shape = unique_name(work, f"{name}_trace_shape")
-            patched = unique_name(work, f"{name}_trace_batch")
-            added += [
-                onnx.helper.make_node("Slice", [name, zero, one, zero], [first]),
-                onnx.helper.make_node("Shape", [name], [rest + "_all"]),
-                onnx.helper.make_node("Slice", [rest + "_all", one, big], [rest]),
-                onnx.helper.make_node("Concat", [batch_dim, rest], [shape], axis=0),
-                onnx.helper.make_node("Expand", [first, shape], [patched]),
-            ]
-            for i, inp in enumerate(node.input):
-                if inp == name:
-                    node.input[i] = patched
-        # keep a valid order: the added nodes go right before the node that uses them
-        position = list(work.graph.node).index(node)
-        for offset, extra in enumerate(added):
-            work.graph.node.insert(position + offset, extra)
-        added = []
-    return work
+        dims = [shapes.get(i) if i else None for i in node.input]
+        rank = max((len(d) for d in dims if d), default=0)
+        lead = [(i, d[0] if d and len(d) == rank else None) for i, d in zip(node.input, dims, strict=True)]
+        batch = [i for i, d in lead if d == BATCH_SYMBOL]
+        broadcast = node.op_type in BROADCAST_OPS
+        fixed = [i for i, d in lead if isinstance(d, int) and not (broadcast and d == 1)]
+        if batch and fixed:
+            conflicts.append(Conflict(name, node.op_type, batch[0], fixed))
+    return conflicts
 
 
 def _normalize(dim: Dim, cache: dict[str, Dim]) -> Dim:
@@ -398,26 +346,81 @@ def _normalize(dim: Dim, cache: dict[str, Dim]) -> Dim:
     return cache[dim]
 
 
-def _ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto:
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-    # it logs its own progress at INFO/WARNING through the root logger's handlers; keep the CLI quiet
+def _ort_symbolic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    # it logs its own progress through the root logger's handlers; keep the CLI quiet
     ort_log = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
     level = ort_log.level
     ort_log.setLevel(logging.ERROR)
     try:
-        result = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+        if (default_opset(model) or 0) < 7:
+            raise RuntimeError("opset < 7")
+        inference = _batch_inference_class()(2**31 - 1, True, True, 0)
+        inference._preprocess(model)
+        complete = False
+        while inference.run_:
+            complete = inference._infer_impl()
+        inference._update_output_from_vi()
+        if not complete:
+            raise RuntimeError("incomplete symbolic shape inference")
+        return inference.out_mp_, list(dict.fromkeys(inference.trtapps_conflicts))
     finally:
         ort_log.setLevel(level)
-    if result is None:
-        raise RuntimeError("no result")
-    return result
 
 
-def _onnx_data_prop(model: onnx.ModelProto) -> onnx.ModelProto:
+_BATCH_INFERENCE: Any = None
+
+
+def _batch_inference_class() -> Any:
+    """ONNX Runtime's ``SymbolicShapeInference`` that refuses to merge the traced batch with a number.
+
+    The merge is where a baked size meets the batch (``Concat`` along another axis, a broadcast of a first
+    dimension other than 1); the node is remembered in ``trtapps_conflicts`` instead and its output keeps the
+    batch, so what follows is traced as if the baked size had been the batch. ONNX Runtime's internals are used
+    (``_preprocess``/``_infer_impl``, ``_merge_symbols``, the op dispatcher): if they change, the caller falls
+    back to ONNX's own inference.
+    """
+    global _BATCH_INFERENCE
+    if _BATCH_INFERENCE is not None:
+        return _BATCH_INFERENCE
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference, is_literal
+
+    class BatchInference(SymbolicShapeInference):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.trtapps_conflicts: list[str] = []
+            self.trtapps_node = ""
+            for op, handler in list(self.dispatcher_.items()):
+                self.dispatcher_[op] = self._trtapps_wrap(handler)
+
+        def _trtapps_wrap(self, handler: Any) -> Any:
+            def run(node: Any) -> Any:
+                self.trtapps_node = node.name
+                return handler(node)
+
+            return run
+
+        def _merge_symbols(self, dims: Any) -> Any:
+            resolved = [self.suggested_merge_.get(d, d) if isinstance(d, str) else d for d in dims]
+            if BATCH_SYMBOL in resolved and any(is_literal(d) for d in resolved):
+                self.trtapps_conflicts.append(self.trtapps_node)
+                return BATCH_SYMBOL  # the batch wins: what follows is traced as batch-sized
+            return super()._merge_symbols(dims)
+
+        def _add_suggested_merge(self, symbols: Any, apply: bool = False) -> Any:
+            resolved = {self.suggested_merge_.get(s, s) if isinstance(s, str) else s for s in symbols}
+            if BATCH_SYMBOL in resolved and any(is_literal(s) for s in resolved):
+                self.trtapps_conflicts.append(self.trtapps_node)
+                return None
+            return super()._add_suggested_merge(symbols, apply)
+
+    _BATCH_INFERENCE = BatchInference
+    return BatchInference
+
+
+def _onnx_data_prop(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
     import onnx
 
-    return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True), []
 
 
 def _first_line(exc: BaseException) -> str:
