@@ -53,7 +53,8 @@ class Batcher:
     Args:
         sources: the run's sources; ``Frame.source_id`` becomes each one's position.
         max_batch: frames per batch at most.
-        max_wait: seconds a partly filled batch waits for more frames.
+        max_wait: seconds a partly filled batch waits for more frames (``math.inf``: until it is full or the
+            sources have ended).
         capacity: frames queued per source at most.
         summary: counts frames in/dropped and the read/stage times.
         stop: set to stop reading (Ctrl-C, an error, the consumer gave up).
@@ -186,7 +187,7 @@ class Batcher:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(timeout=remaining)
+                self._cond.wait(timeout=min(remaining, 0.1))  # wake regularly to notice stop
             self._turn = (self._turn + 1) % len(self.feeds)
             self._cond.notify_all()  # room in the queues for blocked readers
         return batch

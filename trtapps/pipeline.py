@@ -23,6 +23,7 @@ returns a :class:`~concurrent.futures.Future`) where concurrent requests are bat
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -52,6 +53,9 @@ from trtapps.zoo import resolve_model
 log = logging.getLogger("trtapps")
 
 _END = object()
+
+#: how long a partly filled batch waits for more frames by default when a live source is present (seconds)
+LIVE_MAX_WAIT = 0.010
 
 
 @dataclass(frozen=True)
@@ -413,8 +417,12 @@ class Pipeline:
             slots = per_source * len(sources) + self.batch_size * (in_flight + 2) + len(sources)
             stager = DeviceFrameStager(slots, device=self.context.device)
             stream = pipeline_stream(self.context, self.context.device)
+        if self.config.max_wait_ms is not None:
+            max_wait = self.config.max_wait_ms / 1000.0
+        else:  # files gain nothing from partial batches; live frames should not wait long for company
+            max_wait = LIVE_MAX_WAIT if any(getattr(s, "live", False) for s in sources) else math.inf
         batcher = Batcher(
-            sources, max_batch=self.batch_size, max_wait=self.config.max_wait_ms / 1000.0, capacity=per_source,
+            sources, max_batch=self.batch_size, max_wait=max_wait, capacity=per_source,
             summary=summary, stop=stop, key=self.app.batch_key,
             stage=stager.stage if stager is not None else None,
             discard=(lambda frame: stager.release(frame, None)) if stager is not None else None,

@@ -119,6 +119,14 @@ def test_a_partly_filled_batch_leaves_after_max_wait() -> None:
     assert batcher.join(5)
 
 
+def test_without_a_wait_limit_slow_files_still_fill_every_batch() -> None:
+    import math
+
+    slow = ListFeed("slow", 10, delay=0.02)  # slower than the batcher's default 10 ms for live sources
+    batches = drain(make([slow], max_wait=math.inf)[0])
+    assert [len(b) for b in batches] == [4, 4, 2]
+
+
 def test_frames_with_different_keys_never_share_a_batch_and_order_holds() -> None:
     small, large = ListFeed("s", 6, shape=(4, 6)), ListFeed("l", 6, shape=(8, 8))
     batcher, _, _ = make([small, large], key=lambda f: f.image.shape)

@@ -53,8 +53,9 @@ class PipelineFile(BaseModel):
         "skip", description="After a frame fails in a stage: record it and go on (skip), or stop (abort)."
     )
     queue_size: int = Field(4, ge=1, le=1024, description="Batches buffered between stages (back-pressure).")
-    max_wait_ms: float = Field(
-        10.0, ge=0, le=10_000, description="How long a partly filled batch waits for more frames (latency bound)."
+    max_wait_ms: float | None = Field(
+        None, ge=0, le=10_000, description="How long a partly filled batch waits for more frames (latency bound). "
+        "Default: 10 ms when a live source (camera, stream) is present, else batches wait until full."
     )
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-plugin settings.")
 
@@ -86,7 +87,7 @@ class PipelineConfig:
     output: str | None = None
     on_error: str = "skip"
     queue_size: int = 4
-    max_wait_ms: float = 10.0
+    max_wait_ms: float | None = None
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: Path | None = None
 
