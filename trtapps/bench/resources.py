@@ -87,6 +87,29 @@ def gpu_snapshot(device: int = 0) -> dict[str, float]:
         }
 
 
+def process_gpu_mib(pid: int | None = None) -> float | None:
+    """GPU memory held by one process (default: this one) per ``nvidia-smi``, in MiB; ``None`` when unknown.
+
+    Unlike ``cudaMemGetInfo`` it ignores other processes on the same GPU, so a soak can share the machine.
+    """
+    import os
+    import subprocess
+
+    pid = os.getpid() if pid is None else pid
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) == 2 and fields[0] == str(pid) and fields[1].isdigit():
+            return float(fields[1])
+    return None
+
+
 class GpuMemoryMonitor:
     """Samples GPU memory every *interval* seconds on a thread of its own while a block runs.
 

@@ -1,7 +1,9 @@
 """Soak runs: a small model over looping video sources for many minutes, watched for leaks and lost frames.
 
 A thread samples every few seconds: frames out so far, frames/s since the last sample, the resident set size
-(``/proc/self/status``) and, on a GPU backend, device memory in use and CuPy's pool. At the end
+(``/proc/self/status``) and, on a GPU backend, the GPU memory this process holds (``nvidia-smi``'s per-process
+figure, so other work on the same GPU does not disturb the verdict; the whole device's ``cudaMemGetInfo`` when
+``nvidia-smi`` cannot tell, marked ``gpu_scope``) and CuPy's pool. At the end
 :func:`judge` gives the verdict the throughput issue asks for:
 
 * **memory flat**: after the warm-up (allocators, caches and the first passes settle), the median of the last
@@ -29,7 +31,7 @@ from rich.table import Table
 
 from trtapps.bench.core import host, versions
 from trtapps.bench.levels import on_device
-from trtapps.bench.resources import gpu_snapshot, rss_mib
+from trtapps.bench.resources import gpu_snapshot, process_gpu_mib, rss_mib
 from trtapps.bench.sources import LoopingVideoSource
 from trtapps.metrics import RunSummary
 
@@ -166,7 +168,9 @@ def run_soak(config: SoakConfig, on_sample: Callable[[dict[str, Any]], None] | N
         }
         if device is not None:
             snap = gpu_snapshot(device)
-            row["gpu_used_mib"] = round(snap["device_used_mib"], 1)
+            own = process_gpu_mib()  # this process only, when nvidia-smi can tell; else the whole device
+            row["gpu_used_mib"] = round(own if own is not None else snap["device_used_mib"], 1)
+            row["gpu_scope"] = "process" if own is not None else "device"
             row["cupy_pool_mib"] = round(snap["cupy_pool_held_mib"], 1)
         if after_run or now >= config.seconds:
             row["after_run"] = True  # the sources have ended: the pipeline drains and frees its queues
