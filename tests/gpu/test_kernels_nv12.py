@@ -98,6 +98,8 @@ def _run(
     out = cp.full((len(images), 3, *size), np.nan, dtype=dtype)
     device = sources if sources is not None else [cp.asarray(im) for im in images]
     kwargs = {"pad_value": pad, "swap_rb": swap, "scale": scale, "mean": mean, "std": std}
+    if stream is not None:
+        cp.cuda.Device().synchronize()  # the uploads and the poisoning ran on the default stream
     preprocess_batch(device, out, rois, pixel_formats=formats, stream=stream, **kwargs)
     if stream is not None:
         stream.synchronize()
@@ -204,6 +206,7 @@ def test_nv12_to_bgr_of_frames_pitched_surfaces_and_given_outputs(cp: Any) -> No
     frame = Frame(image=cp.asarray(nv12), source="zidane", pixel_format="nv12")
     assert (frame.height, frame.width) == (720, 1280)
     stream = cp.cuda.Stream(non_blocking=True)
+    cp.cuda.Device().synchronize()  # the upload ran on the default stream
     got = nv12_to_bgr(frame, stream)
     stream.synchronize()
     np.testing.assert_array_equal(got.get(), expected)

@@ -118,7 +118,7 @@ def test_frame_buffers_are_reused_only_once_released(cp: Any) -> None:
         del frame
     gc.collect()
     # dropped frames gave their buffers back: a handful of buffers served 60 frames, kept ones stayed private
-    assert source.ring.allocated <= len(kept) + 8, source.ring.allocated
+    assert source.ring.allocated <= len(kept) + 12, source.ring.allocated
     assert len(pointers) <= source.ring.allocated
     for index, live, private in kept:
         assert bool((live == private).all()), f"frame {index} was overwritten by a later frame"
