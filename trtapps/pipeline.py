@@ -659,9 +659,10 @@ def _dump(item: Any) -> Any:
 
 
 def _on_host(frame: Frame) -> Frame:
+    """*frame* with host BGR pixels (the source's own when the frame was copied to the GPU; NV12 converted)."""
     if not is_device_array(frame.image):
         return frame
-    return Frame(to_host(frame.image), frame.source, frame.index, frame.timestamp, frame.source_id, frame.meta)
+    return Frame(frame.host_image(), frame.source, frame.index, frame.timestamp, frame.source_id, frame.meta)
 
 
 def _as_frame(image: np.ndarray | str | Path) -> Frame:
