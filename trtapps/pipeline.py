@@ -203,9 +203,16 @@ class Pipeline:
             raise StageError(f"{registry.kind} {options.type!r}", spec.plugin or None, exc) from exc
 
     def _build_runner(self) -> Runner:
+        from trtapps.gpu.graphs import resolve_cuda_graph
+
         spec = select_backend(self.config.backend.type, self.registries.backend)
         fields = self.config.backend.model_dump(exclude={"type"})
-        if self.config.backend.type == "auto":
+        explicit = self.config.backend.type != "auto"
+        # graphs asked of a backend that cannot replay them: an error when named, a warning under auto
+        graph = resolve_cuda_graph(spec.name, bool(fields.pop("cuda_graph", False)), explicit=explicit)
+        if graph:
+            fields["cuda_graph"] = True
+        if not explicit:
             fields = {k: v for k, v in fields.items() if k in spec.options.model_fields}
         if "max_batch" in spec.options.model_fields and fields.get("max_batch") is None:
             fields["max_batch"] = self.config.app.batch_size  # device buffers / engine profile for the run's batch

@@ -62,6 +62,9 @@ class BackendOptions(Options):
     """Options every inference backend has."""
 
     device: int = Field(0, ge=0, description="CUDA device ordinal (GPU backends).")
+    cuda_graph: bool = Field(
+        False, description="Replay inference as CUDA graphs, one per batch size (GPU backends; see docs)."
+    )
 
 
 Kind = Literal["app", "source", "sink", "tracker", "postprocessor", "backend"]

@@ -81,7 +81,7 @@ def test_only_the_gpu_backends_take_cuda_graphs() -> None:
     assert cuda_graph_problem("onnxruntime_cuda") is None
     assert cuda_graph_problem("tensorrt") is None
     assert cuda_graph_problem("onnxruntime") == (
-        "backend 'onnxruntime' runs on the CPU; CUDA graphs need onnxruntime_cuda or tensorrt"
+        "backend 'onnxruntime' cannot replay CUDA graphs (only onnxruntime_cuda and tensorrt can)"
     )
 
 
@@ -90,8 +90,8 @@ def test_an_explicit_cpu_backend_with_cuda_graph_is_a_config_error() -> None:
         resolve_cuda_graph("onnxruntime", True, explicit=True)
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith("backend.cuda_graph: backend 'onnxruntime' runs on the CPU")
-    assert message.endswith("remove cuda_graph or choose a GPU backend")
+    assert message.startswith("backend.cuda_graph: backend 'onnxruntime' cannot replay CUDA graphs")
+    assert message.endswith("remove cuda_graph or choose one of those")
 
 
 def test_auto_falling_back_to_the_cpu_turns_graphs_off_with_one_warning(
@@ -103,8 +103,8 @@ def test_auto_falling_back_to_the_cpu_turns_graphs_off_with_one_warning(
         assert resolve_cuda_graph("onnxruntime", True, explicit=False) is False
     warnings = [r.getMessage() for r in caplog.records]
     assert warnings == [
-        "backend.cuda_graph is ignored: backend auto chose backend 'onnxruntime' runs on the CPU; CUDA graphs need "
-        "onnxruntime_cuda or tensorrt"
+        "backend.cuda_graph is ignored: backend 'onnxruntime' cannot replay CUDA graphs (only onnxruntime_cuda and "
+        "tensorrt can) (chosen by backend auto)"
     ]
 
 
@@ -530,3 +530,23 @@ def test_graph_runner_without_graphs_where_onnxruntime_refuses_or_shapes_forbid(
     assert spatial.cuda_graph_problem == "input images float32 [?, 2, ?] has dynamic dimensions other than the batch"
     assert spatial.session.graphs is False  # reopened without enable_cuda_graph
     assert [o.get("enable_cuda_graph") for o in _Session.opened[-2:]] == ["1", None]
+
+
+def test_a_pipeline_refuses_graphs_on_a_named_cpu_backend_and_ignores_them_under_auto(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import shared_path
+    from trtapps.errors import ConfigError
+    from trtapps.pipeline import Pipeline
+
+    monkeypatch.delenv("TRTAPPS_BACKEND", raising=False)
+    app = {"type": "yolo", "model": str(shared_path("models/yolox_nano.onnx"))}
+    with pytest.raises(ConfigError, match=r"backend\.cuda_graph: backend 'onnxruntime' cannot replay CUDA graphs"):
+        Pipeline.from_objects(app=app, backend={"type": "onnxruntime", "cuda_graph": True})
+    with caplog.at_level("WARNING"):
+        pipe = Pipeline.from_objects(app=app, backend={"type": "auto", "cuda_graph": True})
+    with pipe:
+        if pipe.runner.backend == "onnxruntime":  # no GPU: auto chose the CPU and said graphs are off
+            assert "backend.cuda_graph is ignored" in caplog.text
+        else:  # a GPU machine: auto chose a GPU backend, which got the option
+            assert pipe.runner.cuda_graph is True

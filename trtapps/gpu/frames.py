@@ -251,6 +251,11 @@ class DeviceFrameStager:
         if stream is None:
             import cupy
 
+            from trtapps.gpu.graphs import relax_capture_mode
+
+            # the inference thread may be capturing a CUDA graph in global mode, which would make this thread's
+            # allocations and event waits fail; thread-local mode restricts this thread only by its own captures
+            relax_capture_mode()
             stream = self._local.stream = cupy.cuda.Stream(non_blocking=True)
         return stream
 

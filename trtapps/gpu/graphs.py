@@ -62,7 +62,7 @@ def cuda_graph_problem(backend: str) -> str | None:
     """Why *backend* cannot run CUDA graphs, or ``None`` when it can."""
     if backend in GRAPH_BACKENDS:
         return None
-    return f"backend {backend!r} runs on the CPU; CUDA graphs need {' or '.join(GRAPH_BACKENDS)}"
+    return f"backend {backend!r} cannot replay CUDA graphs (only {' and '.join(GRAPH_BACKENDS)} can)"
 
 
 _told: set[str] = set()
@@ -88,12 +88,12 @@ def resolve_cuda_graph(backend: str, requested: bool, *, explicit: bool) -> bool
     if problem is None:
         return True
     if explicit:
-        raise ConfigError(f"backend.cuda_graph: {problem}; remove cuda_graph or choose a GPU backend")
+        raise ConfigError(f"backend.cuda_graph: {problem}; remove cuda_graph or choose one of those")
     with _told_lock:
         first = backend not in _told
         _told.add(backend)
     if first:
-        log.warning("backend.cuda_graph is ignored: backend auto chose %s", problem)
+        log.warning("backend.cuda_graph is ignored: %s (chosen by backend auto)", problem)
     return False
 
 

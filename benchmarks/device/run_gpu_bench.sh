@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# On the GPU machine, after benchmarks/device/stage.sh: the benchmarks of the GPU and throughput issues, in two
+# parts that each fit a 10-minute call: `run_gpu_bench.sh 1` (kernels, the three levels and streams, CUDA graphs)
+# and `run_gpu_bench.sh 2` (NVDEC decode and pipeline, Ultralytics, ReID). JSON and logs go to $OUT.
+source benchmarks/device/setup.sh || exit 1
+M=$TRTAPPS_DATA/models/yolov8n_dequant.onnx
+V=$TRTAPPS_DATA/media/face_tracker.mp4
+if [ "${1:-1}" = 1 ]; then
+  python3 benchmarks/gpu_kernels.py --batch 32 --real --json "$OUT/gpu_kernels.json" 2>&1 | tail -12
+  python3 -m trtapps bench --model "$M" --video "$V" --backend onnxruntime_cuda --batch 1,8,32 --streams 1,8,16 \
+    --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" | tail -30
+  python3 benchmarks/cuda_graphs.py --model "$M" --json "$OUT/cuda_graphs.json" 2>&1 | tail -15
+else
+  python3 benchmarks/nvdec_decode.py --media "$V" "$TRTAPPS_DATA/media/MOT17-09.mp4" --streams 1 8 16 --frames 600 \
+    --raw --json "$OUT/nvdec_decode.json" 2>&1 | tail -15
+  python3 benchmarks/nvdec_pipeline.py --model "$M" --video "$V" --streams 8,16 --json "$OUT/nvdec_pipeline.json" \
+    2>&1 | tail -8
+  python3 benchmarks/peer_ultralytics.py --model "$M" --video "$V" --out "$OUT/peer" 2>&1 | tail -15
+  python3 benchmarks/reid_gpu.py --json "$OUT/reid_gpu.json" --markdown "$OUT/reid_gpu.md" 2>&1 | tail -15
+fi
