@@ -9,10 +9,10 @@ new build::
                              the ONNX metadata_props (class names survive the conversion), engine checksum
     <cache>/timing/<TensorRT version>-<GPU>-sm<cc>.cache    the builder's timing cache, shared by builds
 
-The cache lives in ``TRTAPPS_CACHE``/engines (default ``~/.cache/trtapps/engines``). Files are written to a temporary name in
-the same folder and renamed, so a reader never sees half a file; the JSON is written last, so an entry without
-its JSON is incomplete and ignored. Two processes building the same engine at once both build it and the last
-rename wins (same content up to TensorRT's tactic choices). Nothing here imports TensorRT.
+The cache lives in ``TRTAPPS_CACHE``/engines (default ``~/.cache/trtapps/engines``). Files are written to a
+temporary name in the same folder and renamed, so a reader never sees half a file; the JSON is written last, so
+an entry without its JSON is incomplete and ignored. Two processes building the same engine at once both build
+it and the last rename wins (same content up to TensorRT's tactic choices). Nothing here imports TensorRT.
 """
 
 from __future__ import annotations
