@@ -187,7 +187,12 @@ def _apply_precision(
         meta["variant"] = options["variant"]
     # the app is bound to the model (ONNX Runtime, CPU): its labels and resolved variant go into the metadata,
     # its preprocessing makes the int8 calibration inputs and the fp16 check inputs
-    report = apply_precision(fixed, out, precision, app=options, calib=calib, metadata=meta, batch=(1, max_batch))
+    try:
+        report = apply_precision(fixed, out, precision, app=options, calib=calib, metadata=meta,
+                                 batch=(1, max_batch))
+    except BaseException:
+        out.unlink(missing_ok=True)  # never leave a half-made model under the name the user asked for
+        raise
     model = onnx.load(str(out))
     tools = decode_metadata({p.key: p.value for p in model.metadata_props}).get(PREFIX + "tools")
     tools = {**(tools if isinstance(tools, dict) else {}), **tool_versions(("onnxslim",))}

@@ -250,6 +250,7 @@ def _tiny(nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto], *, opset: 
         ("uint8-qdq", "quantization", "error"),
         ("double-io", "double", "error"),
         ("loop", "control-flow", "warning"),
+        ("invalid-attribute", "invalid-model", "error"),
     ],
 )
 def test_operator_type_and_opset_rules(case: str, rule: str, severity: str) -> None:
@@ -268,6 +269,10 @@ def test_operator_type_and_opset_rules(case: str, rule: str, severity: str) -> N
     elif case == "uint8-qdq":
         model = _tiny([n("QuantizeLinear", ["x", "s", "zp"], ["q"]), n("DequantizeLinear", ["q", "s", "zp"], ["y"])],
                       [_init("s", np.asarray(0.1, dtype=np.float32)), _init("zp", np.asarray(128, dtype=np.uint8))])
+    elif case == "invalid-attribute":  # per-channel DequantizeLinear (axis) needs opset 13
+        model = _tiny([n("DequantizeLinear", ["q", "s", "zp"], ["w"], axis=0), n("Add", ["x", "w"], ["y"])],
+                      [_init("q", np.zeros((4, 1, 1), dtype=np.int8)), _init("s", np.ones(4, dtype=np.float32)),
+                       _init("zp", np.zeros(4, dtype=np.int8))], opset=11)
     elif case == "double-io":
         model = _tiny([n("Cast", ["x"], ["y"], to=TensorProto.DOUBLE)], [], out_type=TensorProto.DOUBLE)
     else:

@@ -163,6 +163,7 @@ FIXES = {
     "upsample-op": "export with opset >= 11 (Resize instead of the deprecated Upsample)",
     "shape-inference": "run onnx.checker / onnxslim on the model; the findings above may be incomplete",
     "output-batch": "export with dynamic_axes on the output's batch dimension too",
+    "invalid-model": "export again (or fix the node named in the message): ONNX Runtime and TensorRT reject it too",
     "quantization": "quantize symmetrically to int8 (zero point 0), e.g. `trtapps build --precision int8`",
 }
 
@@ -333,6 +334,7 @@ class _Checker:
         self.findings.append(Finding(rule, severity, message, **kwargs))
 
     def run(self) -> list[Finding]:
+        self.check_valid()
         self.check_opset()
         self.check_batch_inputs()
         self.check_symbolic_dims()
@@ -346,6 +348,20 @@ class _Checker:
                 f"shape inference failed ({self.shapes.error}): batch tracing could not run",
             )
         return self.findings
+
+    def check_valid(self) -> None:
+        """ONNX's own checker: a graph it rejects (an attribute its opset does not have, a dangling input) fails
+        in TensorRT's parser and in ONNX Runtime alike."""
+        import onnx
+
+        if self.model.ByteSize() > 1 << 30:  # the in-memory checker refuses protobufs near 2 GB: skip it
+            return
+        try:
+            onnx.checker.check_model(self.model)
+        except onnx.checker.ValidationError as exc:
+            text = str(exc).strip()
+            first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+            self.add("invalid-model", "error", f"ONNX's checker rejects the model: {first.strip()[:300]}")
 
     # -- the batch -------------------------------------------------------------------------------------------
     def _batch_inputs(self) -> tuple[list[str], bool, int]:
