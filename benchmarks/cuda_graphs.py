@@ -174,11 +174,11 @@ class CapturedDecode:
                 found, self.iou, max_det=self.max_det, class_aware=self.class_aware, params=self.params,
                 clip=self.clip, out=self.compact, stream=stream,
             )
-            result.storage.get(stream=stream, out=self.pinned, blocking=False)
-            return self.pinned
+            return result.storage  # the download stays outside the graph: CuPy refuses D2H during a capture
 
-        storage = self.cache.run(array_key(pred), work, stream)
+        self.cache.run(array_key(pred), work, stream).get(stream=stream, out=self.pinned, blocking=False)
         stream.synchronize()
+        storage = self.pinned
         view = CompactDetections.from_storage(storage, self.batch, self.max_det, 7, CAPTURED_CAPACITY)
         host = HostCompact(view.kept, view.found, view.records, CAPTURED_CAPACITY, storage)
         return [host.detections(b) for b in range(self.batch)]
