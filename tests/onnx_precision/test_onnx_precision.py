@@ -21,7 +21,7 @@ from onnx import TensorProto, numpy_helper
 from trtapps.errors import ConfigError, InputError, ModelError
 from trtapps.onnx.calibration import calibration_images
 from trtapps.onnx.metadata import decode_metadata, file_sha256, read_metadata
-from trtapps.onnx.precision import apply_precision, head_layers, tail_nodes
+from trtapps.onnx.precision import apply_precision, head_layers, stem_layers, tail_nodes
 from trtapps.ops.boxes import box_iou
 from trtapps.pipeline import Pipeline
 
@@ -105,13 +105,13 @@ def test_fp16_io_types_can_be_float16_and_the_app_feeds_them(tmp_path: Path) -> 
 
 
 # -- int8 ----------------------------------------------------------------------------------------------------------
-def test_int8_has_symmetric_qdq_per_channel_weights_and_a_float_head(yolo_int8: tuple[Path, Any]) -> None:
+def test_int8_has_symmetric_qdq_per_channel_weights_and_a_float_head_and_stem(yolo_int8: tuple[Path, Any]) -> None:
     path, report = yolo_int8
     model = onnx.load(path)
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     quant = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
     dequant = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
-    assert report.qdq_pairs > 50
+    assert report.qdq_pairs >= 40
     assert len(quant) == report.qdq_pairs
     for node in [*quant, *dequant]:
         zero_point = inits[node.input[2]]
@@ -120,16 +120,24 @@ def test_int8_has_symmetric_qdq_per_channel_weights_and_a_float_head(yolo_int8: 
     producer = {o: n for n in model.graph.node for o in n.output}
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     quantized = [c for c in convs if c.input[1] in producer and producer[c.input[1]].op_type == "DequantizeLinear"]
-    assert len(quantized) == len(convs) - 4  # all but the head's last convs
+    source = onnx.load(shared_path(YOLO)).graph
+    head, stem = set(head_layers(source)), set(stem_layers(source))
+    assert len(head) == 7  # 3 box-distance convs, 3 class convs, the DFL conv
+    assert stem == {"/model.0/conv/Conv", "/model.1/conv/Conv"}  # 3 → 16 and 16 → 32 channels
+    assert {c.name for c in convs} - {c.name for c in quantized} == head | stem
+    assert set(report.kept_fp32) == head | stem
     for conv in quantized:
         weight_dq = producer[conv.input[1]]
         scale = inits[weight_dq.input[1]]
         assert scale.ndim == 1, conv.name  # per output channel
         assert len(conv.input) < 3 or conv.input[2] in inits  # bias stays float (no int32 bias Q/DQ)
         assert inits[weight_dq.input[0]].dtype == np.int8
-    head = set(head_layers(onnx.load(shared_path(YOLO)).graph))
-    assert head == {c.name for c in convs} - {c.name for c in quantized}
-    assert set(report.kept_fp32) == head
+        assert producer[conv.input[0]].op_type == "DequantizeLinear"  # the activation input is quantized
+    # one Q/DQ pair per quantized activation tensor (layers reading the same tensor share it)
+    assert report.qdq_pairs == len({producer[c.input[0]].name for c in quantized})
+    # inputs only: no Q/DQ on a layer's output (TensorRT fuses the activation into the layer)
+    conv_outputs = {c.output[0] for c in convs}
+    assert not [q.name for q in quant if q.input[0] in conv_outputs]
     assert report.calibration["images"] == CALIB_COUNT
     assert report.calibration["method"] == "entropy"
     assert report.calibration["preprocess"]["app"] == "YoloApp"
@@ -147,7 +155,7 @@ def test_int8_still_finds_the_persons_and_the_bus(yolo_int8: tuple[Path, Any]) -
 
 
 def test_int8_metadata_describes_the_model(yolo_int8: tuple[Path, Any], coco_images: Path) -> None:
-    path, _ = yolo_int8
+    path, report = yolo_int8
     raw = read_metadata(path)
     source_meta = read_metadata(shared_path(YOLO))
     for key, value in source_meta.items():  # every Ultralytics key kept as it was
@@ -162,7 +170,7 @@ def test_int8_metadata_describes_the_model(yolo_int8: tuple[Path, Any], coco_ima
     calibration = meta["trtapps.calibration"]
     assert calibration["folder"] == str(coco_images)
     assert calibration["images"] == CALIB_COUNT
-    assert meta["trtapps.precision_report"]["qdq_pairs"] > 50
+    assert meta["trtapps.precision_report"]["qdq_pairs"] == report.qdq_pairs >= 40
     assert "onnxruntime" in meta["trtapps.tools"]
 
 
@@ -186,6 +194,42 @@ def test_retinaface_native_size_fp16_and_int8(tmp_path: Path, coco_images: Path)
         iou = box_iou(want.boxes, got.boxes).max(axis=1)
         assert (iou >= 0.7).mean() >= 0.9, (name, iou)
         assert got.landmarks is not None
+
+
+def test_int8_reuses_a_calibration_cache(tmp_path: Path, coco_images: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ranges file written by one int8 run serves the next run with the same images and method (no second
+    calibration), which lets several int8 variants share one calibration."""
+    cache = tmp_path / "ranges.json"
+    model = shared_path(RETINAFACE)
+    first = apply_precision(
+        model,
+        tmp_path / "a.onnx",
+        "int8",
+        app={"type": "retinaface"},
+        calib=coco_images,
+        calib_size=2,
+        calib_cache=cache,
+        check_images=0,
+    )
+    assert cache.is_file()
+
+    def no_calibration(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("calibrated again instead of reusing the cache")
+
+    monkeypatch.setattr("onnxruntime.quantization.create_calibrator", no_calibration)
+    second = apply_precision(
+        model,
+        tmp_path / "b.onnx",
+        "int8",
+        app={"type": "retinaface"},
+        calib=coco_images,
+        calib_size=2,
+        calib_cache=cache,
+        check_images=0,
+        head_fp32=False,
+    )
+    assert second.calibration == first.calibration
+    assert len(second.quantized) > len(first.quantized)  # the head layers are quantized this time
 
 
 # -- errors --------------------------------------------------------------------------------------------------------

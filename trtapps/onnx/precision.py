@@ -17,14 +17,21 @@ hurt (see :func:`fp16_block_list`):
 * nodes reading constants beyond float16's range (|x| > 65504), which the converter would clamp.
 
 **int8** is explicit quantization in QDQ format (QuantizeLinear/DequantizeLinear pairs) made by ONNX Runtime's
-static quantization, the way TensorRT wants it: int8 activations and weights, symmetric (zero point 0),
-per-channel weights, biases left in float (TensorRT has no int32 bias Q/DQ), Q/DQ only in front of weighted
-layers (TensorRT fuses the rest; see ``INT8_OPS``). The activation ranges come from real images fed through the
-app's own ``preprocess`` (:mod:`trtapps.onnx.calibration`), collected one batch at a time (histograms merge, so
-memory stays flat for any set size) with entropy (default), percentile or min-max calibration. The detection
-head's last weighted layers (the convs producing box distances, class logits, landmarks and YOLOv8's DFL conv)
-stay float by default: they are a small share of the compute and their outputs are the coordinates and scores
-the metric sees. NVIDIA ModelOpt was evaluated first (see ``benchmarks/results/accuracy.md``).
+static quantization, placed the way TensorRT wants it: int8 activations and weights, symmetric (zero point 0),
+per-channel weights, biases left in float (TensorRT has no int32 bias Q/DQ), and Q/DQ on the *inputs* of
+weighted layers only (:data:`INT8_OPS`; TensorRT fuses the activation and the next layer's quantization into
+the layer). ONNX Runtime's default also quantizes each layer's output, which rounds the pre-activation a second
+time; on YOLOv8n that alone cost 0.01 mAP. The activation ranges come from real images fed through the app's
+own ``preprocess`` (:mod:`trtapps.onnx.calibration`), collected one batch at a time (histograms merge, so memory
+stays flat for any set size and native-size apps calibrate on images of different sizes) with entropy
+(default), percentile or min-max calibration. Two groups of layers stay float by default, each chosen by
+measurement (``benchmarks/results/accuracy.md``): the head's last layers (:func:`head_layers`: the convs making
+box distances, class logits and landmarks, and YOLOv8's DFL) and the narrow first layers (:func:`stem_layers`).
+
+NVIDIA ModelOpt (``modelopt.onnx.quantization``) was tried first. It runs on the CPU, but its ``[onnx]`` extra
+replaces ``onnxruntime`` with ``onnxruntime-gpu``, downgrades ``onnx`` and pulls CUDA PyTorch and a CuPy for
+another CUDA major, so it is not a dependency; ``benchmarks/precision_accuracy.py --modelopt`` compares it when
+it is importable.
 
 Example::
 
@@ -93,6 +100,8 @@ FP16_FRAGILE_OPS = (
 #: op types whose inputs int8 quantizes: TensorRT's rule (quantize the inputs of weighted layers, it fuses the
 #: activation and the next Q into the layer); Q/DQ around element-wise ops only adds rounding
 INT8_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: int8: the leading weighted layers reading at most this many channels stay float (:func:`stem_layers`)
+STEM_CHANNELS = 16
 #: largest finite float16
 FP16_MAX = 65504.0
 
@@ -217,6 +226,8 @@ def apply_precision(
     tail_fp32: bool = True,
     int8_ops: Sequence[str] = INT8_OPS,
     head_fp32: bool = True,
+    stem_fp32: bool = True,
+    quantize_outputs: bool = False,
     check_images: int = 2,
     metadata: Mapping[str, Any] | None = None,
     batch: tuple[int, int] | None = None,
@@ -243,7 +254,11 @@ def apply_precision(
         fp32_ops: op types kept float32 in fp16 (default :data:`FP16_FRAGILE_OPS`).
         tail_fp32: fp16 only: keep the post-processing tail after the last weighted layer float32.
         int8_ops: op types whose inputs get Q/DQ (default :data:`INT8_OPS`).
-        head_fp32: int8 only: leave the last weighted layers before the outputs unquantized.
+        head_fp32: int8 only: leave the last weighted layers before the outputs unquantized (:func:`head_layers`).
+        stem_fp32: int8 only: leave the narrow first layers unquantized (:func:`stem_layers`).
+        quantize_outputs: int8 only: also put Q/DQ on the outputs of the weighted layers (ONNX Runtime's default;
+            off because it rounds the pre-activation and blocks TensorRT's activation fusion; kept for
+            measurements).
         check_images: calibration images used to compare the outputs with the fp32 model (0: no check).
         metadata: extra ``trtapps.*`` fields for :func:`~trtapps.onnx.metadata.trtapps_metadata` (``app``,
             ``variant``, ``labels``); the app's own are filled in when an app is given.
@@ -312,6 +327,8 @@ def apply_precision(
                 fp32_nodes=fp32_nodes,
                 int8_ops=int8_ops,
                 head_fp32=head_fp32,
+                stem_fp32=stem_fp32,
+                quantize_outputs=quantize_outputs,
             )
         fields = dict(metadata or {})
         if bound is not None:
@@ -415,13 +432,89 @@ def tail_nodes(graph: Any) -> list[str]:
 
 
 def head_layers(graph: Any) -> list[str]:
-    """The last weighted layers: Conv/Gemm/MatMul nodes from which no other weighted layer is reachable."""
+    """The detection head's last weighted layers, the ones int8 leaves in float by default.
+
+    These are the Conv/Gemm/MatMul nodes from which no other weighted layer is reachable, plus, when such a
+    layer is a *decode* layer, the weighted layers feeding it. A decode layer reads a ``Softmax`` through
+    shape-only ops with no weighted layer between: YOLOv8/11's DFL conv, whose fixed weights 0…15 turn the
+    softmax over 16 distance bins into its expectation. The box-distance conv before it is then the real
+    last layer of the box branch.
+    """
+    nodes = list(graph.node)
     users = _consumers(graph)
+    producer = {out: node for node in nodes for out in node.output}
     reaches: dict[str, bool] = {}
-    for node in reversed(list(graph.node)):
+    for node in reversed(nodes):
         downstream = [u for out in node.output for u in users.get(out, [])]
         reaches[node.name] = any(u.op_type in WEIGHTED_OPS or reaches.get(u.name) for u in downstream)
-    return [n.name for n in graph.node if n.op_type in WEIGHTED_OPS and not reaches[n.name]]
+    last = [n for n in nodes if n.op_type in WEIGHTED_OPS and not reaches[n.name]]
+    head = [n.name for n in last]
+    for node in last:
+        found_softmax, feeding = _upstream_weighted(node, producer)
+        if found_softmax:
+            head.extend(name for name in feeding if name not in head)
+    order = {n.name: i for i, n in enumerate(nodes)}
+    return sorted(head, key=order.__getitem__)
+
+
+def stem_layers(graph: Any, max_channels: int = STEM_CHANNELS) -> list[str]:
+    """The narrow first layers: the leading run of weighted layers (in graph order) whose input has at most
+    *max_channels* channels, the image-input conv included.
+
+    These are where int8 costs most in small detectors: an output of a layer this narrow sums few products
+    (a depthwise 3×3 over 8 channels sums 9), so rounding noise does not average out, and it is then carried
+    through the whole network. On RetinaFace mobilenet0.25 (5 such layers) quantizing them costs about one more
+    WIDER AP point (``benchmarks/results/accuracy.md``). They hold few weights; at full resolution their share of
+    the compute is larger, the price paid for accuracy.
+    """
+    from onnx import numpy_helper
+
+    weights = {init.name: init for init in graph.initializer}
+    stem: list[str] = []
+    for node in graph.node:
+        if node.op_type not in WEIGHTED_OPS:
+            continue
+        channels = _input_channels(node, weights, numpy_helper)
+        if channels is None or channels > max_channels:
+            break
+        stem.append(node.name)
+    return stem
+
+
+def _input_channels(node: Any, weights: dict[str, Any], numpy_helper: Any) -> int | None:
+    """Input channels of a Conv (``weight.shape[1] × group``) or the K of a Gemm/MatMul with a constant weight."""
+    if len(node.input) < 2 or node.input[1] not in weights:
+        return None
+    dims = list(weights[node.input[1]].dims)
+    if node.op_type in ("Conv", "ConvTranspose") and len(dims) >= 2:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        return int(dims[0 if node.op_type == "ConvTranspose" else 1] * group)
+    if node.op_type == "Gemm":
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return int(dims[1] if trans_b else dims[0])
+    return int(dims[0]) if dims else None
+
+
+def _upstream_weighted(node: Any, producer: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Walk up from *node*'s data input to the nearest weighted layers: ``(passed a Softmax, their names)``."""
+    softmax = False
+    found: list[str] = []
+    stack = [node.input[0]] if node.input else []
+    seen: set[str] = set()
+    while stack:
+        tensor = stack.pop()
+        up = producer.get(tensor)
+        if up is None or up.name in seen:
+            continue
+        seen.add(up.name)
+        if up.op_type in WEIGHTED_OPS:
+            found.append(up.name)
+            continue
+        if up.op_type == "Shape":  # shape arithmetic: not where the data comes from
+            continue
+        softmax = softmax or up.op_type == "Softmax"
+        stack.extend(i for i in up.input if i)
+    return softmax, found
 
 
 def _float_constants(graph: Any) -> dict[str, np.ndarray]:
@@ -577,8 +670,10 @@ def calibrate(
     }
     if cache is not None and cache.is_file():
         sidecar = cache.with_suffix(cache.suffix + ".json")
-        previous = json.loads(sidecar.read_text()) if sidecar.is_file() else None
+        previous = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        skipped_before = previous.pop("skipped", [])
         if previous == description and load_tensors_data(cache).calibration_method == _ort_method(method):
+            description["skipped"] = skipped_before
             log.info("calibration: reusing %s", cache)
             return cache, description
     skipped: list[tuple[Path, str]] = []
@@ -632,6 +727,8 @@ def _to_int8(
     fp32_nodes: Sequence[str],
     int8_ops: Sequence[str],
     head_fp32: bool,
+    stem_fp32: bool,
+    quantize_outputs: bool,
 ) -> Any:
     """Calibrate and quantize *source*; fills *report* and returns the quantized ``onnx.ModelProto``."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -642,6 +739,9 @@ def _to_int8(
     name_nodes(original.graph)
     known = {n.name for n in original.graph.node}
     excluded: dict[str, str] = {}
+    if stem_fp32:
+        for name in stem_layers(original.graph):
+            excluded[name] = f"narrow first layer (stem, at most {STEM_CHANNELS} input channels)"
     if head_fp32:
         for name in head_layers(original.graph):
             excluded[name] = "last weighted layer before the outputs (detection head)"
@@ -682,6 +782,9 @@ def _to_int8(
                     "ActivationSymmetric": True,  # TensorRT: int8 with zero point 0
                     "WeightSymmetric": True,
                     "QuantizeBias": False,  # TensorRT has no int32 bias Q/DQ; the bias stays float
+                    # inputs only: a Q/DQ on a layer's output rounds the pre-activation a second time and stops
+                    # TensorRT from fusing the activation (SiLU, ReLU) into the layer
+                    "OpTypesToExcludeOutputQuantization": [] if quantize_outputs else list(int8_ops),
                 },
             )
         finally:
@@ -738,6 +841,7 @@ __all__ = [
     "FP16_FRAGILE_OPS",
     "INT8_OPS",
     "PRECISIONS",
+    "STEM_CHANNELS",
     "WEIGHTED_OPS",
     "Fp16Model",
     "OutputCheck",
@@ -750,6 +854,7 @@ __all__ = [
     "name_nodes",
     "qdq_pairs",
     "quantized_layers",
+    "stem_layers",
     "tail_nodes",
     "to_fp16",
 ]
