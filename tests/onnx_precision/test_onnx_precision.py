@@ -232,6 +232,20 @@ def test_int8_reuses_a_calibration_cache(tmp_path: Path, coco_images: Path, monk
     assert len(second.quantized) > len(first.quantized)  # the head layers are quantized this time
 
 
+def test_fp32_is_the_same_graph_with_trtapps_metadata(tmp_path: Path) -> None:
+    out = tmp_path / "fp32.onnx"
+    report = apply_precision(shared_path(YOLO), out, "fp32", metadata={"app": "yolo"}, batch=(1, 4))
+    source, copy = onnx.load(shared_path(YOLO)), onnx.load(out)
+    assert copy.graph == source.graph
+    meta = decode_metadata(read_metadata(out))
+    assert (meta["trtapps.precision"], meta["trtapps.app"], meta["trtapps.batch"]) == (
+        "fp32",
+        "yolo",
+        {"min": 1, "max": 4},
+    )
+    assert report.tool == "copy"
+
+
 # -- errors --------------------------------------------------------------------------------------------------------
 def test_refusals_are_one_line(tmp_path: Path, yolo_fp16: tuple[Path, Any], coco_images: Path) -> None:
     with pytest.raises(ConfigError, match="needs --app and --calib DIR"):
@@ -241,6 +255,8 @@ def test_refusals_are_one_line(tmp_path: Path, yolo_fp16: tuple[Path, Any], coco
     with pytest.raises(ModelError, match="already an fp16 model") as info:
         apply_precision(yolo_fp16[0], tmp_path / "x.onnx", "int8", app={"type": "yolo"}, calib=coco_images)
     assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="fp32 node 'nope': no node of that name"):
+        apply_precision(shared_path(YOLO), tmp_path / "x.onnx", "fp16", fp32_nodes=["nope"])
     with pytest.raises(ConfigError, match="overwrite the source"):
         apply_precision(yolo_fp16[0], yolo_fp16[0], "fp16")
     with pytest.raises(InputError, match="calibration folder not found"):
