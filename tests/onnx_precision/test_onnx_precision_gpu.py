@@ -13,7 +13,8 @@ Tolerances. The CPU and the GPU do not compute these models the same way: ONNX R
 float16 kernels, so most fp16 nodes run in float32 between inserted casts (float16 weights, float32
 arithmetic), while CUDA and TensorRT compute in float16; for int8 the CPU runs integer kernels (QLinearConv)
 and CUDA runs DequantizeLinear → float Conv, so a requantized activation can land one step apart. Detections
-therefore compare by IoU ≥ 0.9 and score within 0.03, and set-level accuracy within 0.003 (the backend rule of
+therefore compare by IoU ≥ 0.9, same class and score within 0.03 (detections within 0.05 of the score threshold
+may fall on either side of it), and set-level accuracy within 0.003 (the backend rule of
 the accuracy issue is 0.002 for fp32; one more thousandth for the different fp16/int8 arithmetic).
 """
 
@@ -55,24 +56,30 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
     return made
 
 
-def _predict(app: str, model: Path, backend: str, images: tuple[str, ...], **options: Any) -> list[Any]:
+def _predict(app: str, model: Path, backend: Any, images: tuple[str, ...], **options: Any) -> list[Any]:
     with Pipeline.from_objects(app={"type": app, "model": str(model), **options}, backend=backend) as pipe:
         return [pipe.predict(shared_path(image)).detections for image in images]
 
 
-def _assert_same_detections(got: Any, want: Any, label: str) -> None:
-    assert len(got) == len(want), f"{label}: {len(got)} detections vs {len(want)} on the CPU"
-    if len(want) == 0:
-        return
-    iou = box_iou(want.boxes, got.boxes)
-    best = iou.argmax(axis=1)
-    assert (iou.max(axis=1) >= 0.9).all(), f"{label}: IoU {iou.max(axis=1)}"
-    assert (got.class_ids[best] == want.class_ids).all(), label
-    np.testing.assert_allclose(got.scores[best], want.scores, atol=0.03, err_msg=label)
+def _assert_same_detections(got: Any, want: Any, label: str, margin: float = 0.05) -> None:
+    """Every detection clearly above the threshold on one side (score ≥ the lowest kept + *margin*) has a match on
+    the other: IoU ≥ 0.9, same class, score within 0.03. Detections near the threshold may fall on either side."""
+    for a, b, direction in ((want, got, "CPU → GPU"), (got, want, "GPU → CPU")):
+        if len(a) == 0:
+            continue
+        floor = float(min(want.scores.min() if len(want) else 1.0, got.scores.min() if len(got) else 1.0))
+        clear = a.scores >= floor + margin
+        assert len(b) > 0 or not clear.any(), f"{label} {direction}: no detections on the other side"
+        if len(b) == 0:
+            continue
+        iou = box_iou(a.boxes, b.boxes)
+        best = iou.argmax(axis=1)
+        ok = (iou.max(axis=1) >= 0.9) & (b.class_ids[best] == a.class_ids) & (np.abs(b.scores[best] - a.scores) <= 0.03)
+        assert ok[clear].all(), f"{label} {direction}: unmatched {a.boxes[clear & ~ok]} scores {a.scores[clear & ~ok]}"
 
 
 def _backend_case(
-    prepared: dict[tuple[str, str], Path], app: str, precision: str, backend: str, **options: Any
+    prepared: dict[tuple[str, str], Path], app: str, precision: str, backend: Any, **options: Any
 ) -> None:
     model = prepared[(app, precision)]
     images = IMAGES if app == "yolo" else FACE_IMAGES
@@ -93,9 +100,13 @@ def test_onnxruntime_cuda_matches_cpu(prepared: dict[tuple[str, str], Path], app
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 @pytest.mark.parametrize("app", ["yolo", "retinaface"])
 def test_tensorrt_strongly_typed_matches_cpu(prepared: dict[tuple[str, str], Path], app: str, precision: str) -> None:
-    # an engine needs fixed H/W: RetinaFace (native size by default) runs at a 640x640 canvas on both sides
-    options = {"input_size": [640, 640]} if app == "retinaface" else {}
-    _backend_case(prepared, app, precision, "tensorrt", **options)
+    # an engine needs fixed H/W: RetinaFace (native size by default) runs at a 640x640 canvas on both sides, and
+    # the engine's profile is built for that size
+    if app == "retinaface":
+        backend = {"type": "tensorrt", "input_size": [640, 640]}
+        _backend_case(prepared, app, precision, backend, input_size=[640, 640])
+    else:
+        _backend_case(prepared, app, precision, "tensorrt")
 
 
 @pytest.mark.gpu
