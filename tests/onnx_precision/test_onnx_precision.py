@@ -21,7 +21,7 @@ from onnx import TensorProto, numpy_helper
 from trtapps.errors import ConfigError, InputError, ModelError
 from trtapps.onnx.calibration import calibration_images
 from trtapps.onnx.metadata import decode_metadata, file_sha256, read_metadata
-from trtapps.onnx.precision import apply_precision, head_layers, stem_layers, tail_nodes
+from trtapps.onnx.precision import apply_precision, head_layers, sort_nodes, stem_layers, tail_nodes
 from trtapps.ops.boxes import box_iou
 from trtapps.pipeline import Pipeline
 
@@ -84,6 +84,40 @@ def test_fp16_keeps_float32_io_and_the_block_list(yolo_fp16: tuple[Path, Any]) -
         if node.name in tail or node.name == "/model.22/dfl/Softmax":
             assert all(types.get(i) != TensorProto.FLOAT16 for i in node.input if i), node.name
     assert report.tool == "onnxruntime.transformers.float16"
+
+
+@pytest.mark.parametrize("which", ["fp16", "int8"])
+def test_models_are_valid_onnx_in_node_order(which: str, request: pytest.FixtureRequest) -> None:
+    """ONNX's full check and strict type inference pass, and nodes are in topological order (TensorRT's parser
+    reads them in file order; the fp16 converter appends the input casts at the end)."""
+    path, _ = request.getfixturevalue(f"yolo_{which}")
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    seen = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
+    for node in model.graph.node:
+        assert all(name in seen for name in node.input), node.name
+        seen.update(node.output)
+
+
+def test_sort_nodes_orders_producers_first_and_respects_subgraph_reads() -> None:
+    from onnx import helper
+
+    then = helper.make_graph(
+        [helper.make_node("Identity", ["b"], ["t"])], "then", [], [helper.make_tensor_value_info("t", 1, [1])]
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("If", ["c"], ["y"], name="if", then_branch=then, else_branch=then),  # reads b inside
+            helper.make_node("Relu", ["a"], ["b"], name="relu"),
+            helper.make_node("Cast", ["x"], ["a"], name="cast", to=1),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", 1, [1]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", 1, [1])],
+    )
+    sort_nodes(graph)
+    assert [n.name for n in graph.node] == ["cast", "relu", "if"]
 
 
 def test_fp16_detections_match_fp32_on_bus(yolo_fp16: tuple[Path, Any]) -> None:
