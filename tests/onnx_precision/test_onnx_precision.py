@@ -230,6 +230,26 @@ def test_retinaface_native_size_fp16_and_int8(tmp_path: Path, coco_images: Path)
         assert got.landmarks is not None
 
 
+def test_int8_of_an_opset_11_export_with_computed_reshapes(tmp_path: Path, coco_images: Path) -> None:
+    """The PyPI RetinaFace (opset 11, output widths computed by Shape → Gather → Concat → Reshape): the graph is
+    converted to opset 13 for per-channel Q/DQ, and the output widths the app needs survive the rewrite."""
+    model = shared_path("models/retinaface_mnet025_yakhyo.onnx")
+    out = tmp_path / "yakhyo_int8.onnx"
+    report = apply_precision(model, out, "int8", app={"type": "retinaface"}, calib=coco_images, calib_size=4)
+    assert "opset 11 → 13 (per-channel Q/DQ needs opset 13)" in report.notes
+    converted = onnx.load(out)
+    assert next(o.version for o in converted.opset_import if o.domain in ("", "ai.onnx")) == 13
+    widths = {o.name: o.type.tensor_type.shape.dim[2].dim_value for o in converted.graph.output}
+    assert widths == {"loc": 4, "conf": 2, "landmarks": 10}
+    image = shared_path("media/group.jpg")
+    faces = []
+    for path in (model, out):
+        with Pipeline.from_objects(app={"type": "retinaface", "model": str(path)}, backend="onnxruntime") as pipe:
+            faces.append(pipe.predict(image).detections)
+    assert len(faces[0]) >= 5
+    assert (box_iou(faces[0].boxes, faces[1].boxes).max(axis=1) >= 0.7).mean() >= 0.9
+
+
 def test_int8_reuses_a_calibration_cache(tmp_path: Path, coco_images: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A ranges file written by one int8 run serves the next run with the same images and method (no second
     calibration), which lets several int8 variants share one calibration."""

@@ -100,6 +100,8 @@ FP16_FRAGILE_OPS = (
 #: op types whose inputs int8 quantizes: TensorRT's rule (quantize the inputs of weighted layers, it fuses the
 #: activation and the next Q into the layer); Q/DQ around element-wise ops only adds rounding
 INT8_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: int8: the oldest opset with per-channel DequantizeLinear; older graphs are converted first
+INT8_MIN_OPSET = 13
 #: int8: the leading weighted layers reading at most this many channels stay float (:func:`stem_layers`)
 STEM_CHANNELS = 16
 #: largest finite float16
@@ -141,6 +143,7 @@ class PrecisionReport:
         check_inputs: what the check ran on.
         keep_io_types: graph inputs/outputs left float32.
         tools: versions of the tools involved.
+        notes: other changes made to the graph (e.g. an opset upgrade).
         seconds: wall time.
     """
 
@@ -157,6 +160,7 @@ class PrecisionReport:
     check_inputs: str = ""
     keep_io_types: bool = True
     tools: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -169,6 +173,8 @@ class PrecisionReport:
             out["quantized_nodes"] = len(self.quantized)
             out["qdq_pairs"] = self.qdq_pairs
         out["keep_io_types"] = self.keep_io_types
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -181,6 +187,7 @@ class PrecisionReport:
     def lines(self) -> list[str]:
         """Human-readable lines for the CLI."""
         lines = [f"{self.precision}: {self.source.name} → {self.output} ({self.tool}, {self.seconds:.1f} s)"]
+        lines.extend(f"  {note}" for note in self.notes)
         if self.precision == "int8":
             lines.append(f"  Q/DQ in front of {len(self.quantized)} layers ({self.qdq_pairs} Q/DQ pairs)")
         if self.kept_fp32:
@@ -330,6 +337,9 @@ def apply_precision(
                 stem_fp32=stem_fp32,
                 quantize_outputs=quantize_outputs,
             )
+        pinned = pin_output_dims(source, model)
+        if pinned:
+            report.notes.append(f"output dims kept from the fp32 model: {', '.join(pinned)}")
         fields = dict(metadata or {})
         if bound is not None:
             fields.setdefault("labels", list(bound.labels))
@@ -358,6 +368,30 @@ def apply_precision(
     _load_check(out)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def pin_output_dims(source: Path, model: Any) -> list[str]:
+    """Give *model*'s graph outputs the fixed sizes ONNX Runtime resolves for the fp32 *source*'s outputs.
+
+    Apps read output widths from the runner (e.g. RetinaFace's ``conf`` is ``[B, N, 2]``). ONNX Runtime finds
+    them for the fp32 graph, but after the Q/DQ or cast rewrite its shape inference can lose one that came
+    through a ``Shape → Gather → Concat → Reshape`` chain. The computation is the same, so the sizes are copied
+    back. Returns the outputs changed, as ``name[axis]=size``.
+    """
+    from trtapps.runners.onnxruntime import load_session
+
+    resolved = {o.name: o.shape for o in load_session(source, ["CPUExecutionProvider"]).get_outputs()}
+    changed: list[str] = []
+    for output in model.graph.output:
+        want = resolved.get(output.name)
+        dims = output.type.tensor_type.shape.dim
+        if want is None or len(want) != len(dims):
+            continue
+        for axis, (dim, size) in enumerate(zip(dims, want)):
+            if isinstance(size, int) and size > 0 and not dim.HasField("dim_value"):
+                dim.dim_value = size
+                changed.append(f"{output.name}[{axis}]={size}")
+    return changed
 
 
 def _check_fp32_source(source: Path) -> None:
@@ -777,6 +811,20 @@ def _to_int8(
     import onnx
 
     original = onnx.load(str(source))
+    opset = next((o.version for o in original.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and opset < INT8_MIN_OPSET:
+        # per-channel DequantizeLinear (the axis attribute) exists from opset 13; ONNX Runtime's quantizer would
+        # write it into an older graph, which then does not load
+        from onnx import version_converter
+
+        try:
+            original = version_converter.convert_version(original, INT8_MIN_OPSET)
+        except Exception as exc:
+            raise ModelError(
+                f"{source}: opset {opset} is too old for per-channel int8 and converting it to opset "
+                f"{INT8_MIN_OPSET} failed ({type(exc).__name__}: {exc}); export the model with opset >= 13"
+            ) from exc
+        report.notes.append(f"opset {opset} → {INT8_MIN_OPSET} (per-channel Q/DQ needs opset 13)")
     name_nodes(original.graph)
     known = {n.name for n in original.graph.node}
     excluded: dict[str, str] = {}
@@ -880,6 +928,7 @@ def compare_outputs(reference: Path, candidate: Path, feeds: Sequence[Mapping[st
 __all__ = [
     "CALIB_METHODS",
     "FP16_FRAGILE_OPS",
+    "INT8_MIN_OPSET",
     "INT8_OPS",
     "PRECISIONS",
     "STEM_CHANNELS",
@@ -893,6 +942,7 @@ __all__ = [
     "fp16_block_list",
     "head_layers",
     "name_nodes",
+    "pin_output_dims",
     "qdq_pairs",
     "quantized_layers",
     "sort_nodes",
