@@ -18,3 +18,5 @@ else
   python3 benchmarks/peer_ultralytics.py --model "$M" --video "$V" --out "$OUT/peer" 2>&1 | tail -15
   python3 benchmarks/reid_gpu.py --json "$OUT/reid_gpu.json" --markdown "$OUT/reid_gpu.md" 2>&1 | tail -15
 fi
+# few files come back per call: one archive of everything
+(cd "$OUT" && tar czf results.tgz --exclude results.tgz . && find . -mindepth 1 ! -name results.tgz -delete)
