@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, after benchmarks/device/stage.sh: the benchmarks of the GPU and throughput issues, in two
 # parts that each fit a 10-minute call: `run_gpu_bench.sh 1` (kernels, the three levels and streams, CUDA graphs)
-# and `run_gpu_bench.sh 2` (NVDEC decode and pipeline, Ultralytics, ReID). JSON and logs go to $OUT.
+# `run_gpu_bench.sh 2` (NVDEC decode and pipeline, Ultralytics, ReID) and `run_gpu_bench.sh 3` (fp16/int8 on the GPU). JSON and logs go to $OUT.
 source benchmarks/device/setup.sh || exit 1
 M=$TRTAPPS_DATA/models/yolov8n_dequant.onnx
 V=$TRTAPPS_DATA/media/face_tracker.mp4
@@ -10,6 +10,9 @@ if [ "${1:-1}" = 1 ]; then
   python3 -m trtapps bench --model "$M" --video "$V" --backend onnxruntime_cuda --batch 1,8,32 --streams 1,8,16 \
     --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" | tail -30
   python3 benchmarks/cuda_graphs.py --model "$M" --json "$OUT/cuda_graphs.json" 2>&1 | tail -15
+elif [ "$1" = 3 ]; then
+  TRTAPPS_BENCH_OUT="$OUT" python3 -m pytest -m "gpu or tensorrt" tests/onnx_precision/test_onnx_precision_gpu.py \
+    -q -rs -p no:cacheprovider 2>&1 | tail -15
 else
   python3 benchmarks/nvdec_decode.py --media "$V" "$TRTAPPS_DATA/media/MOT17-09.mp4" --streams 1 8 16 --frames 600 \
     --raw --json "$OUT/nvdec_decode.json" 2>&1 | tail -15
