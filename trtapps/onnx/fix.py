@@ -197,8 +197,12 @@ def fix_model(
     before = check_model(original, batch_dim=batch_dim, dynamic_batch=not keep_static, name=str(source))
     fixer = _Fixer(original, before, keep_static=keep_static, source=source)
     model = fixer.run(simplify=simplify)
-    after = check_model(model, batch_dim=BATCH_NAME if fixer.dynamic and batch_dim else batch_dim,
-                        dynamic_batch=fixer.dynamic, name=str(output))
+    after = check_model(
+        model,
+        batch_dim=BATCH_NAME if fixer.dynamic and batch_dim else batch_dim,
+        dynamic_batch=fixer.dynamic,
+        name=str(output),
+    )
     if after.errors:
         first = after.errors[0]
         more = f" (and {len(after.errors) - 1} more)" if len(after.errors) > 1 else ""
@@ -210,9 +214,17 @@ def fix_model(
     except Exception as exc:
         raise FixError(f"cannot fix {source}: the rewritten graph is not valid ONNX ({_first_line(exc)})") from exc
     verification = verify_equivalent(
-        original, model, batch=batch if fixer.dynamic else before.export_batch,
-        batch_inputs=before.batch_inputs, export_batch=before.export_batch, dynamic=fixer.dynamic,
-        original_dynamic=before.dynamic_batch, images=images, dims=dims, rel_tol=rel_tol, source=source,
+        original,
+        model,
+        batch=batch if fixer.dynamic else before.export_batch,
+        batch_inputs=before.batch_inputs,
+        export_batch=before.export_batch,
+        dynamic=fixer.dynamic,
+        original_dynamic=before.dynamic_batch,
+        images=images,
+        dims=dims,
+        rel_tol=rel_tol,
+        source=source,
     )
     bad = [o for o in verification.outputs if not o.ok]
     if bad:
@@ -227,9 +239,17 @@ def fix_model(
     removed = {op: n - after_ops.get(op, 0) for op, n in before_ops.items() if n > after_ops.get(op, 0)}
     added = {op: n - before_ops.get(op, 0) for op, n in after_ops.items() if n > before_ops.get(op, 0)}
     return FixResult(
-        source=str(source), output=str(output), dynamic=fixer.dynamic, changes=fixer.changes,
-        removed_nodes=removed, added_nodes=added, nodes_before=len(original.graph.node),
-        nodes_after=len(model.graph.node), verification=verification, before=before, after=after,
+        source=str(source),
+        output=str(output),
+        dynamic=fixer.dynamic,
+        changes=fixer.changes,
+        removed_nodes=removed,
+        added_nodes=added,
+        nodes_before=len(original.graph.node),
+        nodes_after=len(model.graph.node),
+        verification=verification,
+        before=before,
+        after=after,
         notes=fixer.notes,
     )
 
@@ -290,8 +310,9 @@ class _Fixer:
                     break
             for node in remove_dead_nodes(model):
                 if node.op_type not in ("Constant",):
-                    self.change(node.name or node.op_type, node.op_type, "removed (computed a shape that is now "
-                                "a constant)")
+                    self.change(
+                        node.name or node.op_type, node.op_type, "removed (computed a shape that is now a constant)"
+                    )
         self._output_shapes(model)
         return model
 
@@ -303,8 +324,12 @@ class _Fixer:
             dims = tensor_dims(value) or []
             if dims and dims[0] != BATCH_NAME:
                 set_dim(value, 0, BATCH_NAME)
-                self.change(value.name, "input", f"dimension 0: {dims[0]} → {BATCH_NAME} "
-                            f"({pretty_dims(dims)} → {pretty_dims([BATCH_NAME, *dims[1:]])})")
+                self.change(
+                    value.name,
+                    "input",
+                    f"dimension 0: {dims[0]} → {BATCH_NAME} "
+                    f"({pretty_dims(dims)} → {pretty_dims([BATCH_NAME, *dims[1:]])})",
+                )
 
     def _traced(self, model: onnx.ModelProto) -> Shapes:
         shapes = trace_batch(model, self.batch_inputs)
@@ -352,7 +377,13 @@ class _Fixer:
         return values
 
     def _reshape(
-        self, model: onnx.ModelProto, index: GraphIndex, shapes: Shapes, node: onnx.NodeProto, label: str, *,
+        self,
+        model: onnx.ModelProto,
+        index: GraphIndex,
+        shapes: Shapes,
+        node: onnx.NodeProto,
+        label: str,
+        *,
         computed_ok: bool,
     ) -> bool:
         target = index.constant(node.input[1])
@@ -416,8 +447,10 @@ class _Fixer:
             return False
         scales = [1.0] + [wanted[i] / int(in_dims[i]) for i in range(1, len(wanted))]  # type: ignore[arg-type]
         as_f32 = np.asarray(scales, dtype=np.float32)
-        if any(int(np.floor(float(np.float32(int(in_dims[i])) * as_f32[i]))) != wanted[i]  # type: ignore[arg-type]
-               for i in range(1, len(wanted))):
+        if any(
+            int(np.floor(float(np.float32(int(in_dims[i])) * as_f32[i]))) != wanted[i]  # type: ignore[arg-type]
+            for i in range(1, len(wanted))
+        ):
             self.notes.append(f"Resize {label!r}: sizes {wanted[1:]} are not an exact scale of the input")
             return False
         scales_name = add_initializer(model, f"{node.name or 'resize'}_scales", as_f32)
@@ -450,15 +483,27 @@ class _Fixer:
                     continue
                 label = index.label(producer)
                 batch_1d = self._batch_of(model, batch_tensor)
-                rest = add_initializer(model, f"{producer.name or 'expand'}_rest",
-                                       np.asarray([int(v) for v in value[1:]], dtype=np.int64))
+                rest = add_initializer(
+                    model, f"{producer.name or 'expand'}_rest", np.asarray([int(v) for v in value[1:]], dtype=np.int64)
+                )
                 concat_out = unique_name(model, f"{producer.name or 'expand'}_batch_shape")
-                model.graph.node.append(_node("Concat", [batch_1d, rest], [concat_out], axis=0,
-                                              name=unique_name(model, f"{producer.name or 'expand'}_batch_concat")))
+                model.graph.node.append(
+                    _node(
+                        "Concat",
+                        [batch_1d, rest],
+                        [concat_out],
+                        axis=0,
+                        name=unique_name(model, f"{producer.name or 'expand'}_batch_concat"),
+                    )
+                )
                 producer.input[1] = concat_out
                 what = "shape" if producer.op_type == "Expand" else "repeats"
-                self.change(label, producer.op_type, f"{what} {value.tolist()} → [batch of {batch_tensor!r}, "
-                            f"{', '.join(str(int(v)) for v in value[1:])}] (the export batch was baked in)")
+                self.change(
+                    label,
+                    producer.op_type,
+                    f"{what} {value.tolist()} → [batch of {batch_tensor!r}, "
+                    f"{', '.join(str(int(v)) for v in value[1:])}] (the export batch was baked in)",
+                )
                 changed = True
         if changed:
             _toposort(model)
@@ -469,15 +514,17 @@ class _Fixer:
         opset = default_opset(model) or 13
         out = unique_name(model, f"{tensor}_batch")
         if opset >= 15:
-            model.graph.node.append(_node("Shape", [tensor], [out], start=0, end=1,
-                                          name=unique_name(model, f"{tensor}_batch_shape")))
+            model.graph.node.append(
+                _node("Shape", [tensor], [out], start=0, end=1, name=unique_name(model, f"{tensor}_batch_shape"))
+            )
             return out
         shape = unique_name(model, f"{tensor}_shape")
         model.graph.node.append(_node("Shape", [tensor], [shape], name=unique_name(model, f"{tensor}_shape_node")))
         starts = add_initializer(model, "batch_slice_starts", np.asarray([0], dtype=np.int64))
         ends = add_initializer(model, "batch_slice_ends", np.asarray([1], dtype=np.int64))
-        model.graph.node.append(_node("Slice", [shape, starts, ends], [out],
-                                      name=unique_name(model, f"{tensor}_batch_slice")))
+        model.graph.node.append(
+            _node("Slice", [shape, starts, ends], [out], name=unique_name(model, f"{tensor}_batch_slice"))
+        )
         return out
 
     # -- 3. simplify ------------------------------------------------------------------------------------------------
@@ -500,8 +547,11 @@ class _Fixer:
             for key, value in metadata:
                 entry = slimmed.metadata_props.add()
                 entry.key, entry.value = key, value
-        self.change("<graph>", "onnxslim", f"simplified: {before} → {len(slimmed.graph.node)} nodes "
-                    "(constant folding, shape-chain folding, fusions)")
+        self.change(
+            "<graph>",
+            "onnxslim",
+            f"simplified: {before} → {len(slimmed.graph.node)} nodes (constant folding, shape-chain folding, fusions)",
+        )
         after_names = {n.name for n in slimmed.graph.node}
         for name, op in before_nodes.items():
             if name not in after_names:
@@ -519,17 +569,27 @@ class _Fixer:
         for node in index.nodes:
             if node.op_type == "Reshape":
                 changed |= self._fold_reshape(model, index, shapes, node)
-            elif node.op_type == "Resize" and len(node.input) > 3 and node.input[3] \
-                    and index.constant(node.input[3]) is None and shapes.has_batch(node.input[0]):
+            elif (
+                node.op_type == "Resize"
+                and len(node.input) > 3
+                and node.input[3]
+                and index.constant(node.input[3]) is None
+                and shapes.has_batch(node.input[0])
+            ):
                 changed |= self._resize(model, index, shapes, node, index.label(node))
             elif node.op_type == "Expand" and index.constant(node.input[1]) is None and shapes.has_batch(node.input[0]):
                 out = shapes.get(node.output[0]) or []
                 in_dims = shapes.get(node.input[0]) or []
-                if len(out) == len(in_dims) and out and out[0] == BATCH_SYMBOL \
-                        and all(isinstance(d, int) for d in out[1:]):
+                if (
+                    len(out) == len(in_dims)
+                    and out
+                    and out[0] == BATCH_SYMBOL
+                    and all(isinstance(d, int) for d in out[1:])
+                ):
                     new = [1, *[int(d) for d in out[1:]]]  # type: ignore[arg-type]
-                    node.input[1] = add_initializer(model, f"{node.name or 'expand'}_shape",
-                                                    np.asarray(new, dtype=np.int64))
+                    node.input[1] = add_initializer(
+                        model, f"{node.name or 'expand'}_shape", np.asarray(new, dtype=np.int64)
+                    )
                     self.change(index.label(node), "Expand", f"computed shape → {new}")
                     changed = True
         return changed
@@ -549,8 +609,7 @@ class _Fixer:
                 return False
             if target is not None and target.ndim == 1 and target.size and int(target[0]) == -1:
                 return False  # already -1 on the batch axis
-        elif len(unknown) == 1 and target is None and shapes.has_batch(node.input[0]) \
-                and not any(d == 0 for d in rest):
+        elif len(unknown) == 1 and target is None and shapes.has_batch(node.input[0]) and not any(d == 0 for d in rest):
             new = [0, *[int(d) if isinstance(d, int) else -1 for d in rest]]
             _set_int_attribute(node, "allowzero", 0)
         else:
@@ -603,7 +662,8 @@ def _evaluate(expression: str, batch: int) -> int | None:
         import sympy
 
         value = sympy.sympify(expression, locals={BATCH_SYMBOL: sympy.Symbol(BATCH_SYMBOL)}).subs(
-            sympy.Symbol(BATCH_SYMBOL), batch)
+            sympy.Symbol(BATCH_SYMBOL), batch
+        )
         return int(value) if value.is_number and value == int(value) else None
     except Exception:
         return None
@@ -747,8 +807,16 @@ def _session(model: onnx.ModelProto) -> Any:
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _run(session: Any, feeds: dict[str, np.ndarray], batched: set[str], lo: int, hi: int, outputs: list[str],
-         where: Any, what: str) -> list[np.ndarray]:
+def _run(
+    session: Any,
+    feeds: dict[str, np.ndarray],
+    batched: set[str],
+    lo: int,
+    hi: int,
+    outputs: list[str],
+    where: Any,
+    what: str,
+) -> list[np.ndarray]:
     batch_feeds = {}
     for inp in session.get_inputs():
         value = feeds[inp.name]
@@ -761,8 +829,10 @@ def _run(session: Any, feeds: dict[str, np.ndarray], batched: set[str], lo: int,
 
 def _split(value: np.ndarray, n: int, name: str, where: Any) -> list[np.ndarray]:
     if value.ndim == 0 or value.shape[0] != n:
-        raise FixError(f"cannot fix {where}: output {name!r} has shape {list(value.shape)}, its first dimension is "
-                       f"not the batch ({n})")
+        raise FixError(
+            f"cannot fix {where}: output {name!r} has shape {list(value.shape)}, its first dimension is "
+            f"not the batch ({n})"
+        )
     return [value[i] for i in range(n)]
 
 
@@ -846,8 +916,9 @@ def _make_samples(
             batched_names.add(value.name)
             if image_like:
                 for slot, photo in enumerate(photos[: max(0, samples - 1)]):
-                    array[slot] = _letterboxed(photo, concrete[1], concrete[2], concrete[3], raw=slot % 2 == 1,
-                                               dtype=dtype)
+                    array[slot] = _letterboxed(
+                        photo, concrete[1], concrete[2], concrete[3], raw=slot % 2 == 1, dtype=dtype
+                    )
                     used.append(f"{photo.name} ({'0-255' if slot % 2 else '0-1'})")
         feeds[value.name] = array
     return feeds, batched_names, used
@@ -868,5 +939,13 @@ def _letterboxed(path: Path, channels: int, height: int, width: int, *, raw: boo
     return (chw if raw else chw / 255.0).astype(dtype)
 
 
-__all__ = ["REL_TOL", "Change", "FixError", "FixResult", "OutputCheck", "Verification", "fix_model",
-           "verify_equivalent"]
+__all__ = [
+    "REL_TOL",
+    "Change",
+    "FixError",
+    "FixResult",
+    "OutputCheck",
+    "Verification",
+    "fix_model",
+    "verify_equivalent",
+]

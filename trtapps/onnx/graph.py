@@ -277,8 +277,29 @@ def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = (), sym
 
 #: element-wise ops that broadcast their inputs (a batch against a fixed first dimension other than 1 conflicts)
 BROADCAST_OPS = frozenset(
-    ["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "And", "Or", "Xor", "Equal",
-     "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "PRelu", "Mod", "BitShift"]
+    [
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Pow",
+        "Max",
+        "Min",
+        "Sum",
+        "Mean",
+        "Where",
+        "And",
+        "Or",
+        "Xor",
+        "Equal",
+        "Greater",
+        "GreaterOrEqual",
+        "Less",
+        "LessOrEqual",
+        "PRelu",
+        "Mod",
+        "BitShift",
+    ]
 )
 
 
