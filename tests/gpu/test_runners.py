@@ -195,6 +195,33 @@ def test_onnxruntime_cuda_honours_the_pipeline_stream(cpu_reference: Any) -> Non
 
 
 @pytest.mark.gpu
+def test_onnxruntime_cuda_returns_before_the_gpu_is_done(cpu_reference: Any) -> None:
+    """No end-of-run host synchronization on the pipeline's stream: ``infer`` returns while ~300 ms of earlier GPU
+    work is still queued, and outputs read on that stream are still right."""
+    import time
+
+    import cupy as cp
+
+    from trtapps.gpu.stream import new_stream
+
+    x = batch_of(2)
+    want = cpu_reference.infer({"images": x})["output0"]
+    stream = new_stream()
+    with _ort_cuda_runner(stream=stream, max_batch=2) as runner:
+        source = cp.asarray(x)
+        feed = cp.full(x.shape, cp.nan, dtype=cp.float32)
+        runner.infer({"images": source}, stream)  # warm-up (cuDNN algorithm search)
+        stream.synchronize()
+        delayed_copy(cp, feed, source, stream, milliseconds=300.0)
+        t0 = time.perf_counter()
+        out = runner.infer({"images": feed}, stream)["output0"]
+        returned = time.perf_counter() - t0
+        assert not stream.done, "the stream should still be busy when infer returns"
+        assert returned < 0.25, f"infer waited {returned:.3f} s for the GPU"
+        assert_yolo_close(out.get(stream=stream), want)
+
+
+@pytest.mark.gpu
 def test_onnxruntime_cuda_waits_for_another_callers_stream(cpu_reference: Any) -> None:
     """Runner on stream A, input produced on stream B: the runner orders A after B with an event."""
     import cupy as cp

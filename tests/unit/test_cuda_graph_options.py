@@ -393,6 +393,7 @@ class _Session:
         self.regular: dict[int, int] = {}
         self.captured: dict[int, _Binding] = {}
         self.events: list[tuple[str, int]] = []
+        self.run_options: list[Any] = []
 
     def get_providers(self) -> list[str]:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -417,7 +418,8 @@ class _Session:
         _at(dst, shape)[...] = _at(src, shape) * np.float32(2) + np.float32(1)
 
     def run_with_iobinding(self, binding: _Binding, run_options: Any = None) -> None:
-        gid = int(run_options.get_run_config_entry("gpu_graph_id")) if run_options is not None else 0
+        self.run_options.append(run_options)
+        gid = _graph_id(run_options)
         if not self.graphs or gid == -1:
             self.events.append(("run", gid))
             self._compute(binding)
@@ -437,6 +439,16 @@ class _Session:
         self.captured[gid] = snapshot
         self.events.append(("capture", gid))
         self._compute(snapshot)
+
+
+def _graph_id(run_options: Any) -> int:
+    """The run's ``gpu_graph_id`` (0 when unset, as in ONNX Runtime), from real ``RunOptions``."""
+    if run_options is None:
+        return 0
+    try:
+        return int(run_options.get_run_config_entry("gpu_graph_id"))
+    except RuntimeError:  # "RunOptions does not have configuration with key"
+        return 0
 
 
 @pytest.fixture
@@ -486,6 +498,25 @@ def test_graph_runner_keeps_each_batch_size_at_its_captured_addresses(simulated:
     assert events.count(("run", -1)) == 3 * 2  # the runner's uncaptured warm-up runs, two per batch size
     assert [e for e in events if e[0] == "replay"] == [("replay", b) for b in (2, 1, 1, 4, 2, 1)]
     assert _Memory.copies == 9  # every call copied its input into the graph's buffer
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+def test_runs_on_the_pipeline_stream_skip_the_end_of_run_sync(simulated: Any, graphs: bool) -> None:
+    """On the caller's stream every run (direct, warm-up, capture, replay) is enqueued without ONNX Runtime's
+    end-of-run host synchronization; on ONNX Runtime's own stream its synchronization stays."""
+    from trtapps.runners.onnxruntime_cuda import NO_RUN_END_SYNC
+
+    x = _device(np.ones((2, 2, 3), np.float32))
+    runner = simulated(max_batch=2, cuda_graph=graphs)
+    runner.infer({"images": x})
+    runner.infer({"images": x})
+    assert len(runner.session.run_options) >= 2
+    assert all(o.get_run_config_entry(NO_RUN_END_SYNC) == "1" for o in runner.session.run_options)
+    own = simulated(max_batch=2, cuda_graph=graphs, user_stream=False)
+    own.infer({"images": x})
+    for options in own.session.run_options:
+        with pytest.raises(RuntimeError):
+            options.get_run_config_entry(NO_RUN_END_SYNC)
 
 
 def test_graph_runner_zero_copy_input_buffer(simulated: Any) -> None:

@@ -21,12 +21,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
+import onnx
 from conftest import REPO, shared_path  # tests/conftest.py
 from letterboxed_media import batch_of  # tests/letterboxed_media.py
+from onnx import TensorProto, helper
 from trtapps.engine import apicheck
 from trtapps.engine.build import inspect_onnx, precision_plan, resolve_input_shape
 from trtapps.engine.cache import (
@@ -67,7 +67,7 @@ def test_engine_key_is_stable_and_hex() -> None:
         {"options": BuildOptions(max_batch=4)},
         {"options": BuildOptions(max_batch=8, workspace_mb=1024)},
         {"options": BuildOptions(max_batch=8, fp16=True)},
-        {"options": BuildOptions(max_batch=8, tf32=True)},
+        {"options": BuildOptions(max_batch=8, tf32=False)},
         {"options": BuildOptions(max_batch=8, input_size=(640, 640))},
         {"options": BuildOptions(max_batch=8, optimization_level=5)},
         {"version": "11.4.0.106"},
@@ -483,11 +483,12 @@ def test_provider_options_are_the_strings_onnxruntime_parses() -> None:
         "cudnn_conv_algo_search": "HEURISTIC",
         "arena_extend_strategy": "kNextPowerOfTwo",
         "do_copy_in_default_stream": "1",
-        "use_tf32": "0",
+        "use_tf32": "1",
         "gpu_mem_limit": str(2 << 30),
         "user_compute_stream": "140737488355328",
     }
     assert "user_compute_stream" not in provider_options(0, None)
+    assert provider_options(0, None, tf32=False)["use_tf32"] == "0"
 
 
 # -- the TensorRT names the code uses are the ones apicheck verifies ------------------------------------------------------

@@ -72,7 +72,10 @@ class TensorRTOptions(BackendOptions):
         False, description="fp16 kernels for an fp32 ONNX (TensorRT 10 only: its FP16 builder flag). TensorRT 11 "
         "takes precision from the ONNX graph: convert the model to fp16 instead."
     )
-    tf32: bool = Field(False, description="Allow TF32 math in fp32 layers (faster, ~1e-3 relative error).")
+    tf32: bool = Field(
+        True, description="Allow TF32 math in fp32 layers (TensorRT's own default; faster on Ampere and newer, "
+        "~1e-3 relative error); false keeps fp32 results close to the CPU backend."
+    )
     optimization_level: int | None = Field(None, ge=0, le=5, description="Builder optimization level (0-5).")
     cache_dir: str | None = Field(None, description="Engine cache folder (default: TRTAPPS_CACHE/engines, "
                                   "else ~/.cache/trtapps/engines).")
