@@ -195,6 +195,30 @@ def test_onnxruntime_cuda_honours_the_pipeline_stream(cpu_reference: Any) -> Non
 
 
 @pytest.mark.gpu
+def test_host_threads_sleep_while_waiting_for_the_gpu() -> None:
+    """``select_device`` sets blocking sync on the primary context: waiting 300 ms for a GPU kernel costs the
+    waiting thread almost no CPU time (CUDA's default spins a core for the whole wait)."""
+    import time
+
+    import cupy as cp
+
+    from trtapps.gpu.device import HOST_WAITS, host_wait_flags, select_device
+    from trtapps.gpu.stream import new_stream
+
+    select_device(0)
+    assert host_wait_flags(0) == HOST_WAITS["block"]
+    stream = new_stream()
+    dst, src = cp.zeros(4, cp.float32), cp.ones(4, cp.float32)
+    delayed_copy(cp, dst, src, stream, milliseconds=300.0)
+    wall, cpu = time.perf_counter(), time.thread_time()
+    stream.synchronize()
+    wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+    assert wall > 0.2, f"the kernel should still have been running ({wall:.3f} s)"
+    assert cpu < 0.05, f"waiting {wall:.3f} s for the GPU cost {cpu:.3f} s of CPU: the thread spun"
+    assert float(dst.get(stream=stream)[0]) == 1.0
+
+
+@pytest.mark.gpu
 def test_onnxruntime_cuda_returns_before_the_gpu_is_done(cpu_reference: Any) -> None:
     """No end-of-run host synchronization on the pipeline's stream: ``infer`` returns while ~300 ms of earlier GPU
     work is still queued, and outputs read on that stream are still right."""

@@ -7,9 +7,21 @@ version). CuPy is imported inside the functions, so this module imports on any m
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from typing import Any
 
-from trtapps.errors import BackendUnavailableError
+from trtapps.errors import BackendUnavailableError, ConfigError
+
+logger = logging.getLogger("trtapps.gpu.device")
+
+#: environment variable choosing how host threads wait for the GPU (see :func:`configure_host_wait`)
+HOST_WAIT_ENV = "TRTAPPS_CUDA_WAIT"
+#: its values → the primary context's scheduling flag (``CU_CTX_SCHED_*``)
+HOST_WAITS = {"block": 0x04, "yield": 0x02, "spin": 0x01, "auto": 0x00}
+_waits_set: dict[int, str] = {}
+_waits_lock = threading.Lock()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -58,9 +70,73 @@ def select_device(ordinal: int = 0) -> Any:
     if not 0 <= ordinal < count:
         have = "device 0" if count == 1 else f"devices 0..{count - 1}"
         raise BackendUnavailableError(f"CUDA device {ordinal} does not exist (this machine has {have}); set device:")
+    configure_host_wait(ordinal)
     device = cupy.cuda.Device(ordinal)
     device.use()
     return device
+
+
+def host_wait_mode() -> str:
+    """The ``TRTAPPS_CUDA_WAIT`` mode (default ``block``).
+
+    Raises:
+        ConfigError: an unknown value.
+    """
+    mode = os.environ.get(HOST_WAIT_ENV, "block").strip().lower() or "block"
+    if mode not in HOST_WAITS:
+        raise ConfigError(f"{HOST_WAIT_ENV}={mode!r} is not one of {', '.join(HOST_WAITS)}; unset it or pick one")
+    return mode
+
+
+def configure_host_wait(ordinal: int) -> str:
+    """Set how threads wait for device *ordinal* (once per process and device); returns the mode in effect.
+
+    CUDA's default lets a thread that synchronizes (a stream, an event, a copy to pageable memory) spin on a CPU
+    core for as long as the GPU works, so a pipeline waiting for each batch burns a core per waiting thread: the
+    host CPU time per frame then measures GPU time, not work. ``block`` (the default) makes such threads sleep
+    on an OS primitive until the GPU is done (a few microseconds more latency per wait); ``spin`` restores the
+    lowest-latency busy wait, ``yield`` spins with yields, ``auto`` is CUDA's heuristic. The flag belongs to the
+    device's primary context, shared with ONNX Runtime, TensorRT, CuPy and the video decoder of the process.
+    Where the driver refuses (an old driver, a context created elsewhere with other flags) the reason is logged
+    and CUDA's behaviour stays.
+    """
+    mode = host_wait_mode()
+    with _waits_lock:
+        if ordinal in _waits_set:
+            return _waits_set[ordinal]
+        try:
+            from cuda.bindings import driver
+
+            (err,) = driver.cuInit(0)
+            _check_driver(driver, err, "cuInit")
+            err, dev = driver.cuDeviceGet(ordinal)
+            _check_driver(driver, err, "cuDeviceGet")
+            (err,) = driver.cuDevicePrimaryCtxSetFlags(dev, HOST_WAITS[mode])
+            _check_driver(driver, err, "cuDevicePrimaryCtxSetFlags")
+        except Exception as exc:  # keep CUDA's default: slower on the host, never wrong
+            logger.warning("CUDA device %d: host waits stay CUDA's default (%s)", ordinal, _first_line(exc))
+            mode = "default"
+        _waits_set[ordinal] = mode
+        return mode
+
+
+def host_wait_flags(ordinal: int) -> int:
+    """The scheduling flags of device *ordinal*'s primary context (``CU_CTX_SCHED_*`` bits)."""
+    from cuda.bindings import driver
+
+    (err,) = driver.cuInit(0)
+    _check_driver(driver, err, "cuInit")
+    err, dev = driver.cuDeviceGet(ordinal)
+    _check_driver(driver, err, "cuDeviceGet")
+    err, flags, _active = driver.cuDevicePrimaryCtxGetState(dev)
+    _check_driver(driver, err, "cuDevicePrimaryCtxGetState")
+    return int(flags) & 0x07
+
+
+def _check_driver(driver: Any, err: Any, call: str) -> None:
+    if err != driver.CUresult.CUDA_SUCCESS:
+        name = getattr(err, "name", str(err))
+        raise RuntimeError(f"{call} failed: {name}")
 
 
 def _version(encoded: int) -> str:
