@@ -18,12 +18,15 @@ from trtapps.structures import HOST_IMAGE_KEY, Frame
 pytestmark = pytest.mark.gpu
 
 
-def test_the_stager_copies_exact_pixels_from_many_reader_threads_with_few_slots() -> None:
+@pytest.mark.parametrize("mode", ["pageable", "pinned"])
+def test_the_stager_copies_exact_pixels_from_many_reader_threads_with_few_slots(mode: str) -> None:
     import cupy
 
     from trtapps.gpu.frames import DeviceFrameStager
 
-    stager = DeviceFrameStager(slots=5, pinned_slots=2)  # far fewer slots than frames: reuse under pressure
+    # far fewer slots than frames and fewer copy threads than readers: reuse under pressure
+    stager = DeviceFrameStager(slots=5, copy_threads=2, mode=mode)
+    assert stager.mode == mode
     rng = np.random.default_rng(7)
     sizes = [(720, 1280), (37, 53), (1080, 1920), (241, 199), (1, 1)]
     staged: list[Frame] = []

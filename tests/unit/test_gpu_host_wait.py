@@ -42,3 +42,16 @@ def test_a_driver_that_refuses_leaves_cuda_default_and_says_why(
     assert len(warnings) == 1
     assert warnings[0].startswith("CUDA device 0: host waits stay CUDA's default (")
     assert "\n" not in warnings[0]
+
+
+def test_frame_staging_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trtapps.gpu.frames import STAGE_MODE_ENV, stage_mode
+
+    monkeypatch.delenv(STAGE_MODE_ENV, raising=False)
+    assert stage_mode() == "pageable"
+    assert stage_mode("pinned") == "pinned"
+    monkeypatch.setenv(STAGE_MODE_ENV, "PINNED")
+    assert stage_mode() == "pinned"
+    assert stage_mode("pageable") == "pageable"  # an explicit mode wins over the environment
+    with pytest.raises(ValueError, match=r"TRTAPPS_STAGE='mapped': the frame staging mode is one of pageable"):
+        stage_mode("mapped")

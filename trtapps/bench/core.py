@@ -219,7 +219,15 @@ def _measure_levels(
 
 def _device(pipe: Any, gpu: bool) -> dict[str, Any]:
     if gpu:
-        from trtapps.gpu.device import gpu_info
+        from trtapps.gpu.device import configure_host_wait, gpu_info
+        from trtapps.gpu.frames import stage_mode
 
-        return {"kind": "gpu", **gpu_info(pipe.context.device)}
+        options = getattr(pipe.runner, "provider_options", None) or {}
+        return {
+            "kind": "gpu",
+            **gpu_info(pipe.context.device),
+            "host_wait": configure_host_wait(pipe.context.device),
+            "frame_staging": stage_mode(),
+            "provider_options": {k: v for k, v in options.items() if k != "user_compute_stream"},
+        }
     return {"kind": "cpu", "name": cpu_description(), "cores": cpu_count()}

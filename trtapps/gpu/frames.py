@@ -2,12 +2,15 @@
 
 Two ways, for two callers:
 
-* :class:`DeviceFrameStager` — runs over sources. Each reader thread copies every frame it reads into device
-  memory as soon as it has it, on its own copy stream, through a small ring of pinned host buffers; the frame
-  reaches the batcher already on the device, with an event that says when its copy is complete. The copies
-  overlap inference of earlier batches (the H100 runs copy engines and kernels at once), and the inference
-  thread never touches host pixels. Each frame keeps its device slot until the pipeline has finished with it
-  (tracker included) and releases it; the number of slots bounds device memory and applies back-pressure.
+* :class:`DeviceFrameStager` — runs over sources. A reader thread hands every frame it reads to the stager,
+  which gives the frame a device slot and queues its copy on a small pool of copy threads (each with its own
+  non-blocking stream), so consecutive frames of one source cross in parallel and the reader goes straight back
+  to reading. By default a copy is one ``cudaMemcpyAsync`` from the source's own (pageable) array, which the
+  driver stages through its pinned buffers (``TRTAPPS_STAGE=pinned``: a host copy into the copy thread's pinned
+  buffer, then an async DMA). The copies overlap inference of earlier batches (the H100 runs copy engines and
+  kernels at once), and the inference thread never touches host pixels: it makes its stream wait for each
+  frame's ``ready`` event. Each frame keeps its device slot until the pipeline has finished with it (tracker
+  included) and releases it; the number of slots bounds device memory and applies back-pressure.
 * :class:`FrameUploader` — single images (``predict``/``submit``): the batch is packed into a pinned slot and
   copied to one device staging buffer with a single ``cudaMemcpyAsync`` on the pipeline's stream.
 
@@ -16,9 +19,13 @@ Frames already on the device (a hardware decoder's) are passed through untouched
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -43,7 +50,7 @@ class FrameUploader:
     def upload(self, images: Sequence[Any], stream: Any, pinned: bool = False) -> list[Any]:
         """Device views of *images* (host NumPy or already CuPy), enqueued on *stream* (no host sync).
 
-        ``pinned=True`` says the host images already live in pinned memory (see :class:`PinnedFrameStager`):
+        ``pinned=True`` says the host images already live in pinned memory (a caller's own pinned buffers):
         they are copied straight to the device, one async copy each, without packing them first.
         """
         import cupy
@@ -98,63 +105,73 @@ class FrameUploader:
 class _DeviceSlot:
     """Device memory for one frame, with the events that order its reuse."""
 
-    __slots__ = ("buffer", "ready", "released")
+    __slots__ = ("buffer", "pending", "ready", "released")
 
     def __init__(self) -> None:
         import cupy
 
         self.buffer: Any = None
+        self.pending: Future[None] | None = None  # the copy, queued or running on a copy thread
         self.ready = cupy.cuda.Event(block=False, disable_timing=True)  # the frame's copy is complete
         self.released = cupy.cuda.Event(block=False, disable_timing=True)  # the pipeline's reads are enqueued
 
 
-class _PinnedSlot:
-    __slots__ = ("buffer", "copied")
+#: how frames cross to the device: ``pageable`` (one ``cudaMemcpyAsync`` straight from the source's array; the
+#: driver stages it) or ``pinned`` (a host copy into a pinned buffer of the copy thread, then an async DMA)
+STAGE_MODES = ("pageable", "pinned")
+#: environment variable overriding the mode (e.g. to compare both on one machine)
+STAGE_MODE_ENV = "TRTAPPS_STAGE"
 
-    def __init__(self) -> None:
-        import cupy
 
-        self.buffer: Any = None  # a PinnedBuffer
-        self.copied = cupy.cuda.Event(block=False, disable_timing=True)
+def stage_mode(mode: str | None = None) -> str:
+    """*mode*, else ``TRTAPPS_STAGE``, else ``pageable``; a ``ValueError`` for anything else."""
+    chosen = (mode or os.environ.get(STAGE_MODE_ENV, "") or "pageable").strip().lower()
+    if chosen not in STAGE_MODES:
+        raise ValueError(f"{STAGE_MODE_ENV}={chosen!r}: the frame staging mode is one of {', '.join(STAGE_MODES)}")
+    return chosen
 
 
 class DeviceFrameStager:
-    """Copies frames to device memory in the threads that read them (see the module docstring).
+    """Copies frames to device memory as soon as they are read (see the module docstring).
 
-    Thread-safe: several reader threads (one per source) stage at once, each on its own copy stream.
+    The reader thread only takes a device slot (back-pressure) and queues the copy; a small pool of copy threads,
+    each with its own non-blocking stream, does the copies, so consecutive frames of one source cross in parallel
+    and a reader is never held up by a copy. Thread-safe: any number of reader threads stage at once.
 
     Args:
         slots: frames that may be on the device at once (queued, batched, in flight, being finished).
         device: CUDA device ordinal.
-        pinned_slots: pinned host buffers frames pass through on their way to the device.
+        copy_threads: threads doing host→device copies (default: half the cores, 2 to 8).
+        mode: ``pageable`` or ``pinned`` (see :data:`STAGE_MODES`; default ``TRTAPPS_STAGE`` or ``pageable``).
     """
 
     SLOT_KEY = "_trtapps_device_slot"
-    COPY_THREADS = 4
-    PARALLEL_BYTES = 1 << 20
 
-    def __init__(self, slots: int, device: int = 0, pinned_slots: int = 8) -> None:
-        if slots < 1 or pinned_slots < 1:
-            raise ValueError(f"need at least one slot, got slots={slots}, pinned_slots={pinned_slots}")
+    def __init__(self, slots: int, device: int = 0, copy_threads: int | None = None, mode: str | None = None) -> None:
+        if slots < 1:
+            raise ValueError(f"need at least one slot, got slots={slots}")
         import cupy
 
         self.device = device
+        self.mode = stage_mode(mode)
         with cupy.cuda.Device(device):
-            self._free = [_DeviceSlot() for _ in range(slots)]
-            self._pinned = [_PinnedSlot() for _ in range(pinned_slots)]
+            # least recently released first: the GPU has most likely finished reading its previous frame
+            self._free = deque(_DeviceSlot() for _ in range(slots))
         self.slots = slots
-        self._next_pinned = 0
+        self.copy_threads = copy_threads or min(8, max(2, (os.cpu_count() or 4) // 2))
         self._cond = threading.Condition()
-        self._pinned_cond = threading.Condition()
         self._cancelled = False
-        self._local = threading.local()  # one copy stream per reader thread
-        self._pool: Any = None  # a few threads to split large host copies (np.copyto releases the GIL)
+        self._local = threading.local()  # per copy thread: its stream (and pinned buffer + event)
+        self._pool = ThreadPoolExecutor(self.copy_threads, thread_name_prefix="trtapps-stage")
+        self._pinned: list[Any] = []  # every copy thread's pinned buffer, freed by close()
+        self._pinned_lock = threading.Lock()
 
     def stage(self, frame: Any, timeout: float = 60.0) -> None:
-        """Copy ``frame.image`` to the device; ``frame.image`` becomes the device copy.
+        """Queue the copy of ``frame.image`` to the device; ``frame.image`` becomes the device array at once.
 
-        The source's own array stays reachable as ``frame.host_image()`` (no download for sinks that draw).
-        Waits for a free device slot (back-pressure); raises ``RuntimeError`` when the run is cancelled and
+        Its pixels may be read only after :meth:`wait` (GPU-side, no host sync once the copy is queued). The
+        source's own array stays reachable as ``frame.host_image()`` (no download for sinks that draw). Waits for
+        a free device slot (back-pressure); raises ``RuntimeError`` when the run is cancelled and
         ``TimeoutError`` when no slot frees up within *timeout* seconds.
         """
         import cupy
@@ -168,21 +185,11 @@ class DeviceFrameStager:
         nbytes = image.nbytes
         slot = self._acquire(timeout)
         try:
-            with cupy.cuda.Device(self.device):
-                stream = self._copy_stream()
-                if slot.buffer is None or slot.buffer.size < nbytes:
+            if slot.buffer is None or slot.buffer.size < nbytes:
+                with cupy.cuda.Device(self.device):
                     slot.released.synchronize()  # nothing may still read the old buffer
                     slot.buffer = cupy.empty(nbytes, dtype=cupy.uint8)
-                pinned = self._pinned_slot(nbytes)
-                try:
-                    host = pinned.buffer.view((nbytes,), np.uint8)
-                    self._copy(host.reshape(image.shape), image)
-                    stream.wait_event(slot.released)  # the previous frame in this slot has been read
-                    slot.buffer[:nbytes].set(host, stream=stream)
-                    slot.ready.record(stream)
-                    pinned.copied.record(stream)
-                finally:
-                    self._return_pinned(pinned)
+            slot.pending = self._pool.submit(self._copy, slot, image)
         except BaseException:
             self._give_back(slot)
             raise
@@ -192,10 +199,15 @@ class DeviceFrameStager:
 
     @staticmethod
     def wait(frames: Sequence[Any], stream: Any) -> None:
-        """Make *stream* wait (on the GPU, no host sync) until the copies of *frames* are complete."""
+        """Make *stream* wait (on the GPU) until the copies of *frames* are complete.
+
+        The host waits only for copies not yet queued by a copy thread; a failed copy raises here.
+        """
         for frame in frames:
             slot = frame.meta.get(DeviceFrameStager.SLOT_KEY)
             if slot is not None:
+                if slot.pending is not None:
+                    slot.pending.result()
                 stream.wait_event(slot.ready)
 
     def release(self, frame: Any, stream: Any) -> None:
@@ -203,6 +215,10 @@ class DeviceFrameStager:
         slot = frame.meta.pop(self.SLOT_KEY, None)
         if slot is None:
             return
+        if slot.pending is not None:
+            with contextlib.suppress(BaseException):  # a failed copy was reported by wait()
+                slot.pending.result()  # the copy thread is done with the slot
+            slot.pending = None
         slot.released.record(stream)
         self._give_back(slot)
 
@@ -213,22 +229,20 @@ class DeviceFrameStager:
             self._cond.notify_all()
 
     def close(self) -> None:
-        """Free the memory; call only once no thread can still stage into a slot."""
+        """Finish queued copies and free the memory; call only once no thread can still stage into a slot."""
         import cupy
 
+        self._pool.shutdown(wait=True)
         with cupy.cuda.Device(self.device):
             cupy.cuda.Device(self.device).synchronize()
         with self._cond:
             for slot in self._free:
                 slot.buffer = None
-            for pinned in self._pinned:
-                if pinned.buffer is not None:
-                    pinned.buffer.free()
-                    pinned.buffer = None
             self._cond.notify_all()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        with self._pinned_lock:
+            for buffer in self._pinned:
+                buffer.free()
+            self._pinned.clear()
 
     # -- internals -----------------------------------------------------------------------------------------------
     def _acquire(self, timeout: float) -> _DeviceSlot:
@@ -239,12 +253,30 @@ class DeviceFrameStager:
                     raise TimeoutError(f"no device frame slot was released within {timeout:g} s")
             if self._cancelled:
                 raise RuntimeError("the run stopped while a frame waited for a device slot")
-            return self._free.pop()
+            return self._free.popleft()
 
     def _give_back(self, slot: _DeviceSlot) -> None:
         with self._cond:
             self._free.append(slot)
             self._cond.notify()
+
+    def _copy(self, slot: _DeviceSlot, image: np.ndarray) -> None:
+        """On a copy thread: the frame's bytes into its slot, then the slot's ``ready`` event."""
+        import cupy
+
+        nbytes = image.nbytes
+        with cupy.cuda.Device(self.device):
+            stream = self._copy_stream()
+            stream.wait_event(slot.released)  # the previous frame in this slot has been read
+            target = slot.buffer[:nbytes]
+            if self.mode == "pinned":
+                host = self._pinned_host(nbytes)
+                np.copyto(host.reshape(image.shape), image)
+                target.set(host, stream=stream)
+                self._local.copied.record(stream)  # the pinned buffer is free again once this has passed
+            else:  # the driver copies through its own pinned staging; returns once the source has been read
+                target.set(image.reshape(-1), stream=stream)
+            slot.ready.record(stream)
 
     def _copy_stream(self) -> Any:
         stream = getattr(self._local, "stream", None)
@@ -259,35 +291,21 @@ class DeviceFrameStager:
             stream = self._local.stream = cupy.cuda.Stream(non_blocking=True)
         return stream
 
-    def _pinned_slot(self, nbytes: int) -> _PinnedSlot:
+    def _pinned_host(self, nbytes: int) -> np.ndarray:
+        """This copy thread's pinned buffer (grown as needed), once its previous DMA has left it."""
+        import cupy
+
         from trtapps.gpu.memory import PinnedBuffer
 
-        with self._pinned_cond:
-            while not self._pinned:  # every pinned slot is in use by another reader
-                self._pinned_cond.wait()
-            pinned = self._pinned.pop()
-        pinned.copied.synchronize()  # its previous copy has left host memory
-        if pinned.buffer is None or pinned.buffer.nbytes < nbytes:
-            if pinned.buffer is not None:
-                pinned.buffer.free()
-            pinned.buffer = PinnedBuffer(nbytes)
-        return pinned
-
-    def _return_pinned(self, pinned: _PinnedSlot) -> None:
-        with self._pinned_cond:
-            self._pinned.insert(0, pinned)  # least recently used first: its copy is the likeliest done
-            self._pinned_cond.notify()
-
-    def _copy(self, dst: np.ndarray, src: np.ndarray) -> None:
-        """Host copy of one frame, in row bands on a few threads when it is large (memory bandwidth bound)."""
-        if src.nbytes < self.PARALLEL_BYTES or src.shape[0] < self.COPY_THREADS:
-            np.copyto(dst, src)
-            return
-        if self._pool is None:
-            with self._pinned_cond:
-                if self._pool is None:
-                    from concurrent.futures import ThreadPoolExecutor
-
-                    self._pool = ThreadPoolExecutor(self.COPY_THREADS, thread_name_prefix="trtapps-stage")
-        bands = np.array_split(np.arange(src.shape[0]), self.COPY_THREADS)
-        list(self._pool.map(lambda rows: np.copyto(dst[rows[0]:rows[-1] + 1], src[rows[0]:rows[-1] + 1]), bands))
+        local = self._local
+        buffer = getattr(local, "pinned", None)
+        if buffer is not None:
+            local.copied.synchronize()
+        if buffer is None or buffer.nbytes < nbytes:
+            if buffer is None:
+                local.copied = cupy.cuda.Event(block=True, disable_timing=True)
+            buffer = local.pinned = PinnedBuffer(nbytes)
+            with self._pinned_lock:
+                self._pinned.append(buffer)
+        view: np.ndarray = buffer.view((nbytes,), np.uint8)
+        return view
