@@ -682,3 +682,18 @@ def test_tensorrt_runs_a_serialized_engine_file(engine_dir: Path, tmp_path: Path
         assert loaded.metadata["names"].startswith("{0: 'person'")
         out = loaded.infer({"images": cp.asarray(batch_of(1))})["output0"]
         _close(out.get(), cpu_outputs[:1])
+
+
+@pytest.mark.parametrize(
+    ("model", "search"),
+    [("yolov8n_dequant", "EXHAUSTIVE"), ("osnet_x0_25_msmt17", "EXHAUSTIVE"), ("retinaface_mnet025", "HEURISTIC")],
+)
+def test_conv_search_auto_avoids_a_search_per_image_size(model: str, search: str) -> None:
+    """RetinaFace runs each image at its own size: an exhaustive cuDNN search per new shape made the GPU
+    evaluation 16x slower than the CPU one; batch-only dynamic models keep the exhaustive search."""
+    from trtapps.runners.onnxruntime_cuda import conv_algo_search
+
+    path = shared_path(f"models/{model}.onnx")
+    assert conv_algo_search(path, "auto") == search
+    assert conv_algo_search(path, "DEFAULT") == "DEFAULT"
+    assert OnnxRuntimeCudaOptions().cudnn_conv_algo_search == "auto"

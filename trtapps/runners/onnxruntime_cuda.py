@@ -71,9 +71,11 @@ class OnnxRuntimeCudaOptions(BackendOptions):
         None, ge=1, description="Batch the output buffers are sized for at start (grown when a larger one "
         "arrives); default: the app's batch_size, else the model's fixed batch, else 1."
     )
-    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
-        "EXHAUSTIVE", description="cuDNN convolution algorithm search (EXHAUSTIVE: fastest kernels, slower "
-        "first run for each new input shape)."
+    cudnn_conv_algo_search: Literal["auto", "EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
+        "auto", description="cuDNN convolution algorithm search. EXHAUSTIVE: fastest kernels, after a timed search "
+        "for each new input shape (~0.1 s each); HEURISTIC: cuDNN's pick, no search. auto: EXHAUSTIVE when only "
+        "the batch dimension of the inputs varies, HEURISTIC when their spatial size varies too (RetinaFace at "
+        "each image's own size would search for every image)."
     )
     arena_extend_strategy: Literal["kNextPowerOfTwo", "kSameAsRequested"] = Field(
         "kNextPowerOfTwo", description="How ONNX Runtime's GPU memory arena grows."
@@ -103,6 +105,27 @@ GRAPH_WARMUP_RUNS = 2
 NO_RUN_END_SYNC = "disable_synchronize_execution_providers"
 #: the ``gpu_graph_id`` run option that makes a run neither capture nor replay
 UNCAPTURED_GRAPH_ID = "-1"
+
+
+def conv_algo_search(model_path: Path, requested: str) -> str:
+    """The cuDNN search for *model_path*: *requested*, or for ``auto`` EXHAUSTIVE unless an input has a dynamic
+    dimension besides the first (the batch), then HEURISTIC (a search per new shape would dominate)."""
+    if requested != "auto":
+        return requested
+    try:
+        import onnx
+
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception:  # ONNX Runtime reports an unloadable model when the session opens
+        return "EXHAUSTIVE"
+    initializers = {init.name for init in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in initializers or not value.type.HasField("tensor_type"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if any(not d.HasField("dim_value") or d.dim_value <= 0 for d in dims[1:]):
+            return "HEURISTIC"
+    return "EXHAUSTIVE"
 
 
 def provider_options(
@@ -202,7 +225,7 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         device: int = 0,
         stream: Any = None,
         max_batch: int | None = None,
-        cudnn_conv_algo_search: str = "EXHAUSTIVE",
+        cudnn_conv_algo_search: str = "auto",
         arena_extend_strategy: str = "kNextPowerOfTwo",
         gpu_mem_limit: int | None = None,
         tf32: bool = True,
@@ -230,7 +253,7 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         self.user_stream = user_stream
         self._threads = threads
         self._provider_kwargs: dict[str, Any] = {
-            "cudnn_conv_algo_search": cudnn_conv_algo_search,
+            "cudnn_conv_algo_search": conv_algo_search(self.model_path, cudnn_conv_algo_search),
             "arena_extend_strategy": arena_extend_strategy,
             "gpu_mem_limit": gpu_mem_limit,
             "tf32": tf32,
