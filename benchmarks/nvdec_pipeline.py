@@ -54,6 +54,44 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int) 
             "cpu_ms_per_frame": round(1000 * cpu / n, 4)}
 
 
+class GilProbe:
+    """A pure-Python loop on its own thread: how many iterations per second it gets while something else runs.
+
+    Compared with the same loop's rate on an idle interpreter, it tells how much of the GIL the other work
+    leaves to Python threads (decoders that hold the GIL while they wait for the hardware starve the pipeline's
+    Python threads; ones that release it leave the probe near its idle rate).
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+
+    def _spin(self) -> None:
+        while not self._stop.is_set():
+            for _ in range(1000):
+                self.count += 1
+            time.sleep(0)
+
+    def __enter__(self) -> GilProbe:
+        self.start = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.rate = self.count / (time.perf_counter() - self.start)
+
+
+def idle_probe_rate(seconds: float = 1.0) -> float:
+    with GilProbe() as probe:
+        time.sleep(seconds)
+    return probe.rate
+
+
 def engine_fps(model: str, video: str, batch: int) -> float:
     from trtapps.bench.levels import runner_only
     from trtapps.pipeline import Pipeline
@@ -85,11 +123,14 @@ def main() -> None:
     per_stream = args.frames or total
     engine = engine_fps(args.model, args.video, args.batch)
     rows = []
+    idle = idle_probe_rate()
     for n in (int(s) for s in args.streams.split(",")):
-        decode = measure_decode([args.video], streams=n, frames=per_stream, decoder="nvdec")
+        with GilProbe() as probe:
+            decode = measure_decode([args.video], streams=n, frames=per_stream, decoder="nvdec")
         pipe = pipeline_fps(args.model, args.video, n, args.batch, per_stream)
         bound = min(decode["fps"], engine)
         rows.append({**pipe, "decode_only_fps": round(decode["fps"], 1), "engine_only_fps": round(engine, 1),
+                     "gil_left_while_decoding": round(probe.rate / idle, 3),
                      "ratio": round(pipe["fps"] / bound, 3), "limited_by": "decode" if decode["fps"] < engine
                      else "engine"})
     info = gpu_info(0)
@@ -101,6 +142,9 @@ def main() -> None:
     for r in rows:
         print(f"{r['streams']:>3} {r['fps']:>13.1f} {r['decode_only_fps']:>12.1f} {r['engine_only_fps']:>12.1f} "
               f"{r['ratio']:>6.3f} {r['cpu_ms_per_frame']:>13.4f}")
+    for r in rows:
+        print(f"{r['streams']:>3} streams: a pure-Python thread kept {r['gil_left_while_decoding']:.0%} of its idle "
+              "loop rate while NVDEC decoded")
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2))
 
