@@ -6,6 +6,7 @@ What needs a GPU (captures, replays, bitwise-equal outputs) is in ``tests/gpu/te
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import sys
@@ -185,6 +186,19 @@ class _Stream:
         return graph
 
 
+@pytest.fixture
+def graph_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two CuPy names GraphCache's capture uses (a private memory pool made current), so these tests run
+    the same where CuPy is not installed (CI) as where it is."""
+    module = types.ModuleType("cupy")
+    module.cuda = SimpleNamespace(  # type: ignore[attr-defined]
+        MemoryPool=lambda: SimpleNamespace(malloc=lambda size: None),
+        using_allocator=lambda allocator: contextlib.nullcontext(),
+    )
+    monkeypatch.setitem(sys.modules, "cupy", module)
+
+
+@pytest.mark.usefixtures("graph_cupy")
 def test_graph_cache_warms_up_captures_once_then_replays() -> None:
     stream = _Stream()
     cache = GraphCache("test work")
@@ -209,6 +223,7 @@ def test_graph_cache_warms_up_captures_once_then_replays() -> None:
     assert stream.captures == 2
 
 
+@pytest.mark.usefixtures("graph_cupy")
 def test_graph_cache_falls_back_with_one_logged_reason(caplog: pytest.LogCaptureFixture) -> None:
     stream = _Stream(fail_end=True)
     cache = GraphCache("decode")
@@ -235,6 +250,7 @@ def test_graph_cache_falls_back_with_one_logged_reason(caplog: pytest.LogCapture
     assert cache.problem.startswith("RuntimeError: cudaErrorStreamCaptureInvalidated")
 
 
+@pytest.mark.usefixtures("graph_cupy")
 def test_graph_cache_ends_the_capture_when_the_function_raises() -> None:
     stream = _Stream()
     cache = GraphCache("sync inside")
@@ -251,6 +267,7 @@ def test_graph_cache_ends_the_capture_when_the_function_raises() -> None:
         "capturing"
 
 
+@pytest.mark.usefixtures("graph_cupy")
 def test_graph_cache_refuses_the_legacy_default_stream() -> None:
     stream = _Stream(ptr=0)
     cache = GraphCache("legacy")
@@ -261,6 +278,7 @@ def test_graph_cache_refuses_the_legacy_default_stream() -> None:
     assert "legacy default stream" in cache.problem
 
 
+@pytest.mark.usefixtures("graph_cupy")
 def test_graph_cache_disabled_and_bounded() -> None:
     stream = _Stream()
     off = GraphCache("off", enabled=False)
