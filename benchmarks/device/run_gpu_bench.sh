@@ -9,6 +9,9 @@ if [ "${1:-1}" = 1 ]; then
   python3 benchmarks/gpu_kernels.py --batch 32 --real --json "$OUT/gpu_kernels.json" 2>&1 | tail -12
   python3 -m trtapps bench --model "$M" --video "$V" --backend onnxruntime_cuda --batch 1,8,32 --streams 1,8,16 \
     --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" | tail -30
+  # the same batch-32 run with the other frame staging (pinned bounce buffers), for the comparison in gpu.md
+  TRTAPPS_STAGE=pinned python3 -m trtapps bench --model "$M" --video "$V" --backend onnxruntime_cuda --batch 32 \
+    --streams 1,16 --json "$OUT/bench_pinned.json" 2>&1 | tee "$OUT/bench_pinned.log" | tail -12
   python3 benchmarks/cuda_graphs.py --model "$M" --json "$OUT/cuda_graphs.json" 2>&1 | tail -15
 elif [ "$1" = 3 ]; then
   TRTAPPS_BENCH_OUT="$OUT" python3 -m pytest -m "gpu or tensorrt" tests/onnx_precision/test_onnx_precision_gpu.py \
