@@ -9,6 +9,7 @@ photos.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,16 @@ from conftest import shared_path  # tests/conftest.py
 from onnx import TensorProto, numpy_helper
 from trtapps.errors import ConfigError, InputError, ModelError
 from trtapps.onnx.calibration import calibration_images
+from trtapps.onnx.graph import drop_repeated_nodes, name_nodes, name_problems
 from trtapps.onnx.metadata import decode_metadata, file_sha256, read_metadata
-from trtapps.onnx.precision import apply_precision, head_layers, sort_nodes, stem_layers, tail_nodes
+from trtapps.onnx.precision import (
+    apply_precision,
+    compare_outputs,
+    head_layers,
+    sort_nodes,
+    stem_layers,
+    tail_nodes,
+)
 from trtapps.ops.boxes import box_iou
 from trtapps.pipeline import Pipeline
 
@@ -86,11 +95,13 @@ def test_fp16_keeps_float32_io_and_the_block_list(yolo_fp16: tuple[Path, Any]) -
     assert report.tool == "onnxruntime.transformers.float16"
 
 
-@pytest.mark.parametrize("which", ["fp16", "int8"])
-def test_models_are_valid_onnx_in_node_order(which: str, request: pytest.FixtureRequest) -> None:
-    """ONNX's full check and strict type inference pass, and nodes are in topological order (TensorRT's parser
-    reads them in file order; the fp16 converter appends the input casts at the end)."""
-    path, _ = request.getfixturevalue(f"yolo_{which}")
+def assert_valid_model(path: Path) -> None:
+    """ONNX's full check and strict type inference pass, nodes are in topological order (TensorRT's parser reads
+    them in file order; the fp16 converter appends the input casts at the end), node names are unique and every
+    tensor has one producer (ONNX Runtime refuses repeated node names; onnx.checker does not look), and ONNX
+    Runtime loads the model."""
+    import onnxruntime as ort
+
     model = onnx.load(path)
     onnx.checker.check_model(model, full_check=True)
     onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
@@ -98,6 +109,129 @@ def test_models_are_valid_onnx_in_node_order(which: str, request: pytest.Fixture
     for node in model.graph.node:
         assert all(name in seen for name in node.input), node.name
         seen.update(node.output)
+    names = Counter(node.name for node in model.graph.node)
+    assert "" not in names
+    assert [name for name, count in names.items() if count > 1] == []
+    outputs = Counter(out for node in model.graph.node for out in node.output if out)
+    assert [name for name, count in outputs.items() if count > 1] == []
+    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("which", ["fp16", "int8"])
+def test_models_are_valid_onnx_in_node_order(which: str, request: pytest.FixtureRequest) -> None:
+    path, _ = request.getfixturevalue(f"yolo_{which}")
+    assert_valid_model(path)
+
+
+def _two_readers_model() -> Any:
+    """Conv → t, then two post-processing nodes (kept float32) reading t: fp16 makes t float16 and needs one
+    float16 → float32 Cast of t for both."""
+    from onnx import helper
+
+    weight = numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["t"], name="conv"),
+        helper.make_node("Mul", ["t", "k"], ["scaled"], name="mul"),
+        helper.make_node("Add", ["t", "k"], ["shifted"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two_readers",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [
+            helper.make_tensor_value_info("scaled", TensorProto.FLOAT, [1, 4, 8, 8]),
+            helper.make_tensor_value_info("shifted", TensorProto.FLOAT, [1, 4, 8, 8]),
+        ],
+        [weight, numpy_helper.from_array(np.full((1,), 2.0, np.float32), "k")],
+    )
+    # IR 8 (opset 17's): the newest onnx writes an IR version older ONNX Runtime releases refuse
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_fp16_removes_the_repeated_casts_of_older_converters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fp16 converter of ONNX Runtime 1.30 and 1.31 inserts one Cast per float32 reader of a float16 tensor,
+    each named ``<tensor>_cast_to_fp32_node`` and writing ``<tensor>_cast_to_fp32`` (1.32 shares one): two nodes
+    of one name, and ONNX Runtime refuses the model ("two nodes with same node name"; seen with onnxruntime-gpu
+    1.31.1 on YOLOv8n's DFL and RetinaFace's heads). The conversion has to write a valid model whatever release
+    is installed; this imitates the older converter on top of the installed one."""
+    import onnxruntime.transformers.float16 as float16
+
+    real = float16.convert_float_to_float16
+
+    def pre_1_32(model: Any, **kwargs: Any) -> Any:
+        """The installed converter, then its Casts repeated once per reader as ONNX Runtime 1.31 writes them."""
+        converted = real(model, **kwargs)
+        graph = converted.graph
+        readers = Counter(name for node in graph.node for name in node.input)
+        for node in list(graph.node):
+            if node.op_type == "Cast" and node.name.endswith("_cast_to_fp32_node"):
+                copies = readers[node.output[0]] - sum(n.name == node.name for n in graph.node)
+                info = next(v for v in graph.value_info if v.name == node.output[0])
+                for _ in range(copies):
+                    graph.node.append(node)
+                    graph.value_info.append(info)
+        return converted
+
+    source = tmp_path / "two_readers.onnx"
+    onnx.save(_two_readers_model(), source)
+    monkeypatch.setattr(float16, "convert_float_to_float16", pre_1_32)
+    imitated = pre_1_32(onnx.load(source), keep_io_types=True, node_block_list=["mul", "add"])
+    assert Counter(n.name for n in imitated.graph.node)["t_cast_to_fp32_node"] == 2  # the imitation is faithful
+
+    out = tmp_path / "two_readers_fp16.onnx"
+    report = apply_precision(source, out, "fp16")
+    assert {"mul", "add"} <= set(report.kept_fp32)
+    assert_valid_model(out)
+    model = onnx.load(out)
+    casts = [n for n in model.graph.node if n.op_type == "Cast" and n.input[0] == "t"]
+    assert len(casts) == 1
+    assert {n.name: list(n.input) for n in model.graph.node if n.name in ("mul", "add")} == {
+        "mul": [casts[0].output[0], "k"],
+        "add": [casts[0].output[0], "k"],
+    }
+    feed = {"x": np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    for check in compare_outputs(source, out, [feed]):
+        assert check.max_abs <= 1e-2 * max(check.ref_absmax, 1.0), check
+
+
+def test_name_nodes_and_name_problems() -> None:
+    """Node names made unique (unnamed and repeated ones), and what onnx.checker lets through is reported."""
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="n"),
+        helper.make_node("Relu", ["a"], ["b"], name="n"),
+        helper.make_node("Relu", ["b"], ["c"]),
+        helper.make_node("Relu", ["c"], ["b"], name="Relu_2"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", 1, [1])], [helper.make_tensor_value_info("b", 1, [1])]
+    )
+    assert name_problems(graph) == ["2 nodes are named 'n'", "tensor 'b' is written by 2 nodes"]
+    assert name_nodes(graph) == ["n_2", "Relu_2_2"]
+    assert [n.name for n in graph.node] == ["n", "n_2", "Relu_2_2", "Relu_2"]
+    assert name_problems(graph) == ["tensor 'b' is written by 2 nodes"]
+
+
+def test_drop_repeated_nodes_keeps_distinct_ones() -> None:
+    from onnx import helper
+
+    cast = helper.make_node("Cast", ["x"], ["y"], name="c", to=TensorProto.FLOAT16)
+    graph = helper.make_graph(
+        [
+            cast,
+            helper.make_node("Cast", ["x"], ["y"], name="c", to=TensorProto.FLOAT16),  # a repeat
+            helper.make_node("Cast", ["x"], ["y2"], name="c", to=TensorProto.FLOAT16),  # another output
+            helper.make_node("Cast", ["x"], ["y3"], name="d", to=TensorProto.FLOAT),  # another type
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", 1, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1])],
+        value_info=[helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1])] * 2,
+    )
+    assert drop_repeated_nodes(graph) == ["c"]
+    assert [(n.name, n.output[0]) for n in graph.node] == [("c", "y"), ("c", "y2"), ("d", "y3")]
+    assert [v.name for v in graph.value_info] == ["y"]
 
 
 def test_sort_nodes_orders_producers_first_and_respects_subgraph_reads() -> None:
@@ -216,6 +350,7 @@ def test_retinaface_native_size_fp16_and_int8(tmp_path: Path, coco_images: Path)
     for precision in ("fp16", "int8"):
         out = tmp_path / f"retinaface_{precision}.onnx"
         apply_precision(model, out, precision, app={"type": "retinaface"}, calib=coco_images, calib_size=6)
+        assert_valid_model(out)
         outputs[precision] = out
     faces = {}
     for name, path in [("fp32", model), *outputs.items()]:

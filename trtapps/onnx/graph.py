@@ -517,6 +517,97 @@ def remove_dead_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     return removed
 
 
+# -- names -------------------------------------------------------------------------------------------------------
+def name_nodes(graph: onnx.GraphProto) -> list[str]:
+    """Give every node of *graph* a unique name: unnamed nodes get ``<op>_<index>``, a name used again gets a
+    suffix (``_2``, ``_3``…). Block lists and exclusions address nodes by name, and ONNX Runtime refuses a graph
+    with two nodes of one name. Returns the names given (in graph order).
+    """
+    taken = {n.name for n in graph.node if n.name}
+    seen: set[str] = set()
+    given: list[str] = []
+    for index, node in enumerate(graph.node):
+        if node.name and node.name not in seen:
+            seen.add(node.name)
+            continue
+        base = node.name or f"{node.op_type}_{index}"
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        node.name = name
+        taken.add(name)
+        seen.add(name)
+        given.append(name)
+    return given
+
+
+def drop_repeated_nodes(graph: onnx.GraphProto) -> list[str]:
+    """Remove the nodes of *graph* that repeat an earlier node (same op, domain, inputs, outputs and attributes,
+    the name aside), and ``value_info`` entries that repeat an earlier one's name. Returns the removed nodes'
+    names.
+
+    A repeat computes the same value into the same tensor again, so removing it changes nothing, while keeping
+    it makes the graph invalid: the tensor has two producers and, usually, two nodes share a name. ONNX Runtime's
+    fp16 converter writes such repeats in releases that name an inserted ``Cast`` after the tensor it reads but
+    insert one per reader (``<tensor>_cast_to_fp32_node`` for each float32 node reading a float16 tensor).
+    """
+    seen: set[bytes] = set()
+    kept: list[onnx.NodeProto] = []
+    removed: list[str] = []
+    for node in graph.node:
+        key = type(node)()
+        key.CopyFrom(node)
+        key.name = ""
+        signature = key.SerializeToString(deterministic=True)
+        if signature in seen:
+            removed.append(node.name)
+            continue
+        seen.add(signature)
+        kept.append(node)
+    if removed:
+        copies = [type(n)() for n in kept]
+        for target, node in zip(copies, kept):
+            target.CopyFrom(node)
+        del graph.node[:]
+        graph.node.extend(copies)
+    names: set[str] = set()
+    infos = []
+    for info in graph.value_info:
+        if info.name not in names:
+            names.add(info.name)
+            infos.append(copy.deepcopy(info))
+    if len(infos) != len(graph.value_info):
+        del graph.value_info[:]
+        graph.value_info.extend(infos)
+    return removed
+
+
+def name_problems(graph: onnx.GraphProto) -> list[str]:
+    """What makes *graph*'s names invalid, one line each (empty when nothing does): a node name used by more
+    than one node (ONNX Runtime refuses the graph; ``onnx.checker`` does not look), and a tensor written by more
+    than one node or written by a node although it is a graph input or initializer (single assignment).
+    """
+    problems: list[str] = []
+    node_names: dict[str, int] = {}
+    for node in graph.node:
+        if node.name:
+            node_names[node.name] = node_names.get(node.name, 0) + 1
+    problems.extend(f"{count} nodes are named {name!r}" for name, count in node_names.items() if count > 1)
+    given = {v.name for v in graph.input} | {i.name for i in graph.initializer}
+    writers: dict[str, int] = {}
+    for node in graph.node:
+        for out in node.output:
+            if out:
+                writers[out] = writers.get(out, 0) + 1
+    for tensor, count in writers.items():
+        if count > 1:
+            problems.append(f"tensor {tensor!r} is written by {count} nodes")
+        elif tensor in given:
+            problems.append(f"tensor {tensor!r} is a graph input or initializer and also written by a node")
+    return problems
+
+
 __all__ = [
     "BATCH_NAME",
     "BATCH_SYMBOL",
@@ -526,11 +617,14 @@ __all__ = [
     "Shapes",
     "add_initializer",
     "default_opset",
+    "drop_repeated_nodes",
     "elem_type_name",
     "format_dims",
     "infer_shapes",
     "load_model",
     "mentions_batch",
+    "name_nodes",
+    "name_problems",
     "remove_dead_nodes",
     "set_dim",
     "tensor_dims",

@@ -69,6 +69,7 @@ from trtapps.onnx.calibration import (
     describe_app,
     preprocessed_batches,
 )
+from trtapps.onnx.graph import drop_repeated_nodes, name_nodes, name_problems
 from trtapps.onnx.metadata import tool_versions, trtapps_metadata, write_metadata
 
 log = logging.getLogger("trtapps.onnx.precision")
@@ -358,6 +359,7 @@ def apply_precision(
                 **fields,
             ),
         )
+        _check_names(model, out)
         onnx.save(model, str(out))
         if check_images and images is not None and bound is not None and precision != "fp32":
             feeds = list(preprocessed_batches(bound, images.images[:check_images], batch=1))
@@ -407,6 +409,19 @@ def _check_fp32_source(source: Path) -> None:
         raise ModelError(f"{source}: already an {actual} model; give the fp32 model to convert")
 
 
+def _check_names(model: Any, out: Path) -> None:
+    """Every node gets a unique name, and no tensor is written twice, or the model is not written.
+
+    ONNX Runtime refuses a graph with two nodes of one name, and ``onnx.checker`` does not look; the fp16
+    converter of some ONNX Runtime releases wrote such graphs (:func:`~trtapps.onnx.graph.drop_repeated_nodes`).
+    """
+    name_nodes(model.graph)
+    problems = name_problems(model.graph)
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; … ({len(problems)} problems)" if len(problems) > 3 else "")
+        raise ModelError(f"{out}: the converted graph is invalid ({shown}); not written")
+
+
 def _load_check(path: Path) -> None:
     """The converted model must load in ONNX Runtime (CPU), or it is not written."""
     from trtapps.runners.onnxruntime import load_session
@@ -426,18 +441,6 @@ def _consumers(graph: Any) -> dict[str, list[Any]]:
             if name:
                 users.setdefault(name, []).append(node)
     return users
-
-
-def name_nodes(graph: Any) -> None:
-    """Give every unnamed node a unique name (block lists and exclusions address nodes by name)."""
-    taken = {n.name for n in graph.node if n.name}
-    for index, node in enumerate(graph.node):
-        if not node.name:
-            name = f"{node.op_type}_{index}"
-            while name in taken:
-                name += "_"
-            node.name = name
-            taken.add(name)
 
 
 def tail_nodes(graph: Any) -> list[str]:
@@ -640,6 +643,12 @@ def to_fp16(
         )
     except Exception as exc:
         raise ModelError(f"fp16 conversion failed: {type(exc).__name__}: {exc}") from exc
+    # the converter of ONNX Runtime 1.30 and 1.31 inserts one Cast per float32 reader of a float16 tensor, each
+    # named after the tensor (1.32 shares one): identical nodes of one name writing one tensor, which ONNX Runtime
+    # refuses to load ("two nodes with same node name")
+    repeated = drop_repeated_nodes(converted.graph)
+    if repeated:
+        log.debug("fp16: removed %d repeated nodes written by the converter: %s", len(repeated), repeated)
     sort_nodes(converted.graph)
     return Fp16Model(converted, blocked)
 
