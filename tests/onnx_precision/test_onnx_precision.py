@@ -21,13 +21,12 @@ from conftest import shared_path  # tests/conftest.py
 from onnx import TensorProto, numpy_helper
 from trtapps.errors import ConfigError, InputError, ModelError
 from trtapps.onnx.calibration import calibration_images
-from trtapps.onnx.graph import drop_repeated_nodes, name_nodes, name_problems
+from trtapps.onnx.graph import drop_repeated_nodes, name_nodes, name_problems, sort_nodes
 from trtapps.onnx.metadata import decode_metadata, file_sha256, read_metadata
 from trtapps.onnx.precision import (
     apply_precision,
     compare_outputs,
     head_layers,
-    sort_nodes,
     stem_layers,
     tail_nodes,
 )
@@ -252,6 +251,24 @@ def test_sort_nodes_orders_producers_first_and_respects_subgraph_reads() -> None
     )
     sort_nodes(graph)
     assert [n.name for n in graph.node] == ["cast", "relu", "if"]
+    # a read from inside a nested body counts too (``onnx fix`` sorts with the same function)
+    outer = helper.make_graph(
+        [helper.make_node("If", ["c"], ["t"], then_branch=then, else_branch=then)],
+        "outer",
+        [],
+        [helper.make_tensor_value_info("t", 1, [1])],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("If", ["c"], ["y"], name="if", then_branch=outer, else_branch=outer),
+            helper.make_node("Relu", ["x"], ["b"], name="relu"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", 1, [1]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", 1, [1])],
+    )
+    sort_nodes(graph)
+    assert [n.name for n in graph.node] == ["relu", "if"]
 
 
 def test_fp16_detections_match_fp32_on_bus(yolo_fp16: tuple[Path, Any]) -> None:

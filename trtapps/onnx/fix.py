@@ -52,6 +52,7 @@ from trtapps.onnx.graph import (
     mentions_batch,
     remove_dead_nodes,
     set_dim,
+    sort_nodes,
     tensor_dims,
     trace_batch,
     unique_name,
@@ -506,7 +507,7 @@ class _Fixer:
                 )
                 changed = True
         if changed:
-            _toposort(model)
+            sort_nodes(model.graph)
         return changed
 
     def _batch_of(self, model: onnx.ModelProto, tensor: str) -> str:
@@ -680,48 +681,6 @@ def _set_int_attribute(node: onnx.NodeProto, name: str, value: int) -> None:
         if attr.name == name:
             attr.i = value
             return
-
-
-def _toposort(model: onnx.ModelProto) -> None:
-    """Order the main graph's nodes so every input is produced before it is used (appended nodes move up)."""
-    graph = model.graph
-    available = {v.name for v in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered: list[onnx.NodeProto] = []
-    while pending:
-        progress = False
-        rest = []
-        for node in pending:
-            needed = set(node.input) | _subgraph_inputs(node)
-            if all(n in available for n in needed):
-                ordered.append(node)
-                available.update(node.output)
-                progress = True
-            else:
-                rest.append(node)
-        pending = rest
-        if not progress:  # a cycle or a dangling input: keep the remaining order, the checker will say why
-            ordered.extend(pending)
-            break
-    copies = [copy.deepcopy(n) for n in ordered]
-    del graph.node[:]
-    graph.node.extend(copies)
-
-
-def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
-    """Names a node's subgraphs read from the enclosing graph (approximated as every input they do not produce)."""
-    import onnx
-
-    names: set[str] = set()
-    for attr in node.attribute:
-        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-        for g in graphs:
-            produced = {v.name for v in g.input} | {i.name for i in g.initializer}
-            for n in g.node:
-                produced.update(n.output)
-            for n in g.node:
-                names.update(i for i in n.input if i and i not in produced)
-    return names
 
 
 # -- the proof -----------------------------------------------------------------------------------------------------

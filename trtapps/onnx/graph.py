@@ -517,6 +517,48 @@ def remove_dead_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     return removed
 
 
+def sort_nodes(graph: onnx.GraphProto) -> None:
+    """Put *graph*'s nodes in topological order, keeping the given order where it already is one.
+
+    ONNX requires the order (``onnx.checker``), and TensorRT's parser reads nodes in file order. Tools append
+    the nodes they add (``fix``'s batch-shape nodes, the fp16 converter's input casts) after the nodes that read
+    them. A node with subgraphs (``If``/``Loop``/``Scan``) waits for the outer tensors its bodies read, nested
+    bodies included. A cycle or an input produced nowhere leaves the rest in its order (the checker says why).
+    """
+    known = {v.name for v in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in known for name in [*node.input, *_outer_names(node)]):
+                ordered.append(node)
+                known.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            ordered.extend(rest)
+            break
+        pending = rest
+    copies = [type(n)() for n in ordered]
+    for target, node in zip(copies, ordered):
+        target.CopyFrom(node)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+def _outer_names(node: onnx.NodeProto) -> list[str]:
+    """Names a node's subgraphs (``If``/``Loop``/``Scan`` bodies, nested ones too) read from enclosing graphs."""
+    names: list[str] = []
+    for attr in node.attribute:
+        for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+            local = {v.name for v in sub.input} | {i.name for i in sub.initializer}
+            for inner in sub.node:
+                names.extend(n for n in [*inner.input, *_outer_names(inner)] if n and n not in local)
+                local.update(inner.output)
+    return names
+
+
 # -- names -------------------------------------------------------------------------------------------------------
 def name_nodes(graph: onnx.GraphProto) -> list[str]:
     """Give every node of *graph* a unique name: unnamed nodes get ``<op>_<index>``, a name used again gets a
@@ -627,6 +669,7 @@ __all__ = [
     "name_problems",
     "remove_dead_nodes",
     "set_dim",
+    "sort_nodes",
     "tensor_dims",
     "trace_batch",
     "unique_name",

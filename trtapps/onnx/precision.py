@@ -69,7 +69,7 @@ from trtapps.onnx.calibration import (
     describe_app,
     preprocessed_batches,
 )
-from trtapps.onnx.graph import drop_repeated_nodes, name_nodes, name_problems
+from trtapps.onnx.graph import drop_repeated_nodes, name_nodes, name_problems, sort_nodes
 from trtapps.onnx.metadata import tool_versions, trtapps_metadata, write_metadata
 
 log = logging.getLogger("trtapps.onnx.precision")
@@ -651,46 +651,6 @@ def to_fp16(
         log.debug("fp16: removed %d repeated nodes written by the converter: %s", len(repeated), repeated)
     sort_nodes(converted.graph)
     return Fp16Model(converted, blocked)
-
-
-def _outer_names(node: Any) -> list[str]:
-    """Names a node's subgraphs (If/Loop/Scan bodies) read from the enclosing graph."""
-    names: list[str] = []
-    for attr in node.attribute:
-        for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
-            local = {v.name for v in sub.input} | {i.name for i in sub.initializer}
-            for inner in sub.node:
-                names.extend(n for n in [*inner.input, *_outer_names(inner)] if n and n not in local)
-                local.update(inner.output)
-    return names
-
-
-def sort_nodes(graph: Any) -> None:
-    """Put the nodes in topological order, keeping the given order where it already is one.
-
-    The converter appends the casts of float32 graph inputs after the nodes that read them. ONNX requires the
-    order (``onnx.checker``), and TensorRT's parser reads nodes in file order, so it would not find those inputs.
-    """
-    known = {v.name for v in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered: list[Any] = []
-    while pending:
-        rest = []
-        for node in pending:
-            if all(name in known for name in [*node.input, *_outer_names(node)]):
-                ordered.append(node)
-                known.update(node.output)
-            else:
-                rest.append(node)
-        if len(rest) == len(pending):  # a cycle or an input from nowhere: leave the rest; the checker says why
-            ordered.extend(rest)
-            break
-        pending = rest
-    copies = [type(n)() for n in ordered]
-    for target, node in zip(copies, ordered):
-        target.CopyFrom(node)
-    del graph.node[:]
-    graph.node.extend(copies)
 
 
 # -- int8 ----------------------------------------------------------------------------------------------------------
