@@ -16,13 +16,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-import onnx
 import pytest
 import typer
 import yaml
-from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
+import onnx
+from onnx import TensorProto, helper
 from trtapps.errors import ConfigError, InputError
 from trtapps.evaluation import (
     COCO80,
@@ -283,8 +283,16 @@ def test_precision_is_checked_against_the_graph(tmp_path: Path) -> None:
     assert model_precision(tmp_path / "model.engine") is None
     assert check_precision("fp32", fp32) == "fp32"
     assert check_precision("fp16", fp16) == "fp16"  # an already converted model is fine
-    with pytest.raises(ConfigError, match="cannot convert models to fp16 yet"):
-        check_precision("fp16", fp32)
+    with pytest.raises(ConfigError) as info:
+        check_precision("fp16", fp32, "yolo")
+    message = str(info.value)
+    assert "fp32.onnx is an fp32 model, and eval runs the model as given (it does not convert it)" in message
+    assert f"`trtapps build {fp32} --app yolo --precision fp16` and pass it with --model" in message
+    assert message.endswith("or use --precision fp32")
+    assert "calib" not in message
+    assert "\n" not in message
+    with pytest.raises(ConfigError, match=r"--precision int8 --calib IMAGES` \(calibration images outside"):
+        check_precision("int8", fp16)
     with pytest.raises(ConfigError, match="is an int8 model; pass --precision int8"):
         check_precision("fp32", int8)
     with pytest.raises(ConfigError, match="unknown precision"):
@@ -302,9 +310,12 @@ def test_cli_refuses_a_precision_the_model_does_not_have(tmp_path: Path) -> None
     args = ["eval", "detect", "--app", "yolo", "--model", str(model), "--data", str(tmp_path / "set")]
     result = CliRunner().invoke(root, [*args, "--precision", "int8", "-q"])
     assert isinstance(result.exception, ConfigError)
-    assert "cannot convert models to int8 yet" in str(result.exception)
+    assert "eval runs the model as given" in str(result.exception)
+    assert "--app yolo --precision int8 --calib IMAGES`" in str(result.exception)
     help_text = CliRunner().invoke(root, ["eval", "detect", "--help"], env={"COLUMNS": "200"}).output
-    assert "fp16/int8 need a model already converted" in " ".join(help_text.split())
+    help_text = " ".join(help_text.replace("│", " ").split())
+    assert "eval runs the model as given and converts nothing" in help_text
+    assert "trtapps build MODEL --app APP --precision fp16|int8" in help_text
 
 
 # ---------------------------------------------------------------------------------------------------------------------

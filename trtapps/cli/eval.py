@@ -31,8 +31,10 @@ eval_app = typer.Typer(
 )
 
 _PRECISION_HELP = (
-    "fp32 (default), fp16 or int8. trtapps cannot convert models yet (model preparation adds fp16/int8): "
-    "fp16/int8 need a model already converted to that precision, given with --model; anything else is refused."
+    "The precision the --model is in: fp32 (default), fp16 or int8, checked against its ONNX graph (an engine's "
+    "was set at its build). eval runs the model as given and converts nothing: make the fp16/int8 model first "
+    "with `trtapps build MODEL --app APP --precision fp16|int8` (int8 also --calib IMAGES, images outside the "
+    "evaluation set) and pass that with --model."
 )
 # the options both commands take, declared once
 _Model = Annotated[str, typer.Option(help="ONNX model path or model-zoo name.")]

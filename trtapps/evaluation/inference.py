@@ -158,11 +158,13 @@ def model_precision(path: Path) -> str | None:
     return "fp32"
 
 
-def check_precision(requested: str, model_path: Path) -> str:
+def check_precision(requested: str, model_path: Path, app: str | None = None) -> str:
     """The precision to report, after checking that the model really is in the requested one.
 
-    trtapps cannot convert a model to fp16/int8 yet (that is the model-preparation step); until then an fp16 or
-    int8 evaluation needs a model already converted, passed with ``--model``.
+    Evaluation runs the model as given and converts nothing: an fp16 or int8 evaluation takes a model already
+    converted, made by ``trtapps build --precision fp16|int8`` (:func:`trtapps.onnx.precision.apply_precision`;
+    int8 calibrates on images that should stay outside the evaluation set, which is why eval does not do it).
+    *app* only completes the ``trtapps build`` command the error suggests.
 
     Raises:
         ConfigError: an unknown precision, or a model whose graph is in another precision (one line, with the fix).
@@ -177,10 +179,12 @@ def check_precision(requested: str, model_path: Path) -> str:
             f"--precision fp32: {model_path.name} is an {actual} model; pass --precision {actual} to evaluate it "
             "as it is, or give the fp32 model"
         )
+    calib = " --calib IMAGES" if requested == "int8" else ""
+    outside = " (calibration images outside the evaluation set)" if requested == "int8" else ""
     raise ConfigError(
-        f"--precision {requested}: {model_path.name} is an {actual} model and trtapps cannot convert models to "
-        f"{requested} yet (model preparation adds fp16/int8); give a model already converted to {requested} with "
-        "--model, or use --precision fp32"
+        f"--precision {requested}: {model_path.name} is an {actual} model, and eval runs the model as given (it "
+        f"does not convert it); make the {requested} model with `trtapps build {model_path} --app {app or 'APP'} "
+        f"--precision {requested}{calib}`{outside} and pass it with --model, or use --precision {actual}"
     )
 
 
@@ -383,7 +387,7 @@ def evaluate_app(
 
     from trtapps.zoo import resolve_model
 
-    checked = check_precision(precision, resolve_model(model, Path.cwd()))
+    checked = check_precision(precision, resolve_model(model, Path.cwd()), app)
     overrides = dict(app_options or {})
     for flag, value in (("conf", conf), ("iou", iou)):
         if value is not None:
