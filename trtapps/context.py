@@ -32,10 +32,10 @@ class Stash:
         self._items[key] = value
 
     def __getitem__(self, key: StashKey[T]) -> T:
-        return self._items[key]  # type: ignore[no-any-return]
+        return self._items[key]
 
     def get(self, key: StashKey[T], default: T) -> T:
-        return self._items.get(key, default)  # type: ignore[no-any-return]
+        return self._items.get(key, default)
 
     def __contains__(self, key: object) -> bool:
         return key in self._items

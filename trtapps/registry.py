@@ -130,9 +130,7 @@ class Registry:
                 f"{getattr(spec.options, '__name__', spec.options)!r}; they must subclass trtapps.{base.__name__}"
             )
         if not spec.name.isidentifier() or spec.name != spec.name.lower():
-            raise PluginError(
-                f"plugin {plugin!r} registered {self.kind} name {spec.name!r}; names must be snake_case"
-            )
+            raise PluginError(f"plugin {plugin!r} registered {self.kind} name {spec.name!r}; names must be snake_case")
         if spec.name in self._specs:
             other = self._specs[spec.name].plugin
             raise PluginError(
@@ -190,7 +188,7 @@ class Registries:
     plugins: set[str] = field(default_factory=set)
 
     def of(self, kind: str) -> Registry:
-        return getattr(self, kind)  # type: ignore[no-any-return]
+        return getattr(self, kind)
 
     def kinds(self) -> tuple[str, ...]:
         return ("app", "source", "sink", "tracker", "postprocessor", "backend")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -19,7 +22,10 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
 
 def tlwh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     """Top-left + size ``(x, y, w, h)`` (MOTChallenge, COCO) → corners."""
-    out = np.array(boxes, dtype=np.float64 if boxes.dtype == np.float64 else np.float32, copy=True)
+    # annotated: with a dtype chosen at run time NumPy's stubs give ``ndarray[generic]``, which has no ``+=``
+    out: npt.NDArray[np.floating[Any]] = np.array(
+        boxes, dtype=np.float64 if boxes.dtype == np.float64 else np.float32, copy=True
+    )
     out[..., 2] += out[..., 0]
     out[..., 3] += out[..., 1]
     return out
