@@ -353,6 +353,49 @@ def test_judge_names_every_reason_to_fail() -> None:
     assert gpu["reasons"] == [f"GPU memory grew {100 * (1450 / 1050 - 1):.2f} % (limit 2 %)"]
 
 
+def _glibc_mallinfo2() -> bool:
+    import platform
+
+    lib, version = platform.libc_ver()
+    return lib == "glibc" and tuple(int(x) for x in version.split(".")[:2]) >= (2, 33)
+
+
+@pytest.mark.skipif(not _glibc_mallinfo2(), reason="mallinfo2 is glibc 2.33+ only")
+def test_malloc_mib_counts_a_large_buffer_as_heap_in_use() -> None:
+    from trtapps.bench.soak import malloc_mib
+
+    before = malloc_mib()
+    assert before is not None
+    buffer = np.ones(64 << 20, np.uint8)  # large enough to be mmapped by malloc: counted in use all the same
+    during = malloc_mib()
+    assert during is not None
+    assert during["heap_used_mib"] - before["heap_used_mib"] == pytest.approx(64, abs=4)
+    assert during["heap_free_mib"] >= 0
+    del buffer
+
+
+def test_verdict_tells_fragmentation_from_a_leak() -> None:
+    from trtapps.bench.soak import judge, verdict_lines
+
+    frames = {"yielded": 10, "in": 10, "out": 10, "dropped": 0, "failed": 0, "seen": 10}
+    rss = [400, 400, 400, 410, 420, 430]
+    # RSS grows while the heap in use stays flat: free memory kept by the allocator
+    kept = [{**s, "heap_used_mib": 150.0, "heap_free_mib": 20.0 + 10 * i} for i, s in enumerate(_samples(rss))]
+    verdict = judge(kept, 0.0, 0.02, frames, gpu=False)
+    assert verdict["reasons"] == ["RSS grew 6.25 % (limit 2 %)"]
+    assert verdict["heap"]["used"]["ok"]
+    assert not verdict["heap"]["free"]["ok"]  # reported, never judged
+    lines = verdict_lines({"verdict": verdict})
+    assert any(line.startswith("malloc heap: in use 150.0 → 150.0 MiB") for line in lines)
+    assert any("fragmentation" in line for line in lines)
+    # the heap in use grows with RSS: a leak, no such note
+    leak = [{**s, "heap_used_mib": 150.0 + 10 * i, "heap_free_mib": 20.0} for i, s in enumerate(_samples(rss))]
+    lines = verdict_lines({"verdict": judge(leak, 0.0, 0.02, frames, gpu=False)})
+    assert not any("fragmentation" in line for line in lines)
+    # samples without the heap figures (not glibc): no heap line
+    assert judge(_samples(rss), 0.0, 0.02, frames, gpu=False)["heap"] is None
+
+
 def test_soak_run_samples_and_accounts_for_every_frame(tmp_path: Path) -> None:
     from trtapps.bench.soak import SoakConfig, run_soak, soak_table, verdict_lines
 
@@ -365,6 +408,8 @@ def test_soak_run_samples_and_accounts_for_every_frame(tmp_path: Path) -> None:
     assert len(doc["samples"]) >= 5
     assert doc["samples"][-1]["after_run"]
     assert all(s["rss_mib"] > 0 for s in doc["samples"])
+    if _glibc_mallinfo2():
+        assert all(s["heap_used_mib"] > 0 for s in doc["samples"])
     assert [s["frames"] for s in doc["samples"]] == sorted(s["frames"] for s in doc["samples"])
     frames = doc["verdict"]["frames"]
     assert frames["yielded"] == frames["in"] == frames["out"] == frames["seen"] > 12  # looped past one pass

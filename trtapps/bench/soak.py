@@ -12,13 +12,20 @@ figure, so other work on the same GPU does not disturb the verdict; the whole de
 * **no frame lost**: every frame the sources yielded entered the pipeline, and frames in = frames out +
   counted drops; frames that failed are counted apart and fail the verdict too (a soak must run clean).
 
+Where the C library is glibc, each sample also has glibc's own account of its heap (``mallinfo2``): the bytes
+handed out (``heap_used_mib``, live objects and buffers wherever they are) and the free bytes it keeps in its
+arenas (``heap_free_mib``). They are not judged; they tell why RSS grew: a leak grows the heap in use, while
+fragmentation (large per-frame buffers freed and reallocated by several threads) grows the free bytes kept.
+
 Nothing here grows with the run's length except the sample list (one small dict per sample), so the
 measurement does not disturb what it measures.
 """
 
 from __future__ import annotations
 
+import ctypes
 import datetime
+import functools
 import statistics
 import threading
 import time
@@ -110,6 +117,9 @@ def judge(
                        f"dropped {frames['dropped']}: some are unaccounted for")
     if frames["failed"]:
         reasons.append(f"{frames['failed']} frames failed")
+    heap = None  # not judged: it says whether RSS grew as live memory or as free memory the allocator keeps
+    if any(s.get("heap_used_mib") is not None for s in samples):
+        heap = {key: growth(samples, f"heap_{key}_mib", warmup_s, limit) for key in ("used", "free")}
     return {
         "ok": not reasons,
         "reasons": reasons,
@@ -117,8 +127,37 @@ def judge(
         "warmup_s": warmup_s,
         "rss": rss,
         "gpu": device,
+        "heap": heap,
         "frames": {**frames, "balanced": balanced},
     }
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@functools.cache
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    try:
+        fn = ctypes.CDLL(None).mallinfo2  # glibc 2.33 and later
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows), or an older one
+        return None
+    fn.restype = _MallInfo2
+    fn.argtypes = []
+    return fn
+
+
+def malloc_mib() -> dict[str, float] | None:
+    """glibc's heap in MiB: ``heap_used_mib`` handed out (mmapped chunks included), ``heap_free_mib`` free but
+    kept in its arenas; ``None`` where the C library is not glibc 2.33+."""
+    fn = _mallinfo2()
+    if fn is None:
+        return None
+    info = fn()
+    mib = 1024.0 * 1024.0
+    return {"heap_used_mib": round((info.uordblks + info.hblkhd) / mib, 1),
+            "heap_free_mib": round(info.fordblks / mib, 1)}
 
 
 class _Counter:
@@ -166,6 +205,9 @@ def run_soak(config: SoakConfig, on_sample: Callable[[dict[str, Any]], None] | N
             if previous is not None and now > previous["t"] else None,
             "rss_mib": round(rss_mib(), 1),
         }
+        heap = malloc_mib()
+        if heap is not None:
+            row.update(heap)
         if device is not None:
             snap = gpu_snapshot(device)
             own = process_gpu_mib()  # this process only, when nvidia-smi can tell; else the whole device
@@ -288,6 +330,16 @@ def verdict_lines(doc: dict[str, Any]) -> list[str]:
                          f"{g['peak_mib']:,.1f} MiB)")
         else:
             lines.append(f"{name}: {g['reason']}")
+    heap = v.get("heap")
+    if heap and "growth" in heap["used"] and "start_mib" in heap["free"]:
+        used, free = heap["used"], heap["free"]
+        lines.append(f"malloc heap: in use {used['start_mib']:,.1f} → {used['end_mib']:,.1f} MiB "
+                     f"({100 * used['growth']:+.2f} %), free but kept {free['start_mib']:,.1f} → "
+                     f"{free['end_mib']:,.1f} MiB (not judged)")
+        rss = v["rss"]
+        if "growth" in rss and not rss["ok"] and used["ok"]:
+            lines.append("note: the heap in use stayed flat, so RSS grew as free memory the allocator keeps "
+                         "(fragmentation), not as live objects")
     f = v["frames"]
     lines.append(f"frames: yielded {f['yielded']:,}, in {f['in']:,}, out {f['out']:,}, dropped {f['dropped']:,}, "
                  f"failed {f['failed']:,}: {'balanced' if f['balanced'] else 'NOT balanced'}")
