@@ -5,9 +5,9 @@ Two ways, for two callers:
 * :class:`DeviceFrameStager` — runs over sources. A reader thread hands every frame it reads to the stager,
   which gives the frame a device slot and queues its copy on a small pool of copy threads (each with its own
   non-blocking stream), so consecutive frames of one source cross in parallel and the reader goes straight back
-  to reading. By default a copy is one ``cudaMemcpyAsync`` from the source's own (pageable) array, which the
-  driver stages through its pinned buffers (``TRTAPPS_STAGE=pinned``: a host copy into the copy thread's pinned
-  buffer, then an async DMA). The copies overlap inference of earlier batches (the H100 runs copy engines and
+  to reading. By default a copy goes through the copy thread's pinned buffer (a host copy, then an async DMA);
+  ``TRTAPPS_STAGE=pageable`` makes it one ``cudaMemcpyAsync`` straight from the source's array, staged by the
+  driver (measured slower on the H100: see ``benchmarks/results/gpu.md``). The copies overlap inference of earlier batches (the H100 runs copy engines and
   kernels at once), and the inference thread never touches host pixels: it makes its stream wait for each
   frame's ``ready`` event. Each frame keeps its device slot until the pipeline has finished with it (tracker
   included) and releases it; the number of slots bounds device memory and applies back-pressure.
@@ -116,16 +116,17 @@ class _DeviceSlot:
         self.released = cupy.cuda.Event(block=False, disable_timing=True)  # the pipeline's reads are enqueued
 
 
-#: how frames cross to the device: ``pageable`` (one ``cudaMemcpyAsync`` straight from the source's array; the
-#: driver stages it) or ``pinned`` (a host copy into a pinned buffer of the copy thread, then an async DMA)
-STAGE_MODES = ("pageable", "pinned")
+#: how frames cross to the device: ``pinned`` (a host copy into a pinned buffer of the copy thread, then an async
+#: DMA; the default: 1,749 img/s through the full pipeline on the H100 at batch 32) or ``pageable`` (one
+#: ``cudaMemcpyAsync`` straight from the source's array, staged by the driver: 1,148 img/s in the same session)
+STAGE_MODES = ("pinned", "pageable")
 #: environment variable overriding the mode (e.g. to compare both on one machine)
 STAGE_MODE_ENV = "TRTAPPS_STAGE"
 
 
 def stage_mode(mode: str | None = None) -> str:
-    """*mode*, else ``TRTAPPS_STAGE``, else ``pageable``; a ``ValueError`` for anything else."""
-    chosen = (mode or os.environ.get(STAGE_MODE_ENV, "") or "pageable").strip().lower()
+    """*mode*, else ``TRTAPPS_STAGE``, else ``pinned``; a ``ValueError`` for anything else."""
+    chosen = (mode or os.environ.get(STAGE_MODE_ENV, "") or "pinned").strip().lower()
     if chosen not in STAGE_MODES:
         raise ValueError(f"{STAGE_MODE_ENV}={chosen!r}: the frame staging mode is one of {', '.join(STAGE_MODES)}")
     return chosen
@@ -142,7 +143,7 @@ class DeviceFrameStager:
         slots: frames that may be on the device at once (queued, batched, in flight, being finished).
         device: CUDA device ordinal.
         copy_threads: threads doing host→device copies (default: half the cores, 2 to 8).
-        mode: ``pageable`` or ``pinned`` (see :data:`STAGE_MODES`; default ``TRTAPPS_STAGE`` or ``pageable``).
+        mode: ``pinned`` or ``pageable`` (see :data:`STAGE_MODES`; default ``TRTAPPS_STAGE`` or ``pinned``).
     """
 
     SLOT_KEY = "_trtapps_device_slot"
