@@ -211,8 +211,9 @@ class ReidEmbedder:
 
     Call it as ``embedder(image, boxes_xyxy) -> (N, D)`` float32 unit vectors (host NumPy, wherever it ran).
 
-    On a device runner a partial last batch is padded to the next power of two (or the model's fixed batch):
-    each new input shape costs ONNX Runtime's cuDNN algorithm search, so the shapes are kept to a handful.
+    On a device runner a partial last batch is padded to the full batch (or the model's fixed batch), so the
+    model always sees one input shape: on the H100, ONNX Runtime CUDA calls alternating between 4 and 8 rows took
+    ~100 ms each, calls of one fixed shape 5 ms whether 1 or 32 rows (``benchmarks/results/trackers.md``).
     """
 
     def __init__(
@@ -314,8 +315,7 @@ class ReidEmbedder:
         full, rest = divmod(n, self.batch_size)
         if rest == 0:
             return n
-        last = self.fixed_batch or min(self.batch_size, 1 << (rest - 1).bit_length())
-        return full * self.batch_size + last
+        return (full + 1) * (self.fixed_batch or self.batch_size)
 
     def _device_frame(self, image: Any, pixel_format: str) -> Any:
         """The frame as a CuPy array on the runner's device the crop kernel can read (one upload at most): BGR

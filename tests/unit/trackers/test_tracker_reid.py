@@ -135,10 +135,10 @@ def test_host_cropper_equals_the_device_kernels_arithmetic() -> None:
     np.testing.assert_allclose(crop_boxes_host(image, boxes, spec), reference, rtol=0, atol=2e-6)
 
 
-def test_device_batches_are_padded_to_few_shapes(embedder: ReidEmbedder) -> None:
+def test_device_batches_are_padded_to_one_shape(embedder: ReidEmbedder) -> None:
     assert embedder.batch_size == 8
     padded = {n: embedder.padded_rows(n) for n in (1, 2, 3, 5, 8, 9, 11, 16, 21)}
-    assert padded == {1: 1, 2: 2, 3: 4, 5: 8, 8: 8, 9: 9, 11: 12, 16: 16, 21: 24}
+    assert padded == {1: 8, 2: 8, 3: 8, 5: 8, 8: 8, 9: 16, 11: 16, 16: 16, 21: 24}
 
 
 def test_nv12_frames_are_converted_like_opencv_on_the_cpu(embedder: ReidEmbedder) -> None:
