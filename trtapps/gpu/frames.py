@@ -2,15 +2,15 @@
 
 Two ways, for two callers:
 
-* :class:`DeviceFrameStager` — runs over sources. A reader thread hands every frame it reads to the stager,
-  which gives the frame a device slot and queues its copy on a small pool of copy threads (each with its own
-  non-blocking stream), so consecutive frames of one source cross in parallel and the reader goes straight back
-  to reading. By default a copy goes through the copy thread's pinned buffer (a host copy, then an async DMA);
-  ``TRTAPPS_STAGE=pageable`` makes it one ``cudaMemcpyAsync`` straight from the source's array, staged by the
-  driver (measured slower on the H100: see ``benchmarks/results/gpu.md``). The copies overlap inference of earlier batches (the H100 runs copy engines and
-  kernels at once), and the inference thread never touches host pixels: it makes its stream wait for each
-  frame's ``ready`` event. Each frame keeps its device slot until the pipeline has finished with it (tracker
-  included) and releases it; the number of slots bounds device memory and applies back-pressure.
+* :class:`DeviceFrameStager` — runs over sources. A reader thread hands every frame it reads to the stager, which
+  gives the frame a device slot and queues its copy on a small pool of copy threads (each with its own non-blocking
+  stream), so consecutive frames of one source cross in parallel and the reader goes straight back to reading. By
+  default a copy goes through the copy thread's pinned buffer (a host copy, then an async DMA);
+  ``TRTAPPS_STAGE=pageable`` makes it one ``cudaMemcpyAsync`` straight from the source's array, staged by the driver
+  (measured slower on the H100: see ``benchmarks/results/gpu.md``). The copies overlap inference of earlier batches
+  (the H100 runs copy engines and kernels at once), and the inference thread never touches host pixels: it makes its
+  stream wait for each frame's ``ready`` event. Each frame keeps its device slot until the pipeline has finished
+  with it (tracker included) and releases it; the number of slots bounds device memory and applies back-pressure.
 * :class:`FrameUploader` — single images (``predict``/``submit``): the batch is packed into a pinned slot and
   copied to one device staging buffer with a single ``cudaMemcpyAsync`` on the pipeline's stream.
 
