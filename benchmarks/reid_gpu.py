@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "plugins"))
 
+from trtapps.bench.resources import cpu_description  # noqa: E402
 from trtapps.runners.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from trtapps_plugins.trackers.mot import load_sequence  # noqa: E402
 from trtapps_plugins.trackers.reid import (  # noqa: E402
@@ -155,14 +156,7 @@ def crop_kernel_us(cp: Any, image: Any, boxes: np.ndarray, spec: CropSpec, out: 
 def machine() -> dict[str, Any]:
     import onnxruntime
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_description()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from trtapps.bench.resources import cpu_description
 from trtapps_plugins.trackers.bytetrack import ByteTracker, ByteTrackOptions
 from trtapps_plugins.trackers.deepsort import DeepSortOptions, DeepSortTracker
 from trtapps_plugins.trackers.mot import evaluate, find_sequences, load_sequence
@@ -152,14 +153,7 @@ def run_boxmot(python: str, sequences: list[Any], runs: int, out_dir: Path) -> d
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_description()
     versions = {}
     for pkg in ("trtapps", "numpy", "scipy", "lap", "motmetrics", "opencv-python-headless", "onnxruntime"):
         try:
