@@ -368,7 +368,61 @@ class VideoOptions(SourceOptions):
     )
 
 
-class VideoSource:
+class VideoWindow:
+    """Which frames of a video file a source delivers (``start_frame``, ``stride``, ``max_frames``), and the counts
+    that go with them; shared by :class:`VideoSource` and :class:`trtapps.gpu.nvdec.NvdecSource`.
+
+    A subclass calls :meth:`_init_window` first, sets ``frame_count`` from the file header (0: unknown), then
+    raises :meth:`_past_end` when it is not ``None``.
+    """
+
+    frame_count: int = 0
+
+    def _init_window(
+        self,
+        path: str | Path,
+        *,
+        start_frame: int,
+        stride: int,
+        max_frames: int | None,
+        max_bad_frames: int,
+        source_id: int,
+        log: logging.Logger,
+    ) -> None:
+        if stride < 1 or start_frame < 0 or (max_frames is not None and max_frames < 1):
+            raise ValueError(f"invalid stride={stride}, start_frame={start_frame} or max_frames={max_frames}")
+        self.path = Path(path)
+        self.name = str(path)
+        self.start_frame = start_frame
+        self.stride = stride
+        self.max_frames = max_frames
+        self.max_bad_frames = max_bad_frames
+        self.source_id = source_id
+        self.log = log
+        #: frames the header promised that the stream never delivered (known after iterating)
+        self.undelivered = 0
+
+    def _past_end(self) -> InputError | None:
+        """The error for a ``start_frame`` at or past the header's frame count, else ``None``."""
+        if self.frame_count and self.start_frame >= self.frame_count:
+            return InputError(
+                f"{self.path}: source.start_frame {self.start_frame} is past the end of the video "
+                f"({self.frame_count} frames); lower it"
+            )
+        return None
+
+    def __len__(self) -> int:
+        """Frames this source will deliver according to the file header (0 when the header has no count)."""
+        if not self.frame_count:
+            return 0
+        n = math.ceil((self.frame_count - self.start_frame) / self.stride)
+        return min(n, self.max_frames) if self.max_frames is not None else n
+
+    def _wanted(self, pos: int) -> bool:
+        return pos >= self.start_frame and (pos - self.start_frame) % self.stride == 0
+
+
+class VideoSource(VideoWindow):
     """Frames of a video file; ``Frame.index`` is the frame's index in the file.
 
     See the module docstring for what happens at broken stretches and at the end of truncated files.
@@ -396,18 +450,8 @@ class VideoSource:
         capture_factory: CaptureFactory | None = None,
         log: logging.Logger | None = None,
     ) -> None:
-        if stride < 1 or start_frame < 0 or (max_frames is not None and max_frames < 1):
-            raise ValueError(f"invalid stride={stride}, start_frame={start_frame} or max_frames={max_frames}")
-        self.path = Path(path)
-        self.name = str(path)
-        self.start_frame = start_frame
-        self.stride = stride
-        self.max_frames = max_frames
-        self.max_bad_frames = max_bad_frames
-        self.source_id = source_id
-        self.log = log or logger
-        #: frames the header promised that the stream never delivered (known after iterating)
-        self.undelivered = 0
+        self._init_window(path, start_frame=start_frame, stride=stride, max_frames=max_frames,
+                          max_bad_frames=max_bad_frames, source_id=source_id, log=log or logger)
         self._live: Capture | None = None
         if capture_factory is None:
             if not self.path.is_file():
@@ -428,22 +472,10 @@ class VideoSource:
         self.frame_count = int(count) if count and count > 0 else 0
         fps = _finite(cap.get(cv2.CAP_PROP_FPS))
         self.fps: float | None = fps if fps and fps > 0 else None
-        if self.frame_count and start_frame >= self.frame_count:
+        past_end = self._past_end()
+        if past_end is not None:
             cap.release()
-            raise InputError(
-                f"{self.path}: source.start_frame {start_frame} is past the end of the video "
-                f"({self.frame_count} frames); lower it"
-            )
-
-    def __len__(self) -> int:
-        """Frames this source will deliver according to the file header (0 when the header has no count)."""
-        if not self.frame_count:
-            return 0
-        n = math.ceil((self.frame_count - self.start_frame) / self.stride)
-        return min(n, self.max_frames) if self.max_frames is not None else n
-
-    def _wanted(self, pos: int) -> bool:
-        return pos >= self.start_frame and (pos - self.start_frame) % self.stride == 0
+            raise past_end
 
     def _frame(self, cap: Capture, image: np.ndarray, pos: int) -> Frame:
         msec = _finite(cap.get(cv2.CAP_PROP_POS_MSEC))

@@ -54,6 +54,7 @@ from typing import Any
 import cv2
 
 from trtapps.errors import BackendUnavailableError, InputError
+from trtapps.sources import VideoWindow
 from trtapps.stages import FrameFailure
 from trtapps.structures import Frame
 
@@ -708,7 +709,7 @@ class _DecodeSession:
 # ==============================================================================================================
 
 
-class NvdecSource:
+class NvdecSource(VideoWindow):
     """Frames of a video file decoded by NVDEC into device memory, as NV12 :class:`Frame` objects.
 
     Same options and frame numbering as :class:`~trtapps.sources.VideoSource` (``Frame.index`` is the frame's
@@ -742,29 +743,17 @@ class NvdecSource:
         device: int = 0,
         log: logging.Logger | None = None,
     ) -> None:
-        if stride < 1 or start_frame < 0 or (max_frames is not None and max_frames < 1):
-            raise ValueError(f"invalid stride={stride}, start_frame={start_frame} or max_frames={max_frames}")
-        self.path = Path(path)
-        self.name = str(path)
-        self.start_frame = start_frame
-        self.stride = stride
-        self.max_frames = max_frames
-        self.max_bad_frames = max_bad_frames
-        self.source_id = source_id
+        self._init_window(path, start_frame=start_frame, stride=stride, max_frames=max_frames,
+                          max_bad_frames=max_bad_frames, source_id=source_id, log=log or logger)
         self.device = device
-        self.log = log or logger
-        #: frames the header promised that the stream never delivered (known after iterating)
-        self.undelivered = 0
         if not self.path.is_file():
             raise InputError(f"{self.path}: video file not found; check source.path")
         self._nvc = import_pynvvideocodec()
         check_device(device)
         self.frame_count, self.fps, self.fourcc = _header(self.path)
-        if self.frame_count and start_frame >= self.frame_count:
-            raise InputError(
-                f"{self.path}: source.start_frame {start_frame} is past the end of the video "
-                f"({self.frame_count} frames); lower it"
-            )
+        past_end = self._past_end()
+        if past_end is not None:
+            raise past_end
         self.ring = DeviceFrameRing(device)
         self._presentation_end = mp4_presentation_end(self.path)
         self._session: _DecodeSession | None = self._open()
@@ -782,16 +771,6 @@ class NvdecSource:
                                   self.log, self._presentation_end)
         except NvdecUnavailable as exc:
             raise NvdecUnavailable(f"{exc} (FourCC {self.fourcc})") from None
-
-    def __len__(self) -> int:
-        """Frames this source will deliver according to the file header (0 when the header has no count)."""
-        if not self.frame_count:
-            return 0
-        n = math.ceil((self.frame_count - self.start_frame) / self.stride)
-        return min(n, self.max_frames) if self.max_frames is not None else n
-
-    def _wanted(self, pos: int) -> bool:
-        return pos >= self.start_frame and (pos - self.start_frame) % self.stride == 0
 
     def __iter__(self) -> Iterator[Frame | FrameFailure]:
         session = self._session if self._session is not None else self._open()
