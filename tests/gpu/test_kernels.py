@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
+from kernel_checks import assert_kernel_output  # tests/kernel_checks.py
 from trtapps.errors import CudaError
 from trtapps.ops.decode import (
     FACE_WIDTH,
@@ -55,20 +56,6 @@ def _poisoned(cp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     return cp.full(shape, np.nan, dtype=dtype)
 
 
-def _compare(got: np.ndarray, expected: np.ndarray, record_property: Any, *, exact: bool, rtol: float = 1e-6) -> None:
-    """Exact equality, or (``exact=False``) ulp-level: ``|diff| <= rtol · max(1, |expected|)``."""
-    assert got.shape == expected.shape
-    assert got.dtype == expected.dtype
-    assert not np.isnan(got.astype(np.float32)).any(), "some output values were not written"
-    equal = float(np.mean(got == expected))
-    diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
-    record_property("fraction_exactly_equal", equal)
-    record_property("max_abs_diff", float(diff.max()))
-    print(f"exactly equal: {equal:.6%}, max |diff| {diff.max():.3g}")
-    if exact:
-        np.testing.assert_array_equal(got, expected)
-    else:
-        assert np.all(diff <= rtol * np.maximum(1.0, np.abs(expected.astype(np.float64))))
 
 
 # -- preprocessing ------------------------------------------------------------------------------------------
@@ -105,7 +92,7 @@ def test_preprocess_mixed_size_batch_matches_reference(cp: Any, config: str, dty
     # exact scale/mean/std: bit for bit; ImageNet constants: the same float32 operations, so equal as well, but
     # only ulp-level agreement is required (half an fp16 ulp for float16)
     exact = config in ("raw", "yolov8", "yolox", "retinaface")
-    _compare(out.get(), expected, record_property, exact=exact, rtol=1e-6 if dtype == np.float32 else 1e-3)
+    assert_kernel_output(out.get(), expected, record_property, exact=exact, rtol=1e-6 if dtype == np.float32 else 1e-3)
 
 
 def test_preprocess_raw_values_equal_cv2_resize(cp: Any, record_property: Any) -> None:
@@ -117,7 +104,7 @@ def test_preprocess_raw_values_equal_cv2_resize(cp: Any, record_property: Any) -
         new_h, new_w = t.new_size
         resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
         region = got[b, :, t.top : t.top + new_h, t.left : t.left + new_w].transpose(1, 2, 0)
-        _compare(region, resized.astype(np.float32), record_property, exact=True)
+        assert_kernel_output(region, resized.astype(np.float32), record_property, exact=True)
 
 
 @pytest.mark.parametrize("name", ["bus", "zidane", "group", "street"])
@@ -126,7 +113,7 @@ def test_preprocess_real_images(cp: Any, name: str, record_property: Any) -> Non
     assert image is not None
     for config in ("yolov8", "yolox", "retinaface"):
         out, expected = _run_config(cp, [image, image[::2, ::3].copy()], config, np.float32)
-        _compare(out.get(), expected, record_property, exact=True)
+        assert_kernel_output(out.get(), expected, record_property, exact=True)
 
 
 @pytest.mark.parametrize(
@@ -143,7 +130,7 @@ def test_preprocess_exact_2x_and_identity(
     rois = [[0, 0, dst[1], dst[0]]]
     preprocess_batch([cp.asarray(image)], out, rois)
     expected = cv2.resize(image, (dst[1], dst[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    _compare(out.get()[0].transpose(1, 2, 0), expected, record_property, exact=True)
+    assert_kernel_output(out.get()[0].transpose(1, 2, 0), expected, record_property, exact=True)
 
 
 def test_preprocess_reid_crops(cp: Any, record_property: Any) -> None:
@@ -158,7 +145,7 @@ def test_preprocess_reid_crops(cp: Any, record_property: Any) -> None:
     out = _poisoned(cp, (len(boxes), 3, 256, 128), np.float32)
     preprocess_batch([device_image] * len(boxes), out, rois, src_rects=rects, **kwargs)
     expected = preprocess_reference([image] * len(boxes), (256, 128), rois, src_rects=rects, **kwargs)
-    _compare(out.get(), expected, record_property, exact=False)
+    assert_kernel_output(out.get(), expected, record_property, exact=False)
 
 
 def test_preprocess_pitched_views_and_4d_batches(cp: Any, record_property: Any) -> None:
@@ -171,21 +158,21 @@ def test_preprocess_pitched_views_and_4d_batches(cp: Any, record_property: Any) 
     t = LetterboxTransform.compute((517, 333), (640, 640))
     preprocess_batch([view], out, rois_from_letterbox([t]))
     expected = preprocess_reference([big[10:527, 20:353]], (640, 640), rois_from_letterbox([t]))
-    _compare(out.get(), expected, record_property, exact=True)
+    assert_kernel_output(out.get(), expected, record_property, exact=True)
 
     stack = _images(6, [(480, 640)] * 4)
     out4 = _poisoned(cp, (4, 3, 640, 640), np.float16)
     rois = rois_from_letterbox([LetterboxTransform.compute((480, 640), (640, 640))] * 4)
     preprocess_batch(cp.asarray(np.stack(stack)), out4, rois, swap_rb=True, std=255.0)
     expected4 = preprocess_reference(stack, (640, 640), rois, swap_rb=True, std=255.0, dtype=np.float16)
-    _compare(out4.get(), expected4, record_property, exact=True)
+    assert_kernel_output(out4.get(), expected4, record_property, exact=True)
 
 
 def test_preprocess_on_a_side_stream(cp: Any, record_property: Any) -> None:
     stream = cp.cuda.Stream(non_blocking=True)
     out, expected = _run_config(cp, _images(7), "yolov8", np.float32, stream=stream)
     stream.synchronize()
-    _compare(out.get(), expected, record_property, exact=True)
+    assert_kernel_output(out.get(), expected, record_property, exact=True)
 
 
 def test_preprocess_rejects_bad_arguments(cp: Any) -> None:

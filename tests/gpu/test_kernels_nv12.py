@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
+from kernel_checks import assert_kernel_output  # tests/kernel_checks.py
 from trtapps.ops.letterbox import LetterboxTransform
 from trtapps.ops.preprocess import bgr_to_nv12, image_size, preprocess_reference, rects_from_boxes, rois_from_letterbox
 
@@ -64,19 +65,6 @@ def _pitched(cp: Any, image: np.ndarray, pad: int) -> Any:
     return surface[:, :width]
 
 
-def _compare(got: np.ndarray, expected: np.ndarray, record_property: Any, *, exact: bool, rtol: float = 1e-6) -> None:
-    assert got.shape == expected.shape
-    assert got.dtype == expected.dtype
-    assert not np.isnan(got.astype(np.float32)).any(), "some output values were not written"
-    diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
-    equal = float(np.mean(got == expected))
-    record_property("fraction_exactly_equal", equal)
-    record_property("max_abs_diff", float(diff.max()))
-    print(f"exactly equal: {equal:.6%}, max |diff| {diff.max():.3g}")
-    if exact:
-        np.testing.assert_array_equal(got, expected)
-    else:
-        assert np.all(diff <= rtol * np.maximum(1.0, np.abs(expected.astype(np.float64))))
 
 
 def _run(
@@ -116,7 +104,7 @@ def test_random_nv12_and_bgr_mixed_in_one_batch(cp: Any, config: str, dtype: Any
     images = [_nv12(1, 1080, 1920), _bgr(2, 480, 640), _nv12(3, 518, 334), _nv12(4, 2, 2), _bgr(5, 517, 333)]
     formats = ["nv12", "bgr", "nv12", "nv12", "bgr"]
     got, expected = _run(cp, images, formats, config, dtype)
-    _compare(got, expected, record_property, exact=config in EXACT, rtol=1e-6 if dtype == np.float32 else 1e-3)
+    assert_kernel_output(got, expected, record_property, exact=config in EXACT, rtol=1e-6 if dtype == np.float32 else 1e-3)
 
 
 @pytest.mark.parametrize("name", ["bus", "zidane", "group", "street"])
@@ -125,7 +113,7 @@ def test_real_pictures_through_nv12(cp: Any, name: str, record_property: Any) ->
     nv12 = bgr_to_nv12(image)
     for config in ("yolov8", "yolox", "retinaface"):
         got, expected = _run(cp, [nv12, image], ["nv12", "bgr"], config, np.float32)
-        _compare(got, expected, record_property, exact=True)
+        assert_kernel_output(got, expected, record_property, exact=True)
         # the NV12 copy of a picture letterboxes to nearly the picture itself (4:2:0 + limited range)
         assert np.abs(got[0] - got[1]).mean() < (4.0 / 255 if config == "yolov8" else 4.0)
 
@@ -138,7 +126,7 @@ def test_nv12_surfaces_with_a_pitch_larger_than_the_width(cp: Any, record_proper
     assert sources[1].strides[0] == 810 + 38
     for dtype in (np.float32, np.float16):
         got, expected = _run(cp, images, formats, "yolov8", dtype, sources=sources)
-        _compare(got, expected, record_property, exact=True)
+        assert_kernel_output(got, expected, record_property, exact=True)
 
 
 def test_nv12_crops_at_odd_offsets(cp: Any, record_property: Any) -> None:
@@ -156,13 +144,13 @@ def test_nv12_crops_at_odd_offsets(cp: Any, record_property: Any) -> None:
     formats = ["nv12"] * len(boxes)
     expected = preprocess_reference([nv12] * len(boxes), (256, 128), rois, src_rects=rects, pixel_formats=formats,
                                     **kwargs)
-    _compare(out.get(), expected, record_property, exact=False)
+    assert_kernel_output(out.get(), expected, record_property, exact=False)
 
 
 def test_nv12_on_a_side_stream(cp: Any, record_property: Any) -> None:
     stream = cp.cuda.Stream(non_blocking=True)
     got, expected = _run(cp, [_nv12(8, 1080, 1920)] * 3, ["nv12"] * 3, "yolov8", np.float32, stream=stream)
-    _compare(got, expected, record_property, exact=True)
+    assert_kernel_output(got, expected, record_property, exact=True)
 
 
 def test_nv12_arguments_are_checked(cp: Any) -> None:
