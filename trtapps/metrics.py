@@ -38,7 +38,8 @@ class RunSummary:
         frames_failed: frames recorded with an error (unreadable, or a stage failed on them).
         frames_dropped: frames of live sources dropped because their queue was full; ``dropped`` per source.
         detections: total detections written.
-        stages: time per stage (read, preprocess, infer, decode, postprocess, track, write).
+        stages: time per stage (read, stage, upload, preprocess, infer, decode, results, postprocess, track,
+            write; on the GPU path the model stages are host enqueue times and ``results`` the wait for them).
         backend: the inference backend that ran.
         error: why the run stopped early (``"interrupted"`` after Ctrl-C), or ``None``.
     """

@@ -279,18 +279,47 @@ class Pipeline:
 
     def _detect(self, frames: Sequence[Frame], summary: RunSummary) -> Sequence[Detections | StageError]:
         """The model's detections for each frame, or the stage error for every frame of a batch that failed."""
+        return self._detect_async(frames, summary)()
+
+    def _detect_async(
+        self, frames: Sequence[Frame], summary: RunSummary
+    ) -> Callable[[], Sequence[Detections | StageError]]:
+        """Queue the batch's model work; the returned function waits for it and gives :meth:`_detect`'s result.
+
+        On the GPU data path everything up to the async download of the results is queued on the run's stream, so
+        the worker can queue the next batch while the consumer waits for this one's results (the GPU never idles
+        while the host finishes frames). The host path runs the whole batch here.
+        """
+        done: Sequence[Detections | StageError]
         try:
             with self._lock:
-                if self.device_path:
-                    return self._process_on_device(frames, summary)
-                return self._process_on_host(frames, summary)
+                if not self.device_path:
+                    done = self._process_on_host(frames, summary)
+                    return lambda: done
+                finish = self._submit_on_device(frames, summary)
         except (KeyboardInterrupt, UserError):
             raise
         except Exception as exc:
-            app_type = self.config.app.type
-            plugin = self.registries.app.get(app_type).plugin if app_type in self.registries.app else None
-            error = StageError(f"app {self.config.app.type!r}", plugin, exc, frame=frames[0].index)
-            return [error] * len(frames)
+            done = self._batch_failed(frames, exc)
+            return lambda: done
+
+        def complete() -> Sequence[Detections | StageError]:
+            try:
+                with Stopwatch(summary, "results", len(frames)):
+                    return finish()
+            except (KeyboardInterrupt, UserError):
+                raise
+            except Exception as exc:
+                return self._batch_failed(frames, exc)
+
+        return complete
+
+    def _batch_failed(self, frames: Sequence[Frame], exc: Exception) -> list[StageError]:
+        """The app's stage error, once for every frame of the batch."""
+        app_type = self.config.app.type
+        plugin = self.registries.app.get(app_type).plugin if app_type in self.registries.app else None
+        error = StageError(f"app {self.config.app.type!r}", plugin, exc, frame=frames[0].index)
+        return [error] * len(frames)
 
     def _process_on_host(self, frames: Sequence[Frame], summary: RunSummary) -> list[Detections]:
         """Host preprocessing and decoding (arrays go to a device runner and back when it needs them)."""
@@ -305,13 +334,15 @@ class Pipeline:
                 outputs = {k: to_host(v) for k, v in outputs.items()}
             return self.app.decode(outputs, frames, metas)
 
-    def _process_on_device(self, frames: Sequence[Frame], summary: RunSummary) -> list[Detections]:
-        """The GPU data path: preprocessing kernel, inference, decode/NMS kernels, one download.
+    def _submit_on_device(
+        self, frames: Sequence[Frame], summary: RunSummary
+    ) -> Callable[[], list[Detections]]:
+        """The GPU data path: preprocessing kernel, inference, decode/NMS kernels, one async download.
 
         Frames read by a run arrive already on the device (copied by their reader thread, the stream waits for
         those copies on the GPU); frames given to ``predict``/``submit`` are uploaded here in one copy.
-        Everything is enqueued on the run's stream; the only host synchronisation is the final small copy.
-        Stage times are host times (enqueue for the first three, the wait for results in ``decode``).
+        Everything is enqueued on the run's stream without a host synchronisation; the returned function waits
+        for the batch's results (the only wait). Stage times are host enqueue times; the wait is ``results``.
         """
         from trtapps.gpu.frames import DeviceFrameStager, FrameUploader
         from trtapps.gpu.stream import pipeline_stream
@@ -329,7 +360,7 @@ class Pipeline:
             with Stopwatch(summary, "infer", n):
                 outputs = self.runner.infer(inputs, stream)
             with Stopwatch(summary, "decode", n):
-                return self.app.decode_device(outputs, frames, metas, stream)
+                return self.app.decode_device_async(outputs, frames, metas, stream)
 
     def _to_runner(self, inputs: dict[str, Any]) -> dict[str, Any]:
         if self.runner.residency is Residency.DEVICE:
@@ -448,8 +479,8 @@ class Pipeline:
                 item = results_q.get()
                 if item is _END:
                     break
-                items, detections = item
-                found = iter(detections)
+                items, pending = item
+                found = iter(pending())
                 for entry in items:
                     if isinstance(entry, FrameFailure):
                         result = FrameResult(entry.source, entry.index, 0, 0, error=entry.error,
@@ -528,8 +559,9 @@ class Pipeline:
                 if items is None:
                     break
                 frames = [item for item in items if isinstance(item, Frame)]
-                detections = self._detect(frames, summary) if frames else []
-                if not _put(out, (items, detections), stop):
+                # the consumer waits for the results, so this thread goes on to queue the next batch at once
+                pending = self._detect_async(frames, summary) if frames else list
+                if not _put(out, (items, pending), stop):
                     return
         except BaseException as exc:
             errors.append(exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -104,6 +104,20 @@ class App(ABC):
     ) -> list[Detections]:
         """Like :meth:`decode`, from CuPy outputs on *stream*; returns host :class:`Detections` (one small copy)."""
         raise NotImplementedError(f"{type(self).__name__} has no GPU decoding")
+
+    def decode_device_async(
+        self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
+    ) -> Callable[[], list[Detections]]:
+        """Queue :meth:`decode_device`'s work on *stream* and return a function that waits for it.
+
+        The pipeline calls the returned function only after it has queued the next batch, so the GPU works on
+        that batch while the host turns this one's results into :class:`Detections`. An app that overrides it
+        copies its results into host memory with an async copy it can wait for (an event), into a buffer that
+        stays the batch's until the function has run (see :class:`trtapps.ops.cuda.nms.PendingCompact`).
+        The default decodes synchronously with :meth:`decode_device`.
+        """
+        detections = self.decode_device(outputs, frames, metas, stream)
+        return lambda: detections
 
 
 @runtime_checkable

@@ -84,3 +84,51 @@ def test_gpu_pipeline_matches_cpu_pipeline(app: dict, batch: int) -> None:
         batched = list(gpu.iter_results(write=False, sources=[Memory()]))
         for i, (result, frame) in enumerate(zip(batched, frames)):
             _assert_same(result.detections, cpu.predict(frame).detections, f"batched frame {i}")
+
+
+def test_worker_queues_the_next_batch_before_results_are_read() -> None:
+    """The GPU never idles while the host finishes a batch: batch k + 1 is queued before batch k is waited for,
+    and the results are still every frame's, in order, equal to one synchronous batch at a time."""
+    import threading
+
+    from trtapps.bench.sources import ListSource
+
+    app = {"type": "yolo", "model": str(shared_path("models/yolov8n_dequant.onnx")), "batch_size": 2}
+    frames = _frames()[:4]
+    with Pipeline.from_objects(app=app, backend="onnxruntime_cuda") as gpu:
+        submitted: list[threading.Event] = [threading.Event() for _ in range(8)]
+        queued_first: list[bool] = []
+        real = gpu.app.decode_device_async
+        count = 0
+
+        def recording(*args, **kwargs):
+            nonlocal count
+            k = count
+            count += 1
+            finish = real(*args, **kwargs)
+            submitted[k].set()
+
+            def waited():
+                # the consumer reads batch k only now; was batch k + 1 already queued (given the worker 5 s)?
+                if k + 1 < 4:
+                    queued_first.append(submitted[k + 1].wait(timeout=5.0))
+                return finish()
+
+            return waited
+
+        gpu.app.decode_device_async = recording
+        # 8 frames, batch 2: four batches, each waited for by the consumer
+        results = list(gpu.iter_results(write=False, sources=[ListSource(frames, 8, name="memory")]))
+        gpu.app.decode_device_async = real
+        assert [r.index for r in results] == list(range(8))
+        assert all(r.error is None for r in results)
+        assert queued_first == [True, True, True], queued_first
+        for r in results:
+            expected = gpu.process_batch([_frame(frames[r.index % 4], r.index)])[0].detections
+            _assert_same(r.detections, expected, f"frame {r.index}")
+
+
+def _frame(image: np.ndarray, index: int):
+    from trtapps.structures import Frame
+
+    return Frame(image, "memory", index)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -443,7 +443,13 @@ class RetinaFaceApp(FaceApp):
     def decode_device(
         self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
     ) -> list[Detections]:
-        """:meth:`decode` on the GPU: decode kernel (mapped to frame pixels), best ``top_k``, NMS with ``+1``
+        """:meth:`decode` on the GPU: :meth:`decode_device_async`, waited for."""
+        return self.decode_device_async(outputs, frames, metas, stream)()
+
+    def decode_device_async(
+        self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
+    ) -> Callable[[], list[Detections]]:
+        """Queue :meth:`decode` on the GPU: decode kernel (mapped to frame pixels), best ``top_k``, NMS with ``+1``
         areas, ``max_det``, and one device→host copy of the whole batch's faces.
 
         Args:
@@ -453,12 +459,13 @@ class RetinaFaceApp(FaceApp):
             stream: the CuPy stream the outputs were produced on.
 
         Returns:
-            One host :class:`Detections` per frame with ``(N, 5, 2)`` landmarks, as :meth:`decode` returns them.
+            A function that waits for the copy and returns one host :class:`Detections` per frame with
+            ``(N, 5, 2)`` landmarks, as :meth:`decode` returns them.
         """
         import cupy
 
         from trtapps.ops.cuda.decode import Candidates, decode_retinaface
-        from trtapps.ops.cuda.nms import download_compact, nms_batched
+        from trtapps.ops.cuda.nms import PendingCompact, nms_batched
 
         self._require_bound()
         loc, conf, landmarks = self._split_device(outputs, stream)
@@ -467,7 +474,7 @@ class RetinaFaceApp(FaceApp):
                 f"retinaface: the model returned {loc.shape[0]} images for a batch of {len(metas)}"
             )
         if not metas:
-            return []
+            return list
         dst_sizes = {tuple(m.dst_size) for m in metas}
         if len(dst_sizes) > 1:
             raise ValueError(f"retinaface: one batch has inputs of several sizes {sorted(dst_sizes)}")
@@ -502,18 +509,31 @@ class RetinaFaceApp(FaceApp):
             compact = nms_batched(
                 candidates, opts.iou_threshold, max_det=opts.max_det, plus_one=True, stream=stream
             )
-            host = download_compact(compact, out=self._pinned.get(int(compact.storage.size)), stream=stream)
-        lost = plan.lost(host.found)
+            pending = PendingCompact(compact, self._pinned, stream)
+        batch = len(metas)
+
+        def finish() -> list[Detections]:
+            try:
+                host = pending.wait()
+                self._warn_lost(host.found, plan)
+                return [host.detections(b) for b in range(batch)]
+            finally:
+                pending.release()
+
+        return finish
+
+    def _warn_lost(self, found: np.ndarray, plan: CandidatePlan) -> None:
+        """Warn once when an image had more candidates than the GPU NMS takes."""
+        lost = plan.lost(found)
         if lost.any() and "lost" not in self._warned:
             self._warned.add("lost")
             logger.warning(
                 "retinaface: an image has %d candidates; the GPU NMS takes the best %d, not top_k = %d: "
                 "raise conf_threshold or lower top_k",
-                int(host.found[int(np.flatnonzero(lost)[0])]),
+                int(found[int(np.flatnonzero(lost)[0])]),
                 plan.nms_capacity,
                 plan.limit,
             )
-        return [host.detections(b) for b in range(len(metas))]
 
     def face_plan(self, num_priors: int) -> CandidatePlan:
         """The candidate buffer sizes for *num_priors* priors (see :func:`face_plan`)."""

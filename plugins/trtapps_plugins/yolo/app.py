@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import ast
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from trtapps_plugins.yolo.device import (
 )
 from trtapps_plugins.yolo.names import COCO80, parse_metadata_names, read_names_file
 from trtapps_plugins.yolo.options import YoloOptions
+
+if TYPE_CHECKING:
+    from trtapps.ops.cuda.nms import HostCompact
 
 #: ImageNet statistics of legacy YOLOX / ByteTrack inputs, RGB order, on 0-1 pixels
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
@@ -393,8 +396,14 @@ class YoloApp(App):
     def decode_device(
         self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
     ) -> list[Detections]:
-        """:meth:`decode` on the GPU: decode kernel, ``classes`` mask, best ``max_candidates``, batched NMS, the
-        letterbox inverse, then one device→host copy of the kept detections of the whole batch.
+        """:meth:`decode` on the GPU: :meth:`decode_device_async`, waited for."""
+        return self.decode_device_async(outputs, frames, metas, stream)()
+
+    def decode_device_async(
+        self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
+    ) -> Callable[[], list[Detections]]:
+        """Queue :meth:`decode` on the GPU: decode kernel, ``classes`` mask, best ``max_candidates``, batched NMS,
+        the letterbox inverse, then one device→host copy of the kept detections of the whole batch.
 
         Heads the kernels cannot take (more than 2048 classes, 2**21 anchors) are decoded on the host by
         :meth:`decode` (logged once). See :mod:`trtapps_plugins.yolo.device` for the exactness argument.
@@ -406,7 +415,8 @@ class YoloApp(App):
             stream: the CuPy stream the outputs were produced on.
 
         Returns:
-            One host :class:`Detections` per frame, as :meth:`decode` returns them.
+            A function that waits for the copy and returns one host :class:`Detections` per frame, as
+            :meth:`decode` returns them.
         """
         import cupy
 
@@ -418,7 +428,7 @@ class YoloApp(App):
             decode_yolov8,
             decode_yolox,
         )
-        from trtapps.ops.cuda.nms import MAX_CAPACITY, download_compact, nms_batched
+        from trtapps.ops.cuda.nms import PendingCompact, nms_batched
         from trtapps.ops.decode import params_from_letterbox
 
         head = self.head
@@ -428,9 +438,10 @@ class YoloApp(App):
         problem = device_decode_problem(head.layout, pred.shape, MAX_ANCHORS, MAX_CLASSES)
         if problem is not None:
             self._warn_once("host", "yolo: %s; decoding on the host instead", problem)
-            return self.decode({head.output_name: cupy.asnumpy(pred, stream=stream)}, frames, metas)
+            on_host = self.decode({head.output_name: cupy.asnumpy(pred, stream=stream)}, frames, metas)
+            return lambda: on_host
         if not frames:
-            return []
+            return list
         plan = self.candidate_plan(pred.shape)
         opts, params = self.options, self._params
         with stream:
@@ -465,7 +476,22 @@ class YoloApp(App):
                 clip=opts.clip_boxes,
                 stream=stream,
             )
-            host = download_compact(compact, out=self._pinned.get(int(compact.storage.size)), stream=stream)
+            pending = PendingCompact(compact, self._pinned, stream)
+        batch = len(frames)
+
+        def finish() -> list[Detections]:
+            try:
+                return self._host_detections(pending.wait(), plan, batch)
+            finally:
+                pending.release()
+
+        return finish
+
+    def _host_detections(self, host: HostCompact, plan: CandidatePlan, batch: int) -> list[Detections]:
+        """One :class:`Detections` per image of a downloaded batch (copies: the pinned buffer is reused)."""
+        from trtapps.ops.cuda.nms import MAX_CAPACITY
+
+        params = self._params
         lost = plan.lost(host.found)
         if lost.any():
             b = int(np.flatnonzero(lost)[0])
@@ -478,7 +504,7 @@ class YoloApp(App):
                 min(plan.limit, MAX_CAPACITY),
             )
         results = []
-        for b in range(len(frames)):
+        for b in range(batch):
             dets = host.detections(b)
             if params.classes is not None:  # the masked candidates (score -1) come last; drop them
                 keep = np.isin(dets.class_ids, params.classes)

@@ -7,6 +7,7 @@ CuPy is imported when a buffer is first allocated, not when this module is impor
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,16 +40,39 @@ class DeviceBuffer:
 
 
 class PinnedStorage:
-    """A grow-only pinned float32 host buffer for :func:`~trtapps.ops.cuda.nms.download_compact` (its result is
-    copied into :class:`~trtapps.structures.Detections` before the next batch reuses it)."""
+    """Pinned float32 host buffers for :func:`~trtapps.ops.cuda.nms.download_compact`, one per batch in flight.
 
-    def __init__(self) -> None:
-        self.storage: np.ndarray | None = None
+    The pipeline queues batch *k + 1* on the GPU before it reads batch *k*'s results, so several downloads may be
+    pending at once: :meth:`take` hands out a buffer no pending batch uses (reusing a returned one, else allocating
+    one), and :meth:`give_back` returns it once its results have been copied into
+    :class:`~trtapps.structures.Detections`. A buffer never given back (a batch abandoned by a failing run) is
+    simply freed with its last reference. Thread-safe.
 
-    def get(self, size: int) -> np.ndarray:
-        """A pinned ``(size,)`` float32 view."""
-        if self.storage is None or self.storage.size < size:
-            import cupyx
+    Args:
+        keep: returned buffers kept for reuse at most (the batches a run has in flight).
+    """
 
-            self.storage = cupyx.empty_pinned((max(int(size), 1),), dtype=np.float32)
-        return self.storage[: int(size)]
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self._free: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> np.ndarray:
+        """A pinned ``(size,)`` float32 array that is the caller's until :meth:`give_back`."""
+        size = max(int(size), 1)
+        with self._lock:
+            for i, buffer in enumerate(self._free):
+                if buffer.size >= size:
+                    return self._free.pop(i)[:size]
+        import cupyx
+
+        return cupyx.empty_pinned((size,), dtype=np.float32)
+
+    def give_back(self, buffer: np.ndarray) -> None:
+        """Return a buffer from :meth:`take` (its whole allocation becomes reusable)."""
+        base = buffer.base if isinstance(buffer.base, np.ndarray) else buffer
+        with self._lock:
+            if all(b is not base for b in self._free):
+                self._free.append(base)
+                self._free.sort(key=lambda b: b.size)
+                del self._free[: max(0, len(self._free) - self.keep)]  # keep the largest

@@ -310,3 +310,40 @@ def download_compact(
     compact.storage.get(stream=stream or cupy.cuda.get_current_stream(), out=out, blocking=blocking)
     view = CompactDetections.from_storage(out, compact.batch, compact.max_det, compact.width, compact.capacity)
     return HostCompact(view.kept, view.found, view.records, compact.capacity, out)
+
+
+class PendingCompact:
+    """A compact result on its way to pinned host memory: the copy is queued, nobody waits for it yet.
+
+    The pipeline queues the next batch on the GPU before it reads this one, so the GPU never idles while the host
+    turns results into :class:`~trtapps.structures.Detections`. :meth:`wait` sleeps until the copy is done (a
+    blocking-sync event: the thread sleeps, it does not spin); :meth:`release` hands the pinned buffer back to its
+    :class:`~trtapps.ops.cuda.buffers.PinnedStorage` once the results have been copied out.
+
+    Args:
+        compact: :func:`nms_batched`'s result.
+        storage: where the pinned buffer comes from and returns to.
+        stream: the stream that ran :func:`nms_batched`; the copy and the event are queued on it.
+    """
+
+    def __init__(self, compact: CompactDetections, storage: Any, stream: Any) -> None:
+        cupy = cupy_module()
+        self._storage = storage
+        self._buffer = storage.take(int(compact.storage.size))
+        self._host = download_compact(compact, out=self._buffer, stream=stream, blocking=False)
+        self._done = cupy.cuda.Event(block=True, disable_timing=True)
+        self._done.record(stream)
+
+    def wait(self) -> HostCompact:
+        """The host copy, once the GPU has written it (its arrays are valid until :meth:`release`)."""
+        from trtapps.gpu.graphs import relax_capture_mode
+
+        relax_capture_mode()  # this thread may wait while the inference thread captures a CUDA graph
+        self._done.synchronize()
+        return self._host
+
+    def release(self) -> None:
+        """Give the pinned buffer back (call once, after the results have been copied out of it)."""
+        if self._buffer is not None:
+            self._storage.give_back(self._buffer)
+            self._buffer = None
