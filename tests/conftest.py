@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,18 @@ DATA = Path(os.environ.get("TRTAPPS_DATA", REPO.parent / "shared")).resolve()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # configs say ${env:TRTAPPS_DATA} and resolve relative paths against their own folder: make it absolute
 os.environ["TRTAPPS_DATA"] = str(DATA)
+
+
+def benchmark_script(name: str) -> Any:
+    """``benchmarks/<name>.py`` loaded as a module (benchmarks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_path(relative: str) -> Path:

@@ -20,7 +20,6 @@ the two in step.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -31,7 +30,7 @@ import typer
 from typer.testing import CliRunner
 
 import trtapps_plugins.trackers as trackers_plugin
-from conftest import REPO
+from conftest import REPO, benchmark_script
 
 #: sha256 of the two detection files that the reference numbers were measured on
 DET_SHA256 = {
@@ -57,18 +56,9 @@ REFERENCE_FRAME_IDS = {
 BYTETRACK_TOLERANCE = 0.005
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_mot_unseen", REPO / "benchmarks" / "mot_unseen.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    return load_script()
+    return benchmark_script("mot_unseen")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 import onnx
-from conftest import shared_path
+from conftest import benchmark_script, shared_path
 from onnx import TensorProto, helper, numpy_helper
 from trtapps.bench import LatencyRecorder, ListSource, LoopingVideoSource, latency_summary
 from trtapps.bench.levels import MIN_CALLS, time_calls
@@ -426,20 +426,8 @@ def test_soak_run_samples_and_accounts_for_every_frame(tmp_path: Path) -> None:
     assert soak_table(doc).row_count >= 2
 
 
-def _script(name: str) -> object:
-    """A benchmark script loaded as a module (benchmarks/ is not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).parents[2] / f"benchmarks/{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_soak_script_runs_and_writes_its_json(tmp_path: Path) -> None:
-    script: Any = _script("soak")
+    script: Any = benchmark_script("soak")
     out = tmp_path / "soak.json"
     code = script.main([
         "--minutes", str(1.5 / 60), "--backend", "onnxruntime", "--model", str(tiny_yolo(tmp_path / "t.onnx")),
@@ -454,7 +442,7 @@ def test_soak_script_runs_and_writes_its_json(tmp_path: Path) -> None:
 
 # -- the Ultralytics comparison's fairness check (the script itself runs on the GPU machine) --------------------------
 def test_peer_matching_pairs_same_class_boxes_best_first() -> None:
-    peer: Any = _script("peer_ultralytics")
+    peer: Any = benchmark_script("peer_ultralytics")
     ref = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]], np.float64)
     ours = np.array([[21, 20, 30, 30], [0, 0, 10, 11], [50, 50, 60, 60], [80, 80, 90, 90]], np.float64)
     pairs = peer.match(ref, np.array([0, 1, 2]), ours, np.array([1, 0, 5, 0]))
