@@ -29,6 +29,11 @@ doubling up to ``backoff.max`` seconds), logging each attempt. Frame indices kee
 reconnects; frames lost while disconnected have no index and are not reported as failures. After
 ``max_reconnects`` consecutive attempts without a frame the source raises :class:`InputError`; without
 ``reconnect`` the first read failure ends the source cleanly (the end of a finite stream).
+
+Frame memory (``video``, ``camera``, ``stream``): frames are decoded into a bounded set of reused buffers
+(:mod:`trtapps.framebuffers`), not a new array each: one allocation per frame, freed in other threads, fragments
+glibc's heap in long runs. A buffer is reused only once nothing references it any more (a ``Frame``, a view of
+its image, a queue), so a frame that is kept is never overwritten.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from trtapps.context import RunContext
 from trtapps.errors import FrameError, InputError
+from trtapps.framebuffers import DEFAULT_MAX_BUFFERS, FrameReader
 from trtapps.hookspecs import hookimpl
 from trtapps.registry import ComponentSpec, Register, SourceOptions
 from trtapps.stages import FrameFailure, Source
@@ -81,7 +87,9 @@ class Capture(Protocol):
 
     def isOpened(self) -> bool: ...  # OpenCV's name
 
-    def read(self) -> tuple[bool, Any]: ...
+    def read(self, image: np.ndarray | None = None) -> tuple[bool, Any]:
+        """The next frame; decoded into *image* (returned as the frame) when its shape and dtype fit."""
+        ...
 
     def grab(self) -> bool: ...
 
@@ -436,6 +444,8 @@ class VideoSource(VideoWindow):
         source_id: position of this source in a multi-source pipeline.
         capture_factory: builds the capture (default: ``cv2.VideoCapture(path)``); tests pass fakes.
         log: where warnings go.
+        max_buffers: frame buffers kept for reuse (:mod:`trtapps.framebuffers`): frames are decoded into
+            buffers nothing references any more instead of a new array each.
     """
 
     def __init__(
@@ -449,9 +459,12 @@ class VideoSource(VideoWindow):
         source_id: int = 0,
         capture_factory: CaptureFactory | None = None,
         log: logging.Logger | None = None,
+        max_buffers: int = DEFAULT_MAX_BUFFERS,
     ) -> None:
         self._init_window(path, start_frame=start_frame, stride=stride, max_frames=max_frames,
                           max_bad_frames=max_bad_frames, source_id=source_id, log=log or logger)
+        #: decodes into reused buffers (one pool for every iteration of this source)
+        self.reader = FrameReader(max_buffers=max_buffers)
         self._live: Capture | None = None
         if capture_factory is None:
             if not self.path.is_file():
@@ -502,12 +515,13 @@ class VideoSource(VideoWindow):
             if self.start_frame and cap.set(cv2.CAP_PROP_POS_FRAMES, self.start_frame):
                 pos = self.start_frame  # else: grab from 0 up to start_frame
             delivered = 0
-            previous: np.ndarray | None = None  # the last decoded image (to spot stale frames after a seek)
+            # the last decoded image (to spot stale frames after a seek); it keeps its buffer from being reused
+            previous: np.ndarray | None = None
             while self.max_frames is None or delivered < self.max_frames:
                 wanted = self._wanted(pos)
                 image = None
                 if wanted:
-                    ok, raw = cap.read()
+                    ok, raw = self.reader.read(cap)
                     image = _as_bgr(raw) if ok else None
                     ok = image is not None
                 else:
@@ -672,6 +686,7 @@ class LiveSource:
         sleep: waits between attempts (default: a wait that :meth:`close` cuts short; tests pass a recorder).
         clock: monotonic seconds, for timestamps.
         log: where attempts are logged.
+        max_buffers: frame buffers kept for reuse (:mod:`trtapps.framebuffers`).
     """
 
     #: frames cannot wait: when the model falls behind, the pipeline drops the oldest queued frame (counted)
@@ -691,8 +706,11 @@ class LiveSource:
         sleep: Callable[[float], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
         log: logging.Logger | None = None,
+        max_buffers: int = DEFAULT_MAX_BUFFERS,
     ) -> None:
         self.name = name
+        #: decodes into reused buffers, across reconnects too (a changed resolution just moves to new buffers)
+        self.reader = FrameReader(max_buffers=max_buffers)
         self._factory = capture_factory
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
@@ -727,7 +745,7 @@ class LiveSource:
         start = self._clock()
         try:
             while self.max_frames is None or index < self.max_frames:
-                ok, raw = cap.read() if cap.isOpened() else (False, None)
+                ok, raw = self.reader.read(cap) if cap.isOpened() else (False, None)
                 image = _as_bgr(raw) if ok else None
                 if image is not None:
                     attempts, delay = 0, self.backoff.initial

@@ -18,6 +18,7 @@ import trtapps.sources as sources_module
 from conftest import shared_path
 from trtapps.context import RunContext
 from trtapps.errors import InputError
+from trtapps.framebuffers import FREE_REFCOUNT
 from trtapps.plugins import PluginManager
 from trtapps.registry import ComponentSpec, SourceOptions
 from trtapps.sources import (
@@ -386,6 +387,14 @@ def test_zeroed_stretch_in_the_middle_still_accounts_for_every_frame(tmp_path: P
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _decode_into(buffer: np.ndarray | None, decoded: np.ndarray) -> np.ndarray:
+    """What ``cv2.VideoCapture.read(buffer)`` returns: *buffer* itself, overwritten, when it fits; else new."""
+    if buffer is not None and buffer.shape == decoded.shape and buffer.dtype == decoded.dtype:
+        buffer[...] = decoded
+        return buffer
+    return decoded
+
+
 class FakeVideo:
     """A capture over *frames* frames, like OpenCV's: a failed read stays failed until the next seek."""
 
@@ -407,10 +416,10 @@ class FakeVideo:
         self.pos += 1
         return True
 
-    def read(self) -> tuple[bool, np.ndarray | None]:
+    def read(self, image: np.ndarray | None = None) -> tuple[bool, np.ndarray | None]:
         if not self.grab():
             return False, None
-        return True, np.full((4, 6, 3), (self.pos - 1) % 256, np.uint8)
+        return True, _decode_into(image, np.full((4, 6, 3), (self.pos - 1) % 256, np.uint8))
 
     def get(self, prop: int) -> float:
         return {cv2.CAP_PROP_FRAME_COUNT: self.count, cv2.CAP_PROP_FPS: self.fps,
@@ -440,6 +449,21 @@ def test_broken_stretch_becomes_failures_and_reading_goes_on() -> None:
     assert all("unreadable" in i.error and "\n" not in i.error for i in items if isinstance(i, FrameFailure))
     assert int(items[23].image[0, 0, 0]) == 23  # the image of frame 23 is frame 23's
     assert fake.released
+
+
+def test_frames_decoded_into_reused_buffers_keep_their_pixels_around_a_broken_stretch() -> None:
+    # kept: every frame keeps its own pixels (the fake decodes in place like OpenCV, so an overwrite would show)
+    items = list(_video(FakeVideo(40, bad={20, 21})))
+    frames = [i for i in items if isinstance(i, Frame)]
+    assert [int(f.image[0, 0, 0]) for f in frames] == [f.index for f in frames]
+    assert len({id(f.image) for f in frames}) == len(frames) == 38
+    # dropped at once: a few buffers take turns, and every frame still shows its own pixels when it arrives
+    source = _video(FakeVideo(40, bad={20, 21}))
+    seen = [(item.index, int(item.image[0, 0, 0])) for item in source if isinstance(item, Frame)]
+    assert seen == [(i, i) for i in range(40) if i not in (20, 21)]
+    if FREE_REFCOUNT is not None:  # (buffers are never reused where reference counts are not trusted)
+        assert source.reader.pool.allocated <= 3
+        assert source.reader.in_place >= 30
 
 
 def test_broken_stretch_with_stride_reports_only_wanted_frames() -> None:
@@ -492,11 +516,11 @@ class FakeLive:
     def isOpened(self) -> bool:
         return self.opened and not self.released
 
-    def read(self) -> tuple[bool, np.ndarray | None]:
+    def read(self, image: np.ndarray | None = None) -> tuple[bool, np.ndarray | None]:
         if self.frames <= 0:
             return False, None
         self.frames -= 1
-        return True, np.zeros((8, 8), np.uint8)  # grey: the source must make it BGR
+        return True, _decode_into(image, np.zeros((8, 8), np.uint8))  # grey: the source must make it BGR
 
     def grab(self) -> bool:
         return self.read()[0]

@@ -18,6 +18,7 @@ import numpy as np
 
 from trtapps.bench.latency import LatencyRecorder
 from trtapps.errors import InputError
+from trtapps.framebuffers import DEFAULT_MAX_BUFFERS, FrameReader
 from trtapps.sources import IMAGE_EXTENSIONS
 from trtapps.structures import Frame
 
@@ -112,7 +113,9 @@ class LoopingVideoSource:
     """A video decoded with OpenCV over and over, until *deadline* (``time.perf_counter()``) or *stop*.
 
     The soak run's input: decoding stays in the loop (a leak in the decoder path shows up too), the file is
-    reopened at its end, and frame indices keep increasing across passes so every frame is distinct.
+    reopened at its end, and frame indices keep increasing across passes so every frame is distinct. Frames are
+    decoded into reused buffers (:class:`~trtapps.framebuffers.FrameReader`, at most *max_buffers* kept, across
+    passes), as the ``video`` source does: a new array per frame fragments the heap over a long run.
 
     Raises:
         InputError: the video cannot be opened, or a whole pass yields no frame.
@@ -125,9 +128,11 @@ class LoopingVideoSource:
         stop: threading.Event | None = None,
         name: str | None = None,
         recorder: LatencyRecorder | None = None,
+        max_buffers: int = DEFAULT_MAX_BUFFERS,
     ) -> None:
         self.path = Path(path)
         self.deadline = deadline
+        self.reader = FrameReader(max_buffers=max_buffers)
         self.stop = stop or threading.Event()
         self.name = name or self.path.name
         self.recorder = recorder
@@ -152,7 +157,7 @@ class LoopingVideoSource:
             got = 0
             try:
                 while not self._done():
-                    ok, image = cap.read()
+                    ok, image = self.reader.read(cap)
                     if not ok:
                         break
                     got += 1
