@@ -27,4 +27,4 @@ else
   python3 benchmarks/reid_gpu.py --json "$OUT/reid_gpu.json" --markdown "$OUT/reid_gpu.md" 2>&1 | tail -15
 fi
 # few files come back per call: one archive of everything
-(cd "$OUT" && tar czf results.tgz --exclude results.tgz . 2>/dev/null; find . -mindepth 1 ! -name results.tgz -delete)
+(cd "$OUT" && tar czf /tmp/results.tgz . ; mv /tmp/results.tgz results.tgz; find . -mindepth 1 ! -name results.tgz -delete)

@@ -17,4 +17,6 @@ timeout 560 python3 -m pytest -m "gpu or tensorrt" "${targets[@]}" -rs -p no:cac
   > "$OUT/gpu_tests_$part.log" 2>&1
 echo "pytest exit: $?" >> "$OUT/gpu_tests_$part.log"
 tail -40 "$OUT/gpu_tests_$part.log"
-(cd "$OUT" && tar czf results.tgz --exclude results.tgz . && find . -mindepth 1 ! -name results.tgz ! -name "gpu_tests_*.log" -delete)
+# the archive is written outside $OUT first (tar of a folder it writes into fails with "file changed as we read it")
+(cd "$OUT" && tar czf /tmp/results.tgz . ; mv /tmp/results.tgz results.tgz
+ find . -mindepth 1 ! -name results.tgz ! -name "gpu_tests_*.log" -delete)

@@ -150,7 +150,7 @@ def device_runner(model: str, stream: Any) -> Runner:
 
     path = shared_path(model)
     if available() is None:
-        return OnnxRuntimeCudaRunner(path, stream=stream, max_batch=16, cudnn_conv_algo_search="HEURISTIC")
+        return OnnxRuntimeCudaRunner(path, stream=stream, max_batch=16, cudnn_conv_algo_search="HEURISTIC", tf32=False)
     return RoundTripRunner(path)
 
 

@@ -50,6 +50,7 @@ def _ort(model: str = MODEL, **kwargs: Any) -> Any:
     if reason is not None:
         pytest.skip(f"onnxruntime_cuda: {reason}")
     kwargs.setdefault("cudnn_conv_algo_search", "HEURISTIC")
+    kwargs.setdefault("tf32", False)
     return OnnxRuntimeCudaRunner(shared_path(model), **kwargs)
 
 

@@ -66,7 +66,7 @@ def cpu() -> Iterator[ReidEmbedder]:
 def gpu() -> Iterator[ReidEmbedder]:
     from trtapps.runners.onnxruntime_cuda import OnnxRuntimeCudaRunner
 
-    embedder = ReidEmbedder(OnnxRuntimeCudaRunner(_osnet(), max_batch=8), batch_size=8)
+    embedder = ReidEmbedder(OnnxRuntimeCudaRunner(_osnet(), max_batch=8, tf32=False), batch_size=8)
     yield embedder
     embedder.close()
 

@@ -4,7 +4,7 @@ Every test here needs CuPy with a CUDA device (and, for the runner, onnxruntime-
 are skipped visibly elsewhere. The parts of the same code that can be checked without a GPU (``check_cuda``
 messages, provider options, binding modes, lazy imports) are in ``tests/unit/test_tensorrt_api.py``.
 
-Tolerance: class scores (values 0..1) must match the CPU runner within 1e-3 absolute. Box coordinates are pixels
+Tolerance (exact fp32, ``tf32=False``): class scores (values 0..1) must match the CPU runner within 1e-3 absolute. Box coordinates are pixels
 up to 640, where fp32 summation order alone moves them by about 1e-3 px: the CPU backend against itself with and
 without graph optimizations differs by 1.1e-3 px on these images (scores by 3e-6). Boxes are therefore compared
 with ``atol=1e-3, rtol=1e-4`` (0.065 px at 640 px); a wrong binding, a stale buffer or a race gives errors of
@@ -152,7 +152,23 @@ def _ort_cuda_runner(**kwargs: Any) -> Any:
     reason = available()
     if reason is not None:
         pytest.skip(f"onnxruntime_cuda: {reason}")
+    kwargs.setdefault("tf32", False)  # exact fp32, as the tolerances above assume (TF32 is checked on its own)
     return OnnxRuntimeCudaRunner(shared_path(MODEL), **kwargs)
+
+
+@pytest.mark.gpu
+def test_onnxruntime_cuda_tf32_default_stays_close(cpu_reference: Any) -> None:
+    """TF32 (the default, as in ONNX Runtime and TensorRT) rounds convolution inputs to 10 mantissa bits: scores
+    move by up to about 1e-2 and boxes by a few pixels, never by whole score units (a binding bug would)."""
+    import cupy as cp
+
+    x = batch_of(8)
+    want = cpu_reference.infer({"images": x})["output0"]
+    with _ort_cuda_runner(max_batch=8, tf32=True) as runner:
+        with runner.stream:
+            feed = cp.asarray(x)
+        out = runner.infer({"images": feed}, runner.stream)["output0"]
+        assert_yolo_close(out.get(stream=runner.stream), want, score_atol=2e-2, box_atol=8.0)
 
 
 @pytest.mark.gpu
