@@ -40,6 +40,7 @@ from trtapps.config.loader import load_config, validate_data
 from trtapps.config.schema import PipelineConfig
 from trtapps.context import RunContext
 from trtapps.errors import ConfigError, InputError, PipelineClosedError, StageError, UserError
+from trtapps.heap import limit_heap_retention
 from trtapps.lifecycle import ON_ERROR, ErrorAction
 from trtapps.metrics import RunSummary, Stopwatch
 from trtapps.plugins import PluginManager
@@ -471,6 +472,7 @@ class Pipeline:
             target=self._work, args=(batcher, results_q, stop, summary, errors), name="trtapps-worker", daemon=True
         )
         trackers: dict[int, Tracker] = {}
+        limit_heap_retention()  # frame-sized buffers freed in a long run go back to the OS (see trtapps.heap)
         self.manager.pipeline_started(info=info, context=self.context)
         batcher.start()
         worker.start()
