@@ -32,7 +32,8 @@ def allocations(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
 def test_batches_in_flight_get_different_buffers(allocations: list[np.ndarray]) -> None:
     storage = PinnedStorage()
     first, second = storage.take(100), storage.take(100)
-    assert first.shape == second.shape == (100,) and first.dtype == np.float32
+    assert first.shape == second.shape == (100,)
+    assert first.dtype == np.float32
     assert not np.shares_memory(first, second)
     assert len(allocations) == 2
 
@@ -42,12 +43,14 @@ def test_a_given_back_buffer_is_reused_whole(allocations: list[np.ndarray]) -> N
     big = storage.take(100)
     storage.give_back(big)
     small = storage.take(40)  # a view of the same allocation
-    assert small.shape == (40,) and np.shares_memory(small, allocations[0])
+    assert small.shape == (40,)
+    assert np.shares_memory(small, allocations[0])
     storage.give_back(small)  # returns the whole 100-element allocation, once
     storage.give_back(small)
     again = storage.take(100)
     assert np.shares_memory(again, allocations[0])
-    assert storage.take(100) is not again and len(allocations) == 2  # nothing left to reuse: a new one
+    assert storage.take(100) is not again
+    assert len(allocations) == 2
 
 
 def test_too_small_buffers_are_not_handed_out_and_the_pool_is_bounded(allocations: list[np.ndarray]) -> None:
