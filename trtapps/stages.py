@@ -80,8 +80,8 @@ class App(ABC):
         """Turn the model outputs of a batch into one :class:`Detections` per frame, in original pixels."""
 
     # -- the GPU data path (optional) ---------------------------------------------------------------------------
-    #: True when the app implements :meth:`preprocess_device` and :meth:`decode_device`; the pipeline then keeps
-    #: frames and tensors on the GPU whenever the runner's residency is DEVICE.
+    #: True when the app implements :meth:`preprocess_device` and :meth:`decode_device` (or its async form); the
+    #: pipeline then keeps frames and tensors on the GPU whenever the runner's residency is DEVICE.
     supports_device: bool = False
 
     def preprocess_device(
@@ -102,8 +102,13 @@ class App(ABC):
     def decode_device(
         self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
     ) -> list[Detections]:
-        """Like :meth:`decode`, from CuPy outputs on *stream*; returns host :class:`Detections` (one small copy)."""
-        raise NotImplementedError(f"{type(self).__name__} has no GPU decoding")
+        """Like :meth:`decode`, from CuPy outputs on *stream*; returns host :class:`Detections` (one small copy).
+
+        An app implements this or :meth:`decode_device_async`; by default this one waits for the other.
+        """
+        if type(self).decode_device_async is App.decode_device_async:
+            raise NotImplementedError(f"{type(self).__name__} has no GPU decoding")
+        return self.decode_device_async(outputs, frames, metas, stream)()
 
     def decode_device_async(
         self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
@@ -114,7 +119,7 @@ class App(ABC):
         that batch while the host turns this one's results into :class:`Detections`. An app that overrides it
         copies its results into host memory with an async copy it can wait for (an event), into a buffer that
         stays the batch's until the function has run (see :class:`trtapps.ops.cuda.nms.PendingCompact`).
-        The default decodes synchronously with :meth:`decode_device`.
+        The default decodes synchronously with :meth:`decode_device` (implement one of the two).
         """
         detections = self.decode_device(outputs, frames, metas, stream)
         return lambda: detections

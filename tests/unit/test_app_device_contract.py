@@ -101,7 +101,43 @@ def test_the_builtin_apps_declare_their_gpu_paths() -> None:
     assert ScrfdApp.supports_device is False  # no SCRFD decode kernel: SCRFD stays on the host path
     for cls in (YoloApp, RetinaFaceApp):
         assert cls.preprocess_device is not App.preprocess_device
-        assert cls.decode_device is not App.decode_device
+        assert cls.decode_device_async is not App.decode_device_async
+
+
+class _DecodeOnly(App):
+    """An app with the host methods stubbed; subclasses add one of the two device decodes."""
+
+    def preprocess(self, frames: Sequence[Frame]) -> tuple[dict[str, Any], list[Any]]:
+        return {}, []
+
+    def decode(self, outputs: Mapping[str, Any], frames: Sequence[Frame], metas: Sequence[Any]) -> list[Detections]:
+        return []
+
+
+def test_either_device_decode_gives_the_other() -> None:
+    """An app implements decode_device or decode_device_async; the base class derives the missing one."""
+    found = [Detections.empty()]
+
+    class Sync(_DecodeOnly):
+        def decode_device(self, outputs: Any, frames: Any, metas: Any, stream: Any) -> list[Detections]:
+            return found
+
+    class Async(_DecodeOnly):
+        waited = 0
+
+        def decode_device_async(self, outputs: Any, frames: Any, metas: Any, stream: Any) -> Any:
+            def finish() -> list[Detections]:
+                Async.waited += 1
+                return found
+            return finish
+
+    assert Sync().decode_device_async({}, [], [], None)() is found
+    assert Async().decode_device({}, [], [], None) is found
+    assert Async.waited == 1
+    with pytest.raises(NotImplementedError, match="has no GPU decoding"):
+        _DecodeOnly().decode_device({}, [], [], None)
+    with pytest.raises(NotImplementedError, match="has no GPU decoding"):
+        _DecodeOnly().decode_device_async({}, [], [], None)
 
 
 def test_the_plugins_import_and_run_on_the_cpu_without_cupy() -> None:

@@ -1,5 +1,5 @@
 """The GPU data path of app ``retinaface``: the pieces :meth:`RetinaFaceApp.preprocess_device` and
-:meth:`RetinaFaceApp.decode_device` are made of.
+:meth:`RetinaFaceApp.decode_device_async` are made of.
 
 The device path gives the CPU path's faces with the CuPy kernels of :mod:`trtapps.ops.cuda`:
 

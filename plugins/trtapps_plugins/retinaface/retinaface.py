@@ -440,12 +440,6 @@ class RetinaFaceApp(FaceApp):
         mean = tuple(float(v) for v in self._mean)
         return metas, rois, {"pad_value": mean, "mean": mean, "std": 1.0}
 
-    def decode_device(
-        self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
-    ) -> list[Detections]:
-        """:meth:`decode` on the GPU: :meth:`decode_device_async`, waited for."""
-        return self.decode_device_async(outputs, frames, metas, stream)()
-
     def decode_device_async(
         self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
     ) -> Callable[[], list[Detections]]:

@@ -4,7 +4,8 @@
 per-batch work is :meth:`YoloApp.preprocess` (host letterbox + normalisation, frames of any size in one batch)
 and :meth:`YoloApp.decode` (the NumPy decoders of :mod:`trtapps_plugins.yolo.decode`, then the letterbox
 inverse). With a device runner the pipeline calls :meth:`YoloApp.preprocess_device` and
-:meth:`YoloApp.decode_device` instead: the same results from the CuPy kernels (:mod:`trtapps_plugins.yolo.device`).
+:meth:`YoloApp.decode_device_async` instead: the same results from the CuPy kernels
+(:mod:`trtapps_plugins.yolo.device`).
 """
 
 from __future__ import annotations
@@ -392,12 +393,6 @@ class YoloApp(App):
         metas = [LetterboxTransform.compute(size, head.input_size, centered=norm.centered) for size in sizes]
         kwargs: dict[str, Any] = {"pad_value": PAD_VALUE, "swap_rb": norm.swap_rb, "std": norm.std}
         return metas, rois_from_letterbox(metas), kwargs
-
-    def decode_device(
-        self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any
-    ) -> list[Detections]:
-        """:meth:`decode` on the GPU: :meth:`decode_device_async`, waited for."""
-        return self.decode_device_async(outputs, frames, metas, stream)()
 
     def decode_device_async(
         self, outputs: Mapping[str, Array], frames: Sequence[Frame], metas: Sequence[Any], stream: Any

@@ -1,5 +1,5 @@
 """The GPU data path of app ``yolo``: the pieces :meth:`YoloApp.preprocess_device` and
-:meth:`YoloApp.decode_device` are made of.
+:meth:`YoloApp.decode_device_async` are made of.
 
 The device path gives the CPU path's detections (:meth:`YoloApp.preprocess` → runner → :meth:`YoloApp.decode`)
 with the CuPy kernels of :mod:`trtapps.ops.cuda`:
@@ -89,7 +89,7 @@ def candidate_plan(
 
 
 def device_decode_problem(layout: str, shape: Sequence[int], max_anchors: int, max_classes: int) -> str | None:
-    """Why the decode kernels cannot take this head (then :meth:`YoloApp.decode_device` decodes on the host), or
+    """Why the decode kernels cannot take this head (then :meth:`YoloApp.decode_device_async` decodes on the host), or
     ``None``.
 
     Args:
