@@ -483,27 +483,29 @@ class Pipeline:
                     break
                 items, pending = item
                 found = iter(pending())
-                for entry in items:
-                    if isinstance(entry, FrameFailure):
-                        result = FrameResult(entry.source, entry.index, 0, 0, error=entry.error,
-                                             source_id=entry.source_id, labels=self.app.labels)
-                    else:
-                        try:
+                finished: list[Frame] = []  # their device frames go back after the batch, with one event
+                try:
+                    for entry in items:
+                        if isinstance(entry, FrameFailure):
+                            result = FrameResult(entry.source, entry.index, 0, 0, error=entry.error,
+                                                 source_id=entry.source_id, labels=self.app.labels)
+                        else:
+                            finished.append(entry)
                             result = self._finish_frame(entry, next(found), summary, trackers, keep_images)
-                        finally:
-                            if stager is not None:
-                                stager.release(entry, stream)
-                    with Stopwatch(summary, "write", 1):
-                        for sink in sinks:
-                            sink.write(result)
-                    summary.frames_out += 1
-                    if result.error is not None:
-                        summary.frames_failed += 1
-                        summary.failures.append({"source": result.source, "frame": result.index,
-                                                 "error": result.error})
-                    elif result.detections is not None:
-                        summary.detections += len(result.detections)
-                    yield result
+                        with Stopwatch(summary, "write", 1):
+                            for sink in sinks:
+                                sink.write(result)
+                        summary.frames_out += 1
+                        if result.error is not None:
+                            summary.frames_failed += 1
+                            summary.failures.append({"source": result.source, "frame": result.index,
+                                                     "error": result.error})
+                        elif result.detections is not None:
+                            summary.detections += len(result.detections)
+                        yield result
+                finally:
+                    if stager is not None:
+                        stager.release_all(finished, stream)
             errors.extend(batcher.errors)
             if errors:
                 raise errors[0]

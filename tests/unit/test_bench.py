@@ -458,3 +458,13 @@ def test_peer_matching_pairs_same_class_boxes_best_first() -> None:
     assert report["only_ultralytics"] == report["only_trtapps"] == 0
     assert report["min_matched_iou"] == pytest.approx(0.9)
     assert report["max_score_diff"] == pytest.approx(0.05)
+
+
+def test_a_default_gpu_run_lasts_about_three_seconds_at_the_runner_rate() -> None:
+    from trtapps.bench.core import MAX_DEFAULT_FRAMES, default_frames
+
+    assert default_frames(False, 5000.0) == 128  # the CPU: a fixed, small run
+    assert default_frames(True, None) == 1024
+    assert default_frames(True, 100.0) == 1024  # never fewer than 1,024 frames
+    assert default_frames(True, 3000.0) == 9000
+    assert default_frames(True, 1e6) == MAX_DEFAULT_FRAMES

@@ -25,13 +25,26 @@ from trtapps.bench.levels import full_pipeline, on_device, runner_gpu_prepost, r
 from trtapps.bench.resources import GpuMemoryMonitor, cpu_count, cpu_description
 from trtapps.bench.streams import measure_streams
 
-#: frames per measured pipeline run when ``frames`` is not given: a GPU run needs many to last a second or two
+#: frames per measured pipeline run when ``frames`` is not given, at least (GPU) or exactly (CPU)
 DEFAULT_FRAMES = {"gpu": 1024, "cpu": 128}
+#: a GPU run without ``frames`` lasts about this long at the runner's own rate (level (i)), so that filling and
+#: draining the pipeline's queues stays a small part of it: 1,024 frames at batch 32 measured 0.876 of (i) on
+#: the H100 where 8,192 frames measured 0.897 (session 5)
+GPU_RUN_SECONDS = 3.0
+#: the most frames a default GPU run takes
+MAX_DEFAULT_FRAMES = 16384
+
+
+def default_frames(gpu: bool, runner_img_s: float | None) -> int:
+    """Frames of a measured pipeline run when the user gave none (see :data:`GPU_RUN_SECONDS`)."""
+    if not gpu or not runner_img_s:
+        return DEFAULT_FRAMES["gpu" if gpu else "cpu"]
+    return int(min(MAX_DEFAULT_FRAMES, max(DEFAULT_FRAMES["gpu"], round(runner_img_s * GPU_RUN_SECONDS))))
 
 
 @dataclass
 class BenchConfig:
-    """What to measure. ``frames=None`` picks :data:`DEFAULT_FRAMES` for the backend that runs."""
+    """What to measure. ``frames=None`` picks :func:`default_frames` for the backend that runs."""
 
     model: str
     app: str = "yolo"
@@ -175,7 +188,8 @@ def run_bench(
                 doc["requested_backend"] = config.backend
                 doc["device"] = _device(pipe, gpu)
         for streams in config.streams:
-            total = config.frames or DEFAULT_FRAMES["gpu" if gpu else "cpu"]
+            rate = doc["levels"][-1]["i_runner_img_s"] if doc["levels"] else None
+            total = config.frames or default_frames(gpu, rate)
             log(f"{streams} streams at batch {pipe.batch_size}: about {total} frames")
             monitor = GpuMemoryMonitor() if gpu else None
             with monitor if monitor is not None else contextlib.nullcontext():
@@ -196,9 +210,9 @@ def _measure_levels(
     """The three levels on one pipeline, at its batch size."""
     gpu = on_device(pipe)
     batch = pipe.batch_size
-    total = max(config.frames or DEFAULT_FRAMES["gpu" if gpu else "cpu"], 2 * batch)
     log(f"batch {batch}: (i) runner only")
     level_i = runner_only(pipe, frames, batch, config.iters, config.budget_s)
+    total = max(config.frames or default_frames(gpu, level_i), 2 * batch)
     level_ii = None
     if gpu:
         log(f"batch {batch}: (ii) runner + GPU pre/post")

@@ -47,7 +47,7 @@ def bench(
     frames: Annotated[
         int | None,
         typer.Option(min=1, help="Frames per measured pipeline run (split over the streams); "
-                     "default 1024 on a GPU, 128 on the CPU."),
+                     "default on a GPU about 3 s at the runner's rate (1024 to 16384), 128 on the CPU."),
     ] = None,
     iters: Annotated[int, typer.Option(min=1, help="Timed calls for levels (i) and (ii) (fewer after 10 s).")] = 50,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the whole result document here.")] = None,

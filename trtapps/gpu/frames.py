@@ -20,6 +20,7 @@ Frames already on the device (a hardware decoder's) are passed through untouched
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -30,7 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from trtapps.gpu.driver import copy_to_device, record_event, wait_event
 from trtapps.structures import is_device_array
+
+#: pinned host buffers per copy thread, used in turn (a host copy overlaps the previous frame's DMA)
+PINNED_PER_COPY_THREAD = 2
 
 
 class FrameUploader:
@@ -105,15 +110,25 @@ class FrameUploader:
 class _DeviceSlot:
     """Device memory for one frame, with the events that order its reuse."""
 
-    __slots__ = ("buffer", "pending", "ready", "released")
+    __slots__ = ("buffer", "pending", "ptr", "ready", "released", "views")
 
     def __init__(self) -> None:
         import cupy
 
         self.buffer: Any = None
+        self.ptr = 0  # the buffer's device address (raw copies need no CuPy view)
+        self.views: tuple[tuple[int, ...], Any] | None = None  # (shape, view) of the last frame: sizes repeat
         self.pending: Future[None] | None = None  # the copy, queued or running on a copy thread
         self.ready = cupy.cuda.Event(block=False, disable_timing=True)  # the frame's copy is complete
-        self.released = cupy.cuda.Event(block=False, disable_timing=True)  # the pipeline's reads are enqueued
+        # the pipeline's reads of the previous frame are enqueued before this point (shared by a whole batch)
+        self.released: Any = None
+
+    def view(self, shape: tuple[int, ...]) -> Any:
+        """The buffer seen as a ``uint8`` array of *shape* (cached: building a CuPy view costs ~10 µs)."""
+        if self.views is None or self.views[0] != shape:
+            nbytes = math.prod(shape)
+            self.views = (shape, self.buffer[:nbytes].reshape(shape))
+        return self.views[1]
 
 
 #: how frames cross to the device: ``pinned`` (a host copy into a pinned buffer of the copy thread, then an async
@@ -188,15 +203,18 @@ class DeviceFrameStager:
         try:
             if slot.buffer is None or slot.buffer.size < nbytes:
                 with cupy.cuda.Device(self.device):
-                    slot.released.synchronize()  # nothing may still read the old buffer
+                    if slot.released is not None:
+                        slot.released.synchronize()  # nothing may still read the old buffer
                     slot.buffer = cupy.empty(nbytes, dtype=cupy.uint8)
+                    slot.ptr = int(slot.buffer.data.ptr)
+                    slot.views = None
             slot.pending = self._pool.submit(self._copy, slot, image)
         except BaseException:
             self._give_back(slot)
             raise
         frame.meta[HOST_IMAGE_KEY] = frame.image
         frame.meta[self.SLOT_KEY] = slot
-        frame.image = slot.buffer[:nbytes].reshape(image.shape)
+        frame.image = slot.view(image.shape)
 
     @staticmethod
     def wait(frames: Sequence[Any], stream: Any) -> None:
@@ -209,19 +227,31 @@ class DeviceFrameStager:
             if slot is not None:
                 if slot.pending is not None:
                     slot.pending.result()
-                stream.wait_event(slot.ready)
+                wait_event(stream, slot.ready)
 
     def release(self, frame: Any, stream: Any) -> None:
         """Give *frame*'s slot back once *stream* has passed everything enqueued so far (reads of the frame)."""
-        slot = frame.meta.pop(self.SLOT_KEY, None)
-        if slot is None:
+        self.release_all([frame], stream)
+
+    def release_all(self, frames: Sequence[Any], stream: Any) -> None:
+        """:meth:`release` for several frames (a batch) with one event: one CUDA call, not one per frame."""
+        import cupy
+
+        slots = [slot for slot in (frame.meta.pop(self.SLOT_KEY, None) for frame in frames) if slot is not None]
+        if not slots:
             return
-        if slot.pending is not None:
-            with contextlib.suppress(BaseException):  # a failed copy was reported by wait()
-                slot.pending.result()  # the copy thread is done with the slot
-            slot.pending = None
-        slot.released.record(stream)
-        self._give_back(slot)
+        with cupy.cuda.Device(self.device):
+            released = cupy.cuda.Event(block=False, disable_timing=True)
+            record_event(released, stream if stream is not None else cupy.cuda.get_current_stream())
+        for slot in slots:
+            if slot.pending is not None:
+                with contextlib.suppress(BaseException):  # a failed copy was reported by wait()
+                    slot.pending.result()  # the copy thread is done with the slot
+                slot.pending = None
+            slot.released = released
+        with self._cond:
+            self._free.extend(slots)
+            self._cond.notify(len(slots))
 
     def cancel(self) -> None:
         """Wake readers waiting for a slot (the run is stopping); :meth:`close` frees the memory later."""
@@ -262,22 +292,22 @@ class DeviceFrameStager:
             self._cond.notify()
 
     def _copy(self, slot: _DeviceSlot, image: np.ndarray) -> None:
-        """On a copy thread: the frame's bytes into its slot, then the slot's ``ready`` event."""
-        import cupy
+        """On a copy thread: the frame's bytes into its slot, then the slot's ``ready`` event.
 
+        Raw driver calls (:mod:`trtapps.gpu.driver`): no CuPy views or wrappers that hold the GIL per frame.
+        """
         nbytes = image.nbytes
-        with cupy.cuda.Device(self.device):
-            stream = self._copy_stream()
-            stream.wait_event(slot.released)  # the previous frame in this slot has been read
-            target = slot.buffer[:nbytes]
-            if self.mode == "pinned":
-                host = self._pinned_host(nbytes)
-                np.copyto(host.reshape(image.shape), image)
-                target.set(host, stream=stream)
-                self._local.copied.record(stream)  # the pinned buffer is free again once this has passed
-            else:  # the driver copies through its own pinned staging; returns once the source has been read
-                target.set(image.reshape(-1), stream=stream)
-            slot.ready.record(stream)
+        stream = self._copy_stream()
+        if slot.released is not None:
+            wait_event(stream, slot.released)  # the previous frame in this slot has been read
+        if self.mode == "pinned":
+            host, address, copied = self._pinned_host(nbytes)
+            np.copyto(host, image.reshape(-1))
+            copy_to_device(slot.ptr, address, nbytes, stream)
+            record_event(copied, stream)  # this pinned buffer is free again once the stream has passed here
+        else:  # the driver copies through its own pinned staging; returns once the source has been read
+            copy_to_device(slot.ptr, image.ctypes.data, nbytes, stream)
+        record_event(slot.ready, stream)
 
     def _copy_stream(self) -> Any:
         stream = getattr(self._local, "stream", None)
@@ -289,24 +319,38 @@ class DeviceFrameStager:
             # the inference thread may be capturing a CUDA graph in global mode, which would make this thread's
             # allocations and event waits fail; thread-local mode restricts this thread only by its own captures
             relax_capture_mode()
+            cupy.cuda.Device(self.device).use()  # this pool's threads copy for this device only
             stream = self._local.stream = cupy.cuda.Stream(non_blocking=True)
+            self._local.pinned = []  # [pinned buffer, its event], used in turn
+            self._local.turn = 0
         return stream
 
-    def _pinned_host(self, nbytes: int) -> np.ndarray:
-        """This copy thread's pinned buffer (grown as needed), once its previous DMA has left it."""
+    def _pinned_host(self, nbytes: int) -> tuple[np.ndarray, int, Any]:
+        """One of this copy thread's pinned buffers (grown as needed) as an array, its address and its event,
+        once its last DMA is done.
+
+        Two buffers per thread, used in turn: the host copy of one frame overlaps the DMA of the previous one.
+        """
         import cupy
 
         from trtapps.gpu.memory import PinnedBuffer
 
         local = self._local
-        buffer = getattr(local, "pinned", None)
+        turn = local.turn
+        local.turn = (turn + 1) % PINNED_PER_COPY_THREAD
+        if turn == len(local.pinned):
+            local.pinned.append([None, cupy.cuda.Event(block=True, disable_timing=True)])
+        entry = local.pinned[turn]
+        buffer, copied = entry
         if buffer is not None:
-            local.copied.synchronize()
+            copied.synchronize()  # its previous DMA has left the buffer
         if buffer is None or buffer.nbytes < nbytes:
-            if buffer is None:
-                local.copied = cupy.cuda.Event(block=True, disable_timing=True)
-            buffer = local.pinned = PinnedBuffer(nbytes)
+            if buffer is not None:
+                buffer.free()
+                with self._pinned_lock:
+                    self._pinned.remove(buffer)
+            buffer = entry[0] = PinnedBuffer(nbytes)
             with self._pinned_lock:
                 self._pinned.append(buffer)
         view: np.ndarray = buffer.view((nbytes,), np.uint8)
-        return view
+        return view, buffer.ptr, copied

@@ -119,9 +119,11 @@ class PinnedSlot:
         """
         import cupy
 
+        from trtapps.gpu.driver import record_event
+
         if self._event is None:
             self._event = cupy.cuda.Event(block=False, disable_timing=True)
-        self._event.record(stream)
+        record_event(self._event, stream if stream is not None else cupy.cuda.get_current_stream())
 
     def wait(self) -> None:
         """Block the host until the work the slot was released behind has completed."""
@@ -205,3 +207,49 @@ def device_empty(shape: Sequence[int], dtype: Any, device: int | None = None) ->
         return cupy.empty(tuple(shape), dtype=dtype)
     with cupy.cuda.Device(device):
         return cupy.empty(tuple(shape), dtype=dtype)
+
+
+#: the largest array :func:`to_device` stages through its pinned ring (kernel parameters are a few KiB)
+SMALL_UPLOAD_BYTES = 64 * 1024
+#: slots of each device's ring: uploads that may be in flight at once before one waits for the oldest
+SMALL_UPLOAD_SLOTS = 64
+_small_rings: dict[int, PinnedRing] = {}
+_small_lock = threading.Lock()
+
+
+def to_device(array: Any, stream: Any = None, dtype: Any = None) -> Any:
+    """A small array (kernel parameters) on the device, its copy queued on *stream* without a host wait.
+
+    ``cupy.asarray(numpy_array)`` copies from pageable memory: the host thread waits for the driver, and the
+    stream waits for a staged copy. Measured on the H100, that made the preprocessing call of a batch of 32
+    take 8.6 µs per frame of GPU time against 4.1 µs for the kernel alone. Here the bytes go into a slot of a
+    per-device pinned ring and one async DMA moves them; the slot is reused only once that copy has completed.
+    Arrays already on the device are returned as they are (converted to *dtype*, made contiguous); arrays
+    larger than :data:`SMALL_UPLOAD_BYTES` take CuPy's ordinary copy.
+    """
+    import cupy
+
+    from trtapps.gpu.driver import copy_to_device
+
+    s = stream if stream is not None else cupy.cuda.get_current_stream()
+    if isinstance(array, cupy.ndarray):
+        with s:
+            return cupy.ascontiguousarray(array if dtype is None else array.astype(dtype, copy=False))
+    host = np.asarray(array, dtype=dtype, order="C")  # keeps 0-d arrays 0-d
+    if host.nbytes == 0 or host.nbytes > SMALL_UPLOAD_BYTES:
+        with s:
+            return cupy.asarray(host)
+    device = cupy.cuda.Device().id
+    ring = _small_rings.get(device)
+    if ring is None:
+        with _small_lock:
+            ring = _small_rings.get(device)
+            if ring is None:
+                ring = _small_rings[device] = PinnedRing(SMALL_UPLOAD_SLOTS, SMALL_UPLOAD_BYTES)
+    slot = ring.acquire()
+    slot.view((host.nbytes,), np.uint8)[...] = host.reshape(-1).view(np.uint8)
+    with s:
+        out = cupy.empty(host.shape, host.dtype)
+    copy_to_device(int(out.data.ptr), slot.buffer.ptr, host.nbytes, s)
+    slot.release(s)
+    return out

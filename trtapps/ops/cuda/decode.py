@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from trtapps.gpu.kernels import cupy_module, get_function
+from trtapps.gpu.memory import to_device
 from trtapps.ops.decode import (
     FACE_WIDTH,
     RETINAFACE_VARIANCES,
@@ -104,11 +105,9 @@ def _prepare(out: Candidates | None, batch: int, capacity: int, width: int, stre
 
 def _params_arg(params: Any, batch: int, stream: Any) -> Any:
     """Device ``(B, 6)`` float32 mapping parameters, or a null pointer."""
-    cupy = cupy_module()
     if params is None:
         return np.uint64(0)
-    with _stream_ctx(stream):
-        arr = cupy.ascontiguousarray(cupy.asarray(params, dtype=cupy.float32))
+    arr = to_device(params, stream, dtype=np.float32)
     if arr.shape != (batch, 6):
         raise ValueError(f"params must have shape ({batch}, 6) = gain_x, gain_y, pad_x, pad_y, w, h; got {arr.shape}")
     return arr

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from trtapps.gpu.kernels import cupy_module, get_function
+from trtapps.gpu.memory import to_device
 from trtapps.ops.cuda.decode import Candidates
 from trtapps.ops.decode import FACE_WIDTH, YOLO_ANCHOR_COL, YOLO_CLASS_COL, YOLO_WIDTH, records_to_detections
 from trtapps.ops.nms import MAX_WH
@@ -193,7 +194,7 @@ def nms_batched(
         if params is None:
             p_arg: Any = np.uint64(0)
         else:
-            p_arg = cupy.ascontiguousarray(cupy.asarray(params, dtype=cupy.float32))
+            p_arg = to_device(params, stream, dtype=np.float32)
             if p_arg.shape != (batch, 6):
                 raise ValueError(f"params must have shape ({batch}, 6), got {p_arg.shape}")
 

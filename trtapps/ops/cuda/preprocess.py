@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from trtapps.gpu.kernels import cupy_module, get_function
+from trtapps.gpu.memory import to_device
 from trtapps.ops.preprocess import (
     PIXEL_FORMAT_CODES,
     check_geometry,
@@ -165,11 +166,7 @@ def preprocess_batch(
     std_arr = per_channel(std, "std")
     kernel = get_function(_SOURCES, "letterbox_normalize", {"OUT_FP16": int(out.dtype == np.float16)})
     with out.device:
-        if stream is None:
-            d_params = cupy.asarray(params)
-        else:
-            with stream:
-                d_params = cupy.asarray(params)
+        d_params = to_device(params, stream)  # pinned staging: no host wait, no pageable copy on the stream
         grid = ((out_w + _BLOCK[0] - 1) // _BLOCK[0], (out_h + _BLOCK[1] - 1) // _BLOCK[1], batch)
         args = (
             d_params,
