@@ -1,0 +1,58 @@
+"""Summarise py-spy's collapsed stacks (``--format raw``): samples per thread, then the hottest functions.
+
+Usage: ``python benchmarks/device/stacks.py gil.txt [--thread NAME] [--within FUNC] [--top N]``. "self" counts the
+samples whose innermost frame is the function, "total" those with the function anywhere on the stack (once per
+sample). ``--within`` keeps only samples whose stack passes through FUNC (e.g. ``full_pipeline``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--thread", help="only threads whose name or id contains this")
+    parser.add_argument("--within", help="only samples whose stack passes through this function")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args(argv)
+    threads: collections.Counter[str] = collections.Counter()
+    self_: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in args.file.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        thread = frames[0] if frames[0].startswith(("thread", "process")) else "?"
+        funcs = [re.sub(r" \(.*\)$", "", f) for f in frames[1:]] if thread != "?" else frames
+        if args.thread and args.thread not in thread:
+            continue
+        if args.within and not any(args.within in f for f in funcs):
+            continue
+        samples += count
+        threads[thread] += count
+        if funcs:
+            self_[frames[-1]] += count
+        for f in set(frames[1:]):
+            total[f] += count
+    print(f"{samples} samples")
+    for name, n in threads.most_common(20):
+        print(f"  {100 * n / samples:5.1f}%  {name}")
+    print("self:")
+    for name, n in self_.most_common(args.top):
+        print(f"  {100 * n / samples:5.1f}%  {name[:150]}")
+    print("total:")
+    for name, n in total.most_common(args.top):
+        print(f"  {100 * n / samples:5.1f}%  {name[:150]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
