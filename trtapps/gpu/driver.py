@@ -1,11 +1,11 @@
 """The per-frame CUDA calls of the data path, made without holding the GIL.
 
 The pipeline's threads make a handful of tiny CUDA calls per frame (record an event, make a stream wait for one,
-queue a host→device copy). CuPy's wrappers of two of them, ``cudaEventRecord`` and ``cudaEventQuery``, keep the
-GIL for the duration of the call, and the driver serialises calls on one context: a record that waits behind
-another thread's launches (ONNX Runtime queues ~250 kernels per batch) stalls every Python thread of the process
-meanwhile. Measured with py-spy on the H100 (``benchmarks/results/gpu.md``, session 5), the consumer thread spent
-74 µs per frame in one such record. CuPy's ``ndarray.set`` and slicing add tens of µs of Python per frame on top.
+queue a host→device copy). CuPy's wrapper of ``cudaEventRecord`` keeps the GIL for the duration of the call, and the
+driver serialises calls on one context: a record that waits behind another thread's launches (ONNX Runtime queues
+~250 kernels per batch) stalls every Python thread of the process meanwhile. Measured with py-spy on the H100
+(``benchmarks/results/gpu.md``, session 5), the consumer thread spent 74 µs per frame in one such record. CuPy's
+``ndarray.set`` and slicing add tens of µs of Python per frame on top.
 
 These functions call the driver API (``libcuda``) through :mod:`ctypes`, which releases the GIL for the call,
 with argument types declared once. They take CuPy streams/events or raw ``int`` handles (``cudaStream_t`` and
@@ -28,7 +28,6 @@ from trtapps.errors import CudaError
 #: CUresult values handled here
 CUDA_SUCCESS = 0
 CUDA_ERROR_INVALID_CONTEXT = 201
-CUDA_ERROR_NOT_READY = 600
 
 _lock = threading.Lock()
 _loaded: list[Any] = []  # [lib or None], filled once
@@ -46,10 +45,9 @@ def _driver() -> Any:
                 vp, u64, size, uint = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t, ctypes.c_uint
                 lib.cuEventRecord.argtypes = [vp, vp]
                 lib.cuStreamWaitEvent.argtypes = [vp, vp, uint]
-                lib.cuEventQuery.argtypes = [vp]
                 lib.cuMemcpyHtoDAsync_v2.argtypes = [u64, vp, size, vp]
                 lib.cuGetErrorName.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
-                for fn in (lib.cuEventRecord, lib.cuStreamWaitEvent, lib.cuEventQuery, lib.cuMemcpyHtoDAsync_v2):
+                for fn in (lib.cuEventRecord, lib.cuStreamWaitEvent, lib.cuMemcpyHtoDAsync_v2):
                     fn.restype = ctypes.c_int
             except (OSError, AttributeError):
                 lib = None
@@ -69,52 +67,36 @@ def _fail(call: str, status: int) -> CudaError:
     return CudaError(f"{call} failed with CUDA error {status}")
 
 
+def _status(call: str, *args: int) -> int | None:
+    """The ``CUresult`` of driver function *call*, raised as :class:`CudaError` unless it succeeded; ``None`` when
+    the caller must make the call through CuPy instead (no ``libcuda``, or no context bound on this thread yet)."""
+    lib = _driver()
+    if lib is None:
+        return None
+    status = int(getattr(lib, call)(*args))
+    if status == CUDA_ERROR_INVALID_CONTEXT:
+        return None
+    if status != CUDA_SUCCESS:
+        raise _fail(call, status)
+    return status
+
+
 def record_event(event: Any, stream: Any) -> None:
     """``event`` marks the work enqueued so far on ``stream`` (``cuEventRecord``)."""
-    lib = _driver()
     e, s = _handle(event), _handle(stream)
-    if lib is not None:
-        status = lib.cuEventRecord(e, s)
-        if status == CUDA_SUCCESS:
-            return
-        if status != CUDA_ERROR_INVALID_CONTEXT:
-            raise _fail("cuEventRecord", status)
-    import cupy
+    if _status("cuEventRecord", e, s) is None:
+        import cupy
 
-    cupy.cuda.runtime.eventRecord(e, s)
+        cupy.cuda.runtime.eventRecord(e, s)
 
 
 def wait_event(stream: Any, event: Any) -> None:
     """Work enqueued on ``stream`` from now on waits for ``event`` (``cuStreamWaitEvent``; the host never waits)."""
-    lib = _driver()
     s, e = _handle(stream), _handle(event)
-    if lib is not None:
-        status = lib.cuStreamWaitEvent(s, e, 0)
-        if status == CUDA_SUCCESS:
-            return
-        if status != CUDA_ERROR_INVALID_CONTEXT:
-            raise _fail("cuStreamWaitEvent", status)
-    import cupy
+    if _status("cuStreamWaitEvent", s, e, 0) is None:
+        import cupy
 
-    cupy.cuda.runtime.streamWaitEvent(s, e)
-
-
-def event_done(event: Any) -> bool:
-    """True when the work ``event`` marks has completed (``cuEventQuery``; never blocks)."""
-    lib = _driver()
-    e = _handle(event)
-    if lib is not None:
-        status = lib.cuEventQuery(e)
-        if status in (CUDA_SUCCESS, CUDA_ERROR_NOT_READY):
-            return bool(status == CUDA_SUCCESS)
-        if status != CUDA_ERROR_INVALID_CONTEXT:
-            raise _fail("cuEventQuery", status)
-    import cupy
-
-    status = int(cupy.cuda.runtime.eventQuery(e))
-    if status not in (CUDA_SUCCESS, CUDA_ERROR_NOT_READY):
-        raise _fail("cudaEventQuery", status)
-    return status == CUDA_SUCCESS
+        cupy.cuda.runtime.streamWaitEvent(s, e)
 
 
 def copy_to_device(dst: int, src: int, nbytes: int, stream: Any) -> None:
@@ -123,14 +105,8 @@ def copy_to_device(dst: int, src: int, nbytes: int, stream: Any) -> None:
     Asynchronous when ``src`` is pinned memory (the caller keeps it unchanged until an event recorded after
     the copy has completed); from pageable memory the call returns once the driver has staged the bytes.
     """
-    lib = _driver()
     s = _handle(stream)
-    if lib is not None:
-        status = lib.cuMemcpyHtoDAsync_v2(dst, src, nbytes, s)
-        if status == CUDA_SUCCESS:
-            return
-        if status != CUDA_ERROR_INVALID_CONTEXT:
-            raise _fail("cuMemcpyHtoDAsync", status)
-    import cupy
+    if _status("cuMemcpyHtoDAsync_v2", dst, src, nbytes, s) is None:
+        import cupy
 
-    cupy.cuda.runtime.memcpyAsync(dst, src, nbytes, cupy.cuda.runtime.memcpyHostToDevice, s)
+        cupy.cuda.runtime.memcpyAsync(dst, src, nbytes, cupy.cuda.runtime.memcpyHostToDevice, s)
