@@ -12,13 +12,19 @@ import pytest
 pytestmark = pytest.mark.gpu
 
 
-def _busy(cupy: Any, stream: Any, n: int = 4096, rounds: int = 20) -> Any:
-    """Queue a few milliseconds of work on *stream*; returns the array it writes last."""
-    with stream:
-        a = cupy.ones((n, n), dtype=cupy.float32)
-        for _ in range(rounds):
-            a = a @ a * (1.0 / n)
-    return a
+_SPIN = r"""
+extern "C" __global__ void spin_ns(unsigned long long ns) {
+    unsigned long long start, now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+    do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now)); } while (now - start < ns);
+}
+"""
+
+
+def _busy(cupy: Any, stream: Any, ms: float = 200.0) -> None:
+    """Keep *stream* busy for *ms* milliseconds of GPU time (a spin kernel: no compile or host wait in between)."""
+    spin = cupy.RawKernel(_SPIN, "spin_ns")
+    spin((1,), (1,), (np.uint64(int(ms * 1e6)),), stream=stream)
 
 
 def test_record_and_wait_order_two_streams_like_cupy() -> None:
@@ -29,14 +35,19 @@ def test_record_and_wait_order_two_streams_like_cupy() -> None:
     producer = cupy.cuda.Stream(non_blocking=True)
     consumer = cupy.cuda.Stream(non_blocking=True)
     event = cupy.cuda.Event(block=False, disable_timing=True)
-    result = _busy(cupy, producer)
     with producer:
-        marker = cupy.full((1,), 7.0, cupy.float32)
+        marker = cupy.zeros((1,), cupy.float32)
+        marker.fill(1.0)  # compile the kernels used below before the timed part
+        _ = marker * 2
+    producer.synchronize()
+    _busy(cupy, producer)
+    with producer:
+        marker.fill(7.0)
     record_event(event, producer)
-    assert not event.done  # the matmuls take milliseconds
+    assert not event.done  # the spin takes 200 ms
     wait_event(consumer, event.ptr)  # raw handles work too
     with consumer:
-        copy = marker * 2 + result[0, :1] * 0
+        copy = marker * 2
     consumer.synchronize()
     assert event.done
     assert float(copy.get()[0]) == 14.0
@@ -104,7 +115,7 @@ def test_to_device_keeps_every_upload_intact_across_ring_reuse() -> None:
 
     rng = np.random.default_rng(11)
     stream = cupy.cuda.Stream(non_blocking=True)
-    _busy(cupy, stream)  # the uploads queue behind milliseconds of work: nothing may be read early
+    _busy(cupy, stream)  # the uploads queue behind 200 ms of work: nothing may be read early
     arrays: list[np.ndarray] = []
     for i in range(4 * SMALL_UPLOAD_SLOTS + 3):  # the ring wraps several times before anything is read
         dtype = (np.int64, np.float32, np.uint8, np.float64)[i % 4]
