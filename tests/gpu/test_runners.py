@@ -235,6 +235,37 @@ def test_host_threads_sleep_while_waiting_for_the_gpu() -> None:
 
 
 @pytest.mark.gpu
+def test_onnxruntime_cuda_threads_do_not_spin_between_runs() -> None:
+    """The runner's session turns ONNX Runtime's CPU-thread spinning off (``cpu_spinning: false``): right after a
+    burst of runs, half a second of idling costs the process little CPU time. With spinning on, the figure is
+    printed next to it (how much the default would have taken from the pipeline's other threads)."""
+    import time
+
+    import cupy as cp
+
+    from trtapps.runners.onnxruntime import ALLOW_SPINNING
+
+    idle_cpu = {}
+    for spinning in (False, True):
+        with _ort_cuda_runner(max_batch=8, cpu_spinning=spinning) as runner:
+            try:
+                entry = runner.session.get_session_options().get_session_config_entry(ALLOW_SPINNING)
+            except RuntimeError:  # not set (spinning: ONNX Runtime's default), or not reported (onnxruntime 1.31)
+                entry = None
+            assert entry in (("1", None) if spinning else ("0", None))
+            with runner.stream:
+                feed = cp.asarray(batch_of(8))
+            for _ in range(20):
+                runner.infer({"images": feed}, runner.stream)
+            runner.stream.synchronize()
+            cpu, wall = time.process_time(), time.perf_counter()
+            time.sleep(0.5)
+            idle_cpu[spinning] = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    print(f"process CPU while idle, cores: spinning off {idle_cpu[False]:.3f}, on {idle_cpu[True]:.3f}")
+    assert idle_cpu[False] < 0.2, f"idle process took {idle_cpu[False]:.2f} cores with spinning off"
+
+
+@pytest.mark.gpu
 def test_onnxruntime_cuda_returns_before_the_gpu_is_done(cpu_reference: Any) -> None:
     """No end-of-run host synchronization on the pipeline's stream: ``infer`` returns while ~300 ms of earlier GPU
     work is still queued, and outputs read on that stream are still right."""

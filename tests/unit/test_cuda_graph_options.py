@@ -484,7 +484,7 @@ def simulated(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def build(shape: list[Any] | None = None, fail_capture: bool = False, refuse_graphs: bool = False,
               **kwargs: Any) -> Any:
-        def load(path: Path, providers: list[Any], threads: int = 0) -> _Session:
+        def load(path: Path, providers: list[Any], threads: int = 0, spinning: bool = True) -> _Session:
             options = providers[0][1]
             if refuse_graphs and options.get("enable_cuda_graph") == "1":
                 cause = RuntimeError("This session cannot use the graph capture feature as requested by the user")

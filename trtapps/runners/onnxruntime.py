@@ -42,8 +42,16 @@ def _dim(d: Any) -> int | None:
     return d if isinstance(d, int) and d > 0 else None
 
 
-def load_session(model_path: Path, providers: list[Any], threads: int = 0) -> Any:
-    """An ``onnxruntime.InferenceSession``; unreadable or invalid files raise :class:`ModelError`."""
+#: session option that lets idle intra-op threads spin (ONNX Runtime's default) or makes them block
+ALLOW_SPINNING = "session.intra_op.allow_spinning"
+
+
+def load_session(model_path: Path, providers: list[Any], threads: int = 0, spinning: bool = True) -> Any:
+    """An ``onnxruntime.InferenceSession``; unreadable or invalid files raise :class:`ModelError`.
+
+    *threads* sets the intra-op pool (0: ONNX Runtime's default, one per physical core); with *spinning* false its
+    idle threads block instead of busy-waiting for the next run (ONNX Runtime's default is to spin).
+    """
     import onnxruntime as ort
 
     if not model_path.is_file():
@@ -54,6 +62,8 @@ def load_session(model_path: Path, providers: list[Any], threads: int = 0) -> An
     so.log_severity_level = 3
     if threads:
         so.intra_op_num_threads = threads
+    if not spinning:
+        so.add_session_config_entry(ALLOW_SPINNING, "0")
     try:
         return ort.InferenceSession(str(model_path), sess_options=so, providers=providers)
     except Exception as exc:

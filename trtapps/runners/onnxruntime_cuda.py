@@ -96,6 +96,11 @@ class OnnxRuntimeCudaOptions(BackendOptions):
         True, description="ONNX Runtime's copies on the compute stream (true, safe) or on separate streams."
     )
     threads: int = Field(0, ge=0, description="Intra-op CPU threads for nodes left on the CPU (0: default).")
+    cpu_spinning: bool = Field(
+        False, description="Let ONNX Runtime's idle CPU threads busy-wait between runs (its default on the CPU). "
+        "Off here: on the GPU path almost nothing runs on them, and spinning threads take cores from decoding, "
+        "staging and the Python threads of the pipeline."
+    )
     cuda_graph: bool = Field(False, description=CUDA_GRAPH_DESCRIPTION)
 
 
@@ -208,6 +213,7 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
             CUDA provider options (see :class:`OnnxRuntimeCudaOptions`).
         user_stream: run on *stream* (``user_compute_stream``) rather than ONNX Runtime's own stream.
         threads: intra-op CPU threads.
+        cpu_spinning: let idle intra-op threads busy-wait between runs (ONNX Runtime's default; off here).
         cuda_graph: one CUDA graph per batch size (see the module docstring); ``runner.cuda_graph`` says whether
             they are on, ``runner.cuda_graph_problem`` why not.
 
@@ -232,6 +238,7 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         do_copy_in_default_stream: bool = True,
         user_stream: bool = True,
         threads: int = 0,
+        cpu_spinning: bool = False,
         cuda_graph: bool = False,
     ) -> None:
         self._claim_device(model_path, device, available())
@@ -252,6 +259,7 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         self.stream = stream if stream is not None else new_stream(self.device_id)
         self.user_stream = user_stream
         self._threads = threads
+        self._cpu_spinning = cpu_spinning
         self._provider_kwargs: dict[str, Any] = {
             "cudnn_conv_algo_search": conv_algo_search(self.model_path, cudnn_conv_algo_search),
             "arena_extend_strategy": arena_extend_strategy,
@@ -308,7 +316,9 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         stream_ptr = int(self.stream.ptr) if self.user_stream else None
         options = provider_options(self.device_id, stream_ptr, **self._provider_kwargs, cuda_graph=graphs)
         self.provider_options = options
-        return load_session(self.model_path, [(PROVIDER, options), "CPUExecutionProvider"], self._threads)
+        return load_session(
+            self.model_path, [(PROVIDER, options), "CPUExecutionProvider"], self._threads, self._cpu_spinning
+        )
 
     def _open_graph_session(self) -> Any:
         """A session with ``enable_cuda_graph``; where ONNX Runtime refuses one (it checks at creation that every
@@ -613,6 +623,7 @@ def _factory(options: OnnxRuntimeCudaOptions, context: Any, model_path: Path) ->
         do_copy_in_default_stream=options.do_copy_in_default_stream,
         user_stream=options.user_stream,
         threads=options.threads,
+        cpu_spinning=options.cpu_spinning,
         cuda_graph=options.cuda_graph,
     )
 
