@@ -349,21 +349,21 @@ def test_graph_cache_falls_back_when_the_work_synchronises(caplog: pytest.LogCap
 @pytest.mark.gpu
 def test_graph_cache_captures_yolo_decode_and_nms_exactly(images: np.ndarray) -> None:
     """The YOLOv8 decode kernel, batched NMS and the compact copy to pinned memory, captured: every replay's
-    compact result equals the direct one bit for bit, for real heads at batch 1 and 8. Candidate capacity 4096
-    keeps NMS on its shared-memory sort (larger capacities sort with cupy.argsort)."""
+    compact result equals the direct one bit for bit, for real heads at batch 1 and 8, with the capacity the app
+    plans for this head (all 8400 anchors: NMS allocates its global sort scratch inside the capture)."""
     import cupy as cp
     import cupyx
 
     from trtapps.gpu.graphs import GraphCache, array_key
     from trtapps.ops.cuda.decode import allocate_candidates, decode_yolov8
-    from trtapps.ops.cuda.nms import SHARED_SORT_MAX, CompactDetections, nms_batched
+    from trtapps.ops.cuda.nms import CompactDetections, nms_batched
     from trtapps.runners.onnxruntime import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(shared_path(MODEL)) as cpu:
         heads = np.asarray(cpu.infer({"images": images})["output0"])
     stream = cp.cuda.Stream(non_blocking=True)
     cache = GraphCache("yolo decode+nms")
-    capacity, max_det = SHARED_SORT_MAX, 300
+    capacity, max_det = 8400, 300
     buffers: dict[int, dict[str, Any]] = {}  # everything a graph touches stays allocated, at one address per batch
     for step, batch in enumerate((1, 8, 1, 8)):
         if batch not in buffers:

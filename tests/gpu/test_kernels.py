@@ -404,17 +404,41 @@ def test_nms_ties_identical_boxes_and_shuffled_slots(cp: Any) -> None:
             np.testing.assert_array_equal(got, exp)
 
 
-def test_nms_large_capacity_takes_the_argsort_path(cp: Any) -> None:
+def test_nms_sorts_large_images_in_global_memory(cp: Any) -> None:
+    """More than 4096 candidates in an image: its sort runs in the global scratch; the image beside it, with a
+    few candidates in the same large buffer, sorts in shared memory. Both equal the reference."""
     from trtapps.ops.cuda.decode import decode_yolov8
     from trtapps.ops.cuda.nms import download_compact, nms_batched
 
-    pred = synthetic_v8(2, seed=9, objects=30)
+    pred = synthetic_v8(3, seed=9, objects=30)
+    pred[1, 4:] *= 0.02  # few candidates over the threshold in this image
     candidates = decode_yolov8(cp.asarray(pred), 0.005, multi_label=True, capacity=8192)
     found = candidates.counts.get()
-    assert (found > 4096).all()
+    assert (found[[0, 2]] > 4096).all()
+    assert 0 < found[1] < 4096
     assert (found <= 8192).all()
-    host = download_compact(nms_batched(candidates, 0.6, max_det=1000))
+    compact = nms_batched(candidates, 0.6, max_det=1000)
+    compact.records.fill(np.nan)  # poison, then run again into the same buffer
+    host = download_compact(nms_batched(candidates, 0.6, max_det=1000, out=compact))
     expected = nms_reference(decode_yolov8_reference(pred, 0.005, multi_label=True), 0.6, max_det=1000)
+    for got, exp in zip(_host_lists(host), expected, strict=True):
+        np.testing.assert_array_equal(got, exp)
+
+
+def test_nms_few_candidates_in_a_large_buffer(cp: Any) -> None:
+    """The app's usual case: a buffer for all 8400 anchors of odd-sized real-like heads, a few dozen candidates
+    per image (and one image with none)."""
+    from trtapps.ops.cuda.decode import decode_yolov8
+    from trtapps.ops.cuda.nms import download_compact, nms_batched
+
+    pred = synthetic_v8(5, seed=12, objects=20)
+    pred[3, 4:] = 0.0
+    candidates = decode_yolov8(cp.asarray(pred), 0.25, capacity=8400)
+    found = candidates.counts.get()
+    assert found[3] == 0
+    assert (found[[0, 1, 2, 4]] > 0).all()
+    host = download_compact(nms_batched(candidates, 0.45, max_det=300))
+    expected = nms_reference(decode_yolov8_reference(pred, 0.25), 0.45, max_det=300)
     for got, exp in zip(_host_lists(host), expected, strict=True):
         np.testing.assert_array_equal(got, exp)
 
@@ -486,16 +510,19 @@ def test_download_compact_reuses_its_pinned_buffer(cp: Any) -> None:
 def test_kernels_are_memoised_and_launch_errors_name_the_kernel(cp: Any) -> None:
     from trtapps.gpu.kernels import get_function
 
-    kernel = get_function(("common.cuh", "nms.cu"), "make_sort_keys")
-    assert get_function(("common.cuh", "nms.cu"), "make_sort_keys") is kernel
+    kernel = get_function(("common.cuh", "nms.cu"), "sort_candidates")
+    assert get_function(("common.cuh", "nms.cu"), "sort_candidates") is kernel
     records = cp.zeros((1, 8, YOLO_WIDTH), cp.float32)
-    counts = cp.zeros((1,), cp.int32)
-    keys = cp.zeros((1, 8), cp.uint64)
-    args = (records, counts, np.int32(8), np.int32(YOLO_WIDTH), np.int32(5), np.int32(6), keys)
-    with pytest.raises(CudaError, match="make_sort_keys"):
-        kernel((1, 1), (2048,), args)  # more threads per block than any GPU allows
-    kernel((1, 1), (8,), args)  # the failed launch left no sticky error
-    assert int(keys.get()[0, 0]) == 2**64 - 1  # empty slots sort last
+    records[0, :, 4] = cp.arange(8, dtype=cp.float32)  # scores 0..7: best last
+    counts = cp.full((1,), 8, cp.int32)
+    order = cp.full((1, 8), -1, cp.int32)
+    null = np.uint64(0)
+    args = (records, counts, np.int32(8), np.int32(YOLO_WIDTH), np.int32(5), np.int32(6), np.int32(8), null, null,
+            np.int32(0), order)
+    with pytest.raises(CudaError, match="sort_candidates"):
+        kernel((1,), (2048,), args, shared_mem=80)  # more threads per block than any GPU allows
+    kernel((1,), (8,), args, shared_mem=80)  # the failed launch left no sticky error
+    assert order.get()[0].tolist() == [7, 6, 5, 4, 3, 2, 1, 0]  # best score first
     with pytest.raises(CudaError, match="no_such_kernel"):
         get_function(("common.cuh", "nms.cu"), "no_such_kernel")
 

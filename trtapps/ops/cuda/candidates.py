@@ -4,7 +4,7 @@ A device decode stores its candidates in a buffer sized for all that can exist (
 none is lost; when more can exist than the app lets into NMS (YOLO's ``max_candidates``, RetinaFace's
 ``top_k``), :func:`top_candidates` gathers the best ones first, in the CPU path's order
 (``argsort(-score, stable)[:k]``: score descending, then anchor, then class). :func:`candidate_keys` is the NMS
-kernel's sort key (``make_sort_keys`` in ``kernels/nms.cu``) written with array operations.
+kernel's sort key (``candidate_key`` in ``kernels/nms.cu``) written with array operations.
 
 The functions take ``xp`` (``numpy`` or ``cupy``) and import nothing from CuPy themselves, which is how the unit
 tests check them without a GPU.

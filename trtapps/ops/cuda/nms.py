@@ -2,10 +2,11 @@
 
 :func:`nms_batched` runs, on one stream and without any host synchronisation:
 
-1. a per-image sort of the candidates by score descending, anchor ascending, class ascending (a bitonic sort
-   in shared memory, one block per image, for capacities up to 4096; above that a key kernel and
-   ``cupy.argsort``); the key is unique, so the result is deterministic whatever order the decode's
-   ``atomicAdd`` compaction left;
+1. a per-image sort of the candidates by score descending, anchor ascending, class ascending (one block per
+   image, a bitonic sort of the image's own candidates: in shared memory up to 4096 of them, in a global
+   scratch above that; no library sort, whose launches, allocations and host calls cost more than the kernel
+   on a pipeline's inference thread); the key is unique, so the result is deterministic whatever order the
+   decode's ``atomicAdd`` compaction left;
 2. one launch computing 64-bit suppression masks for all images (IoU in float64, exactly as
    :func:`trtapps.ops.nms.nms`: class-aware through the ``MAX_WH`` = 7680 coordinate offset, or agnostic,
    optional legacy ``+1`` areas);
@@ -34,7 +35,7 @@ from trtapps.ops.nms import MAX_WH
 from trtapps.structures import Detections
 
 _SOURCES = ("common.cuh", "nms.cu")
-#: largest capacity sorted in shared memory (4096 keys + slots = 40 KiB)
+#: most candidates of one image sorted in shared memory (4096 keys + slots = 40 KiB); more sort in global memory
 SHARED_SORT_MAX = 4096
 #: largest supported capacity (the scan keeps one bit per candidate in shared memory)
 MAX_CAPACITY = 1 << 18
@@ -199,36 +200,34 @@ def nms_batched(
                 raise ValueError(f"params must have shape ({batch}, 6), got {p_arg.shape}")
 
         # 1. per-image order: slot of the r-th best candidate
-        if capacity <= SHARED_SORT_MAX:
-            order = cupy.empty((batch, capacity), dtype=cupy.int32)
-            pmax = _next_pow2(capacity)
-            sort = get_function(_SOURCES, "sort_candidates")
-            sort(
-                (batch,),
-                (_SORT_THREADS,),
-                (
-                    records,
-                    counts,
-                    np.int32(capacity),
-                    np.int32(width),
-                    np.int32(class_col),
-                    np.int32(anchor_col),
-                    np.int32(pmax),
-                    order,
-                ),
-                shared_mem=pmax * 8 + pmax * 2,
-                stream=stream,
-            )
+        order = cupy.empty((batch, capacity), dtype=cupy.int32)
+        smax = min(_next_pow2(capacity), SHARED_SORT_MAX)
+        if capacity > SHARED_SORT_MAX:  # scratch for images with more candidates than shared memory holds
+            gstride = _next_pow2(capacity)
+            gkey: Any = cupy.empty((batch, gstride), dtype=cupy.uint64)
+            gslot: Any = cupy.empty((batch, gstride), dtype=cupy.int32)
         else:
-            keys = cupy.empty((batch, capacity), dtype=cupy.uint64)
-            make_keys = get_function(_SOURCES, "make_sort_keys")
-            make_keys(
-                ((capacity + 255) // 256, batch),
-                (256,),
-                (records, counts, np.int32(capacity), np.int32(width), np.int32(class_col), np.int32(anchor_col), keys),
-                stream=stream,
-            )
-            order = cupy.argsort(keys, axis=1).astype(cupy.int32)
+            gstride, gkey, gslot = 0, np.uint64(0), np.uint64(0)
+        sort = get_function(_SOURCES, "sort_candidates")
+        sort(
+            (batch,),
+            (_SORT_THREADS,),
+            (
+                records,
+                counts,
+                np.int32(capacity),
+                np.int32(width),
+                np.int32(class_col),
+                np.int32(anchor_col),
+                np.int32(smax),
+                gkey,
+                gslot,
+                np.int32(gstride),
+                order,
+            ),
+            shared_mem=smax * 8 + smax * 2,
+            stream=stream,
+        )
 
         # 2. suppression masks of all images
         mask = cupy.empty((batch, capacity, words), dtype=cupy.uint64)

@@ -4,7 +4,7 @@
 // capacity; only min(count, capacity) records are valid). Record columns: box x1, y1, x2, y2 at 0..3, score
 // at 4, class at class_col (< 0: none), anchor index at anchor_col.
 //
-// 1. sort_candidates (or make_sort_keys + a CuPy argsort for capacities above 4096): order[b][r] = the slot
+// 1. sort_candidates (bitonic, in shared memory up to 4096 candidates, else in a global scratch): order[b][r] = the slot
 //    of the r-th best candidate: score descending, then anchor ascending, then class ascending (the order
 //    of a stable sort by score of candidates listed anchor by anchor, class by class), as one unique 64-bit
 //    key: (~ordered_bits(score)) << 32 | anchor << 11 | class (anchor < 2^21, class < 2^11).
@@ -36,57 +36,65 @@ __device__ __forceinline__ u64 candidate_key(const float* rec, int class_col, in
     return ((u64)desc << 32) | ((u64)((u32)a) << KEY_CLASS_BITS) | (u64)cls;
 }
 
-// keys (B, capacity) u64 for the CuPy-argsort path; empty slots get the largest key (sorted last)
-extern "C" __global__ void make_sort_keys(
-    const float* __restrict__ records, const int* __restrict__ counts, int capacity, int width,
-    int class_col, int anchor_col, u64* __restrict__ keys)
-{
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    const int b = blockIdx.y;
-    if (i >= capacity) return;
-    const int n = min(counts[b], capacity);
-    keys[(i64)b * capacity + i] =
-        i < n ? candidate_key(records + ((i64)b * capacity + i) * width, class_col, anchor_col) : ~0ull;
-}
-
-// One block per image: bitonic sort of next_pow2(n) keys in shared memory (n <= 4096).
-// Dynamic shared memory: pmax * 8 bytes of keys + pmax * 2 bytes of slots, pmax = next_pow2(capacity).
-extern "C" __global__ void sort_candidates(
-    const float* __restrict__ records, const int* __restrict__ counts, int capacity, int width,
-    int class_col, int anchor_col, int pmax, int* __restrict__ order)
-{
-    extern __shared__ u64 smem[];
-    u64* skey = smem;
-    u16* sidx = (u16*)(smem + pmax);
-    const int b = blockIdx.x;
-    const int n = min(counts[b], capacity);
-    int p = 1;
-    while (p < n) p <<= 1;
-    for (int i = threadIdx.x; i < p; i += blockDim.x) {
-        skey[i] = i < n ? candidate_key(records + ((i64)b * capacity + i) * width, class_col, anchor_col) : ~0ull;
-        sidx[i] = (u16)i;
-    }
-    __syncthreads();
+// Sorts one image's keys (with their slots) in place: bitonic over p entries (a power of two), by the whole block.
+template <typename Slot>
+__device__ void bitonic_sort(u64* key, Slot* slot, int p) {
     for (int k = 2; k <= p; k <<= 1) {
         for (int j = k >> 1; j > 0; j >>= 1) {
             for (int i = threadIdx.x; i < p; i += blockDim.x) {
                 const int ixj = i ^ j;
                 if (ixj > i) {
-                    const u64 a = skey[i], c = skey[ixj];
+                    const u64 a = key[i], c = key[ixj];
                     const bool ascending = (i & k) == 0;
                     if ((a > c) == ascending) {
-                        skey[i] = c;
-                        skey[ixj] = a;
-                        const u16 t = sidx[i];
-                        sidx[i] = sidx[ixj];
-                        sidx[ixj] = t;
+                        key[i] = c;
+                        key[ixj] = a;
+                        const Slot t = slot[i];
+                        slot[i] = slot[ixj];
+                        slot[ixj] = t;
                     }
                 }
             }
             __syncthreads();
         }
     }
-    for (int i = threadIdx.x; i < n; i += blockDim.x) order[(i64)b * capacity + i] = (int)sidx[i];
+}
+
+// The keys of an image's n candidates padded to p entries with the largest key, sorted; order gets the slots.
+template <typename Slot>
+__device__ void sort_image(
+    const float* recs, int n, int p, int width, int class_col, int anchor_col, u64* key, Slot* slot, int* order)
+{
+    for (int i = threadIdx.x; i < p; i += blockDim.x) {
+        key[i] = i < n ? candidate_key(recs + (i64)i * width, class_col, anchor_col) : ~0ull;
+        slot[i] = (Slot)i;
+    }
+    __syncthreads();
+    bitonic_sort(key, slot, p);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) order[i] = (int)slot[i];
+}
+
+// One block per image; n = min(count, capacity) candidates, p = next_pow2(n) keys sorted. Where p <= smax, in
+// dynamic shared memory (smax * 8 bytes of keys + smax * 2 bytes of slots, smax <= 4096); otherwise in the image's
+// stretch of the global scratch gkey/gslot (B * gstride entries each, gstride >= next_pow2(capacity); null when
+// capacity <= smax). The sort costs what the image's own candidates need, not what the buffer could hold.
+extern "C" __global__ void sort_candidates(
+    const float* __restrict__ records, const int* __restrict__ counts, int capacity, int width,
+    int class_col, int anchor_col, int smax, u64* __restrict__ gkey, int* __restrict__ gslot, int gstride,
+    int* __restrict__ order)
+{
+    extern __shared__ u64 smem[];
+    const int b = blockIdx.x;
+    const int n = min(counts[b], capacity);
+    int p = 1;
+    while (p < n) p <<= 1;
+    const float* recs = records + (i64)b * capacity * width;
+    int* out = order + (i64)b * capacity;
+    if (p <= smax) {
+        sort_image(recs, n, p, width, class_col, anchor_col, smem, (u16*)(smem + smax), out);
+    } else {
+        sort_image(recs, n, p, width, class_col, anchor_col, gkey + (i64)b * gstride, gslot + (i64)b * gstride, out);
+    }
 }
 
 __device__ __forceinline__ void load_box(
