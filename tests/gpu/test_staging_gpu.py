@@ -56,21 +56,23 @@ def test_the_stager_copies_exact_pixels_from_many_reader_threads_with_few_slots(
         with cond:
             while not staged:
                 cond.wait(5)
-            frame = staged.pop(0)
-        assert isinstance(frame.image, cupy.ndarray)
-        DeviceFrameStager.wait([frame], stream)
-        with stream:
-            copy = cupy.empty_like(frame.image)
-            copy[...] = frame.image  # read on the consumer's stream, after the copy's event
-            host = copy.get(stream=stream)
-        stream.synchronize()
-        assert np.array_equal(host, frame.meta[HOST_IMAGE_KEY]), f"{frame.source} frame {frame.index}"
-        assert frame.host_image() is frame.meta[HOST_IMAGE_KEY]
-        held.append(frame)
-        if len(held) == 3 or checked % 7 == 0:  # a batch's frames go back with one event; single ones too
-            stager.release_all(held, stream)
-            held.clear()
-        checked += 1
+            # a batch of up to 4 frames (from several readers and copy threads): one wait per copy thread
+            batch, staged[:] = staged[: 1 + checked % 4], staged[1 + checked % 4 :]
+        DeviceFrameStager.wait(batch, stream)
+        for frame in batch:
+            assert isinstance(frame.image, cupy.ndarray)
+            with stream:
+                copy = cupy.empty_like(frame.image)
+                copy[...] = frame.image  # read on the consumer's stream, after the copy's event
+                host = copy.get(stream=stream)
+            stream.synchronize()
+            assert np.array_equal(host, frame.meta[HOST_IMAGE_KEY]), f"{frame.source} frame {frame.index}"
+            assert frame.host_image() is frame.meta[HOST_IMAGE_KEY]
+            held.append(frame)
+            if len(held) == 3 or checked % 7 == 0:  # a batch's frames go back with one event; single ones too
+                stager.release_all(held, stream)
+                held.clear()
+            checked += 1
     for t in threads:
         t.join(10)
     assert not errors, errors

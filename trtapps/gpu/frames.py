@@ -9,8 +9,9 @@ Two ways, for two callers:
   ``TRTAPPS_STAGE=pageable`` makes it one ``cudaMemcpyAsync`` straight from the source's array, staged by the driver
   (measured slower on the H100: see ``benchmarks/results/gpu.md``). The copies overlap inference of earlier batches
   (the H100 runs copy engines and kernels at once), and the inference thread never touches host pixels: it makes its
-  stream wait for each frame's ``ready`` event. Each frame keeps its device slot until the pipeline has finished
-  with it (tracker included) and releases it; the number of slots bounds device memory and applies back-pressure.
+  stream wait for each copy thread's latest copy of the batch (one event wait per copy thread, not per frame). Each
+  frame keeps its device slot until the pipeline has finished with it (tracker included) and releases it; the
+  number of slots bounds device memory and applies back-pressure.
 * :class:`FrameUploader` — single images (``predict``/``submit``): the batch is packed into a pinned slot and
   copied to one device staging buffer with a single ``cudaMemcpyAsync`` on the pipeline's stream.
 
@@ -36,6 +37,10 @@ from trtapps.structures import is_device_array
 
 #: pinned host buffers per copy thread, used in turn (a host copy overlaps the previous frame's DMA)
 PINNED_PER_COPY_THREAD = 2
+#: most copy threads by default. More threads contend for the GIL with the inference thread: on the H100 machine
+#: (16 cores) batch-32 level (iii) over level (i) was 0.850/0.912/0.913 with 8 threads, 0.940/0.933/0.939 with 4 and
+#: 0.888/0.903/0.901 with 2 (too few to keep up), alternating in one call (benchmarks/device/ab_variants.sh)
+COPY_THREADS_MAX = 4
 
 
 class FrameUploader:
@@ -110,16 +115,19 @@ class FrameUploader:
 class _DeviceSlot:
     """Device memory for one frame, with the events that order its reuse."""
 
-    __slots__ = ("buffer", "pending", "ptr", "ready", "released", "views")
+    __slots__ = ("buffer", "lane", "pending", "ptr", "ready", "released", "seq", "views")
 
     def __init__(self) -> None:
-        import cupy
-
         self.buffer: Any = None
         self.ptr = 0  # the buffer's device address (raw copies need no CuPy view)
         self.views: tuple[tuple[int, ...], Any] | None = None  # (shape, view) of the last frame: sizes repeat
         self.pending: Future[None] | None = None  # the copy, queued or running on a copy thread
-        self.ready = cupy.cuda.Event(block=False, disable_timing=True)  # the frame's copy is complete
+        # set by the copy: the copy thread's lane, the copy's number on it, and an event recorded on the lane's
+        # stream after the copy (shared with later copies of the lane: waiting on a later record of it is later
+        # on the same stream, so also after this copy)
+        self.lane: _CopyLane | None = None
+        self.seq = 0
+        self.ready: Any = None
         # the pipeline's reads of the previous frame are enqueued before this point (shared by a whole batch)
         self.released: Any = None
 
@@ -129,6 +137,22 @@ class _DeviceSlot:
             nbytes = math.prod(shape)
             self.views = (shape, self.buffer[:nbytes].reshape(shape))
         return self.views[1]
+
+
+class _CopyLane:
+    """One copy thread's state: its stream, how many copies it queued, its pinned buffers and the last release
+    event its stream waited for (consecutive frames usually come from slots released by the same batch)."""
+
+    def __init__(self, device: int) -> None:
+        import cupy
+
+        self.device = device
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.seq = 0
+        self.event = cupy.cuda.Event(block=True, disable_timing=True)  # the pageable mode's ready event
+        self.pinned: list[list[Any]] = []  # [pinned buffer, the event after its last DMA], used in turn
+        self.turn = 0
+        self.released: Any = None
 
 
 #: how frames cross to the device: ``pinned`` (a host copy into a pinned buffer of the copy thread, then an async
@@ -157,7 +181,7 @@ class DeviceFrameStager:
     Args:
         slots: frames that may be on the device at once (queued, batched, in flight, being finished).
         device: CUDA device ordinal.
-        copy_threads: threads doing host→device copies (default: half the cores, 2 to 8).
+        copy_threads: threads doing host→device copies (default: half the cores, 2 to 4; see COPY_THREADS_MAX).
         mode: ``pinned`` or ``pageable`` (see :data:`STAGE_MODES`; default ``TRTAPPS_STAGE`` or ``pinned``).
     """
 
@@ -174,10 +198,10 @@ class DeviceFrameStager:
             # least recently released first: the GPU has most likely finished reading its previous frame
             self._free = deque(_DeviceSlot() for _ in range(slots))
         self.slots = slots
-        self.copy_threads = copy_threads or min(8, max(2, (os.cpu_count() or 4) // 2))
+        self.copy_threads = copy_threads or min(COPY_THREADS_MAX, max(2, (os.cpu_count() or 4) // 2))
         self._cond = threading.Condition()
         self._cancelled = False
-        self._local = threading.local()  # per copy thread: its stream (and pinned buffer + event)
+        self._local = threading.local()  # per copy thread: its lane (stream, pinned buffers, events)
         self._pool = ThreadPoolExecutor(self.copy_threads, thread_name_prefix="trtapps-stage")
         self._pinned: list[Any] = []  # every copy thread's pinned buffer, freed by close()
         self._pinned_lock = threading.Lock()
@@ -220,14 +244,21 @@ class DeviceFrameStager:
     def wait(frames: Sequence[Any], stream: Any) -> None:
         """Make *stream* wait (on the GPU) until the copies of *frames* are complete.
 
-        The host waits only for copies not yet queued by a copy thread; a failed copy raises here.
+        One wait per copy thread, for the latest of the batch's copies on its stream (a stream runs its copies in
+        order), not one per frame: each is a driver call on the inference thread. The host waits only for copies
+        not yet queued by a copy thread; a failed copy raises here.
         """
+        latest: dict[int, _DeviceSlot] = {}
         for frame in frames:
             slot = frame.meta.get(DeviceFrameStager.SLOT_KEY)
             if slot is not None:
                 if slot.pending is not None:
                     slot.pending.result()
-                wait_event(stream, slot.ready)
+                seen = latest.get(id(slot.lane))
+                if seen is None or slot.seq > seen.seq:
+                    latest[id(slot.lane)] = slot
+        for slot in latest.values():
+            wait_event(stream, slot.ready)
 
     def release(self, frame: Any, stream: Any) -> None:
         """Give *frame*'s slot back once *stream* has passed everything enqueued so far (reads of the frame)."""
@@ -292,26 +323,31 @@ class DeviceFrameStager:
             self._cond.notify()
 
     def _copy(self, slot: _DeviceSlot, image: np.ndarray) -> None:
-        """On a copy thread: the frame's bytes into its slot, then the slot's ``ready`` event.
+        """On a copy thread: the frame's bytes into its slot, then one event that marks the copy done.
 
-        Raw driver calls (:mod:`trtapps.gpu.driver`): no CuPy views or wrappers that hold the GIL per frame.
+        Raw driver calls (:mod:`trtapps.gpu.driver`), two per frame: the copy and the event (plus a wait when the
+        slot was released by a batch this stream has not waited for yet).
         """
         nbytes = image.nbytes
-        stream = self._copy_stream()
-        if slot.released is not None:
+        lane = self._lane()
+        stream = lane.stream
+        if slot.released is not None and slot.released is not lane.released:
             wait_event(stream, slot.released)  # the previous frame in this slot has been read
+            lane.released = slot.released
         if self.mode == "pinned":
-            host, address, copied = self._pinned_host(nbytes)
+            host, address, done = self._pinned_host(lane, nbytes)
             np.copyto(host, image.reshape(-1))
             copy_to_device(slot.ptr, address, nbytes, stream)
-            record_event(copied, stream)  # this pinned buffer is free again once the stream has passed here
         else:  # the driver copies through its own pinned staging; returns once the source has been read
             copy_to_device(slot.ptr, image.ctypes.data, nbytes, stream)
-        record_event(slot.ready, stream)
+            done = lane.event
+        record_event(done, stream)  # frees the pinned buffer for reuse, and tells readers the frame is there
+        lane.seq += 1
+        slot.lane, slot.seq, slot.ready = lane, lane.seq, done
 
-    def _copy_stream(self) -> Any:
-        stream = getattr(self._local, "stream", None)
-        if stream is None:
+    def _lane(self) -> _CopyLane:
+        lane: _CopyLane | None = getattr(self._local, "lane", None)
+        if lane is None:
             import cupy
 
             from trtapps.gpu.graphs import relax_capture_mode
@@ -320,14 +356,12 @@ class DeviceFrameStager:
             # allocations and event waits fail; thread-local mode restricts this thread only by its own captures
             relax_capture_mode()
             cupy.cuda.Device(self.device).use()  # this pool's threads copy for this device only
-            stream = self._local.stream = cupy.cuda.Stream(non_blocking=True)
-            self._local.pinned = []  # [pinned buffer, its event], used in turn
-            self._local.turn = 0
-        return stream
+            lane = self._local.lane = _CopyLane(self.device)
+        return lane
 
-    def _pinned_host(self, nbytes: int) -> tuple[np.ndarray, int, Any]:
-        """One of this copy thread's pinned buffers (grown as needed) as an array, its address and its event,
-        once its last DMA is done.
+    def _pinned_host(self, lane: _CopyLane, nbytes: int) -> tuple[np.ndarray, int, Any]:
+        """One of *lane*'s pinned buffers (grown as needed) as an array, its address and its event, once its last
+        DMA is done.
 
         Two buffers per thread, used in turn: the host copy of one frame overlaps the DMA of the previous one.
         """
@@ -335,12 +369,11 @@ class DeviceFrameStager:
 
         from trtapps.gpu.memory import PinnedBuffer
 
-        local = self._local
-        turn = local.turn
-        local.turn = (turn + 1) % PINNED_PER_COPY_THREAD
-        if turn == len(local.pinned):
-            local.pinned.append([None, cupy.cuda.Event(block=True, disable_timing=True)])
-        entry = local.pinned[turn]
+        turn = lane.turn
+        lane.turn = (turn + 1) % PINNED_PER_COPY_THREAD
+        if turn == len(lane.pinned):
+            lane.pinned.append([None, cupy.cuda.Event(block=True, disable_timing=True)])
+        entry = lane.pinned[turn]
         buffer, copied = entry
         if buffer is not None:
             copied.synchronize()  # its previous DMA has left the buffer
