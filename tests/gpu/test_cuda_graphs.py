@@ -240,6 +240,62 @@ def test_pipeline_detections_identical_with_cuda_graphs() -> None:
     assert sum(len(d.scores) for d in with_graphs) > 50  # real detections, not empty results compared
 
 
+class _MemorySource:
+    """Frames from memory, read by the pipeline's reader thread (which stages them while inference captures)."""
+
+    def __init__(self, name: str, frames: list[np.ndarray]) -> None:
+        self.name = name
+        self.frames = frames
+
+    def __iter__(self) -> Any:
+        from trtapps.structures import Frame
+
+        return iter(Frame(f, self.name, i) for i, f in enumerate(self.frames))
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.gpu
+def test_pipeline_over_sources_captures_while_readers_stage() -> None:
+    """A run over four sources with graphs on: the inference thread captures (ONNX Runtime captures in global
+    mode) while reader threads allocate device slots for frames of new sizes and copy threads copy. Those calls
+    used to fail the capture-mode rule ("operation not permitted when stream is capturing", seen in a benchmark
+    on 2026-11-24); every frame must now come out, with the detections of the run without graphs."""
+    import cv2
+
+    from trtapps.pipeline import Pipeline
+    from trtapps.runners.onnxruntime_cuda import OnnxRuntimeCudaOptions, available
+
+    if available() is not None:
+        pytest.skip(f"onnxruntime_cuda: {available()}")
+    model = str(shared_path(MODEL))
+    images = [cv2.imread(str(shared_path(f"media/{name}"))) for name in IMAGES]
+    assert all(image is not None for image in images)
+    # sizes change along each source, so readers allocate new slot buffers while the first batches capture
+    images += [np.ascontiguousarray(cv2.resize(im, None, fx=0.5 + 0.25 * k, fy=0.5 + 0.25 * k)[:, ::-1])
+               for k, im in enumerate(images)]
+
+    def run(cuda_graph: bool) -> dict[tuple[int, int], Any]:
+        backend = OnnxRuntimeCudaOptions(cudnn_conv_algo_search="HEURISTIC", cuda_graph=cuda_graph)
+        sources = [_MemorySource(f"s{k}", [images[(k + i) % len(images)] for i in range(21)]) for k in range(4)]
+        with Pipeline.from_objects(app={"type": "yolo", "model": model, "batch_size": 8}, backend=backend) as pipe:
+            assert getattr(pipe.runner, "cuda_graph", None) is cuda_graph
+            results = list(pipe.iter_results(write=False, sources=sources))
+        assert [r.error for r in results if r.error is not None] == []
+        return {(r.source_id, r.index): r.detections for r in results}
+
+    with_graphs, without = run(True), run(False)
+    assert len(with_graphs) == len(without) == 4 * 21
+    for key, dets in without.items():
+        np.testing.assert_array_equal(with_graphs[key].boxes, dets.boxes, err_msg=f"source/frame {key}")
+        np.testing.assert_array_equal(with_graphs[key].scores, dets.scores, err_msg=f"source/frame {key}")
+    assert sum(len(d.scores) for d in without.values()) > 100  # real detections, not empty results compared
+
+
 # -- TensorRT ------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trt_engines(tmp_path_factory: pytest.TempPathFactory) -> Path:

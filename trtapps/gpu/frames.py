@@ -216,11 +216,15 @@ class DeviceFrameStager:
         """
         import cupy
 
+        from trtapps.gpu.graphs import relax_capture_mode
         from trtapps.structures import HOST_IMAGE_KEY
 
         image = frame.image
         if is_device_array(image):
             return
+        # slot buffers are allocated (and old ones waited for) here, on the reader's thread, while the inference
+        # thread may be capturing a CUDA graph in global mode: that would fail these calls and the source
+        relax_capture_mode()
         image = np.ascontiguousarray(image)
         nbytes = image.nbytes
         slot = self._acquire(timeout)

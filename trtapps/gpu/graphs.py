@@ -116,13 +116,15 @@ def relax_capture_mode() -> None:
     """Let the calling thread make CUDA calls while another thread captures in global mode.
 
     Sets the thread's stream-capture interaction mode (driver state, per thread) to thread-local: its own calls
-    are then restricted only by captures it makes itself. Call it once at the start of a thread that allocates,
-    copies or synchronises while inference may be capturing on another thread (PyTorch's NCCL watchdog does the
-    same for its event queries).
+    are then restricted only by captures it makes itself. Call it in every thread that allocates, copies or
+    synchronises while inference may be capturing on another thread (PyTorch's NCCL watchdog does the same for
+    its event queries); after the first call in a thread it returns at once.
 
     Raises:
         CudaError: the driver refused, or there is no NVIDIA driver.
     """
+    if getattr(_relaxed, "done", False):
+        return
     from trtapps.errors import CudaError
     from trtapps.gpu import check_cuda
 
@@ -134,6 +136,11 @@ def relax_capture_mode() -> None:
     except Exception as exc:  # no driver library, cuda-python missing
         raise CudaError(f"cuThreadExchangeStreamCaptureMode failed: {type(exc).__name__}: {exc}") from exc
     check_cuda("cuThreadExchangeStreamCaptureMode", result)
+    _relaxed.done = True
+
+
+#: which threads :func:`relax_capture_mode` has set (the mode is the thread's own driver state)
+_relaxed = threading.local()
 
 
 def clear_last_cuda_error() -> None:
