@@ -290,9 +290,14 @@ def test_pipeline_over_sources_captures_while_readers_stage() -> None:
 
     with_graphs, without = run(True), run(False)
     assert len(with_graphs) == len(without) == 4 * 21
+    # which frames share a batch depends on the reader threads' timing, so a frame may run at batch 8 in one run
+    # and in a partial batch in the other: other convolution kernels, last-bit differences (0.08 px, 2026-11-24).
+    # Bitwise equality at a fixed batch composition is test_pipeline_detections_identical_with_cuda_graphs's.
     for key, dets in without.items():
-        np.testing.assert_array_equal(with_graphs[key].boxes, dets.boxes, err_msg=f"source/frame {key}")
-        np.testing.assert_array_equal(with_graphs[key].scores, dets.scores, err_msg=f"source/frame {key}")
+        got = with_graphs[key]
+        np.testing.assert_array_equal(got.class_ids, dets.class_ids, err_msg=f"source/frame {key}")
+        np.testing.assert_allclose(got.boxes, dets.boxes, atol=0.5, err_msg=f"source/frame {key}")
+        np.testing.assert_allclose(got.scores, dets.scores, atol=2e-3, err_msg=f"source/frame {key}")
     assert sum(len(d.scores) for d in without.values()) > 100  # real detections, not empty results compared
 
 
