@@ -143,10 +143,9 @@ class _CopyLane:
     """One copy thread's state: its stream, how many copies it queued, its pinned buffers and the last release
     event its stream waited for (consecutive frames usually come from slots released by the same batch)."""
 
-    def __init__(self, device: int) -> None:
+    def __init__(self) -> None:
         import cupy
 
-        self.device = device
         self.stream = cupy.cuda.Stream(non_blocking=True)
         self.seq = 0
         self.event = cupy.cuda.Event(block=True, disable_timing=True)  # the pageable mode's ready event
@@ -360,7 +359,7 @@ class DeviceFrameStager:
             # allocations and event waits fail; thread-local mode restricts this thread only by its own captures
             relax_capture_mode()
             cupy.cuda.Device(self.device).use()  # this pool's threads copy for this device only
-            lane = self._local.lane = _CopyLane(self.device)
+            lane = self._local.lane = _CopyLane()  # on this pool's device, made current above
         return lane
 
     def _pinned_host(self, lane: _CopyLane, nbytes: int) -> tuple[np.ndarray, int, Any]:

@@ -4,7 +4,7 @@
 // capacity; only min(count, capacity) records are valid). Record columns: box x1, y1, x2, y2 at 0..3, score
 // at 4, class at class_col (< 0: none), anchor index at anchor_col.
 //
-// 1. sort_candidates (bitonic, in shared memory up to 4096 candidates, else in a global scratch): order[b][r] = the slot
+// 1. sort_candidates (bitonic; in shared memory up to 4096 candidates, else a global scratch): order[b][r] = the slot
 //    of the r-th best candidate: score descending, then anchor ascending, then class ascending (the order
 //    of a stable sort by score of candidates listed anchor by anchor, class by class), as one unique 64-bit
 //    key: (~ordered_bits(score)) << 32 | anchor << 11 | class (anchor < 2^21, class < 2^11).
