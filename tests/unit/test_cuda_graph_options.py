@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from trtapps.errors import ConfigError, ModelError
+from trtapps.errors import ConfigError, CudaError, ModelError
 from trtapps.gpu import graphs
 from trtapps.gpu.graphs import (
     CUDA_GRAPH_DESCRIPTION,
@@ -599,3 +599,49 @@ def test_a_pipeline_refuses_graphs_on_a_named_cpu_backend_and_ignores_them_under
             assert "backend.cuda_graph is ignored" in caplog.text
         else:  # a GPU machine: auto chose a GPU backend, which got the option
             assert pipe.runner.cuda_graph is True
+
+
+# -- relax_capture_mode ------------------------------------------------------------------------------------------------
+def test_relax_capture_mode_calls_the_driver_once_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mode is each thread's own driver state: the first call in a thread sets it, later calls in that thread
+    return at once (a pipeline calls it per frame and per batch), another thread sets its own; a refusal is
+    raised and not remembered."""
+    import enum
+    import threading
+
+    class CUresult(enum.IntEnum):  # cuda-python's enum, as far as this test needs it
+        CUDA_SUCCESS = 0
+        CUDA_ERROR_NOT_INITIALIZED = 3
+
+    calls: list[str] = []
+    status = [CUresult.CUDA_SUCCESS]
+
+    def exchange(mode: Any) -> tuple[Any, Any]:
+        calls.append(threading.current_thread().name)
+        return status[0], mode
+
+    # a stand-in driver module: CI installs no cuda-python, and the calls must be counted anyway
+    driver = SimpleNamespace(
+        CUresult=CUresult,
+        CUstreamCaptureMode=SimpleNamespace(CU_STREAM_CAPTURE_MODE_THREAD_LOCAL=2),
+        cuThreadExchangeStreamCaptureMode=exchange,
+    )
+    bindings = types.ModuleType("cuda.bindings")
+    bindings.driver = driver  # type: ignore[attr-defined]
+    package = types.ModuleType("cuda")
+    package.bindings = bindings  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cuda", package)
+    monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
+    monkeypatch.setattr(graphs, "_relaxed", threading.local())
+
+    status[0] = CUresult.CUDA_ERROR_NOT_INITIALIZED
+    with pytest.raises(CudaError, match="cuThreadExchangeStreamCaptureMode"):
+        graphs.relax_capture_mode()
+    status[0] = CUresult.CUDA_SUCCESS
+    graphs.relax_capture_mode()
+    graphs.relax_capture_mode()
+    worker = threading.Thread(target=lambda: [graphs.relax_capture_mode() for _ in range(3)], name="reader")
+    worker.start()
+    worker.join()
+    main = threading.current_thread().name
+    assert calls == [main, main, "reader"]
