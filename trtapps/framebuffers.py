@@ -28,26 +28,31 @@ from __future__ import annotations
 
 import sys
 import sysconfig
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+
+#: allocates a buffer the pool will keep (e.g. in pinned memory), or returns ``None`` to get an ordinary array
+Allocator = Callable[[tuple[int, ...], np.dtype[Any]], np.ndarray | None]
 
 #: default bound on the buffers a pool keeps (it bounds retained memory; the reader never waits for a buffer)
 DEFAULT_MAX_BUFFERS = 64
 
 
-def _refcounts(buffers: list[np.ndarray]) -> list[int]:
-    """``sys.getrefcount`` of each buffer; the pool's check and its baseline both go through this one function."""
-    return [sys.getrefcount(buffer) for buffer in buffers]
+def _refcount(buffers: list[np.ndarray], i: int) -> int:
+    """``sys.getrefcount`` of ``buffers[i]``; the pool's check and its baseline both go through this one function."""
+    return sys.getrefcount(buffers[i])
 
 
 def _free_refcount() -> int | None:
-    """The count :func:`_refcounts` reports for an array held only by its list, or ``None`` when untrustworthy."""
+    """The count :func:`_refcount` reports for an array held only by its list, or ``None`` when untrustworthy."""
     if not hasattr(sys, "getrefcount") or sysconfig.get_config_var("Py_GIL_DISABLED"):
         return None
     counts: list[int] = []
     for _ in range(3):  # enough calls for the interpreter to specialise the code; the count must not change
-        counts += _refcounts([np.empty(1, np.uint8) for _ in range(64)])
+        buffers = [np.empty(1, np.uint8) for _ in range(64)]
+        counts += [_refcount(buffers, i) for i in range(len(buffers))]
     return counts[0] if len(set(counts)) == 1 else None
 
 
@@ -61,16 +66,23 @@ class FrameBufferPool:
     Use it from one thread (one pool per reader). Buffers of another shape or dtype than the one asked for are
     dropped once free, so a stream that changes resolution moves to buffers of its new size.
 
+    Buffers the pool will keep come from *allocator* when one is set (a GPU pipeline offers page-locked memory, so a
+    frame decoded into it crosses to the device with one DMA); when it returns ``None`` (its budget is spent), and
+    for arrays the pool does not keep, an ordinary ``np.empty``.
+
     Attributes:
         allocated: arrays allocated by :meth:`take` (pooled or not).
         reused: times :meth:`take` handed out a pooled buffer again.
+        allocator: where kept buffers come from (``None``: ``np.empty``).
     """
 
-    def __init__(self, max_buffers: int = DEFAULT_MAX_BUFFERS) -> None:
+    def __init__(self, max_buffers: int = DEFAULT_MAX_BUFFERS, allocator: Allocator | None = None) -> None:
         if max_buffers < 0:
             raise ValueError(f"max_buffers must be 0 or more, got {max_buffers}")
         self.max_buffers = max_buffers
+        self.allocator = allocator
         self._buffers: list[np.ndarray] = []
+        self._cursor = 0  # where the next search for a free buffer starts
         self.allocated = 0
         self.reused = 0
 
@@ -91,29 +103,45 @@ class FrameBufferPool:
         shape = tuple(int(n) for n in shape)
         dtype = np.dtype(dtype)
         if FREE_REFCOUNT is not None and self._buffers:
-            counts = _refcounts(self._buffers)
-            chosen: np.ndarray | None = None
-            stale = False
-            for buffer, count in zip(self._buffers, counts):
-                if count > FREE_REFCOUNT:
-                    continue  # referenced somewhere: never touched
-                if buffer.shape != shape or buffer.dtype != dtype:
-                    stale = True
-                elif chosen is None:
-                    chosen = buffer
-            if stale:  # free buffers of another format: drop them (the counts above stay valid for the rest)
-                self._buffers = [
-                    b for b, count in zip(self._buffers, counts)
-                    if count > FREE_REFCOUNT or (b.shape == shape and b.dtype == dtype)
-                ]
+            chosen = self._take_free(shape, dtype)
             if chosen is not None:
                 self.reused += 1
                 return chosen
-        array = np.empty(shape, dtype)
         self.allocated += 1
-        if len(self._buffers) < self.max_buffers and FREE_REFCOUNT is not None:
-            self._buffers.append(array)
+        if len(self._buffers) >= self.max_buffers or FREE_REFCOUNT is None:
+            return np.empty(shape, dtype)  # the caller's alone
+        kept = self.allocator(shape, dtype) if self.allocator is not None else None
+        array = kept if kept is not None else np.empty(shape, dtype)
+        self._buffers.append(array)
         return array
+
+
+    def _take_free(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
+        """A free pooled buffer of this format, searched from the one after the last handed out (frames come back
+        roughly in the order they went out, so the first one looked at is usually free); free buffers of another
+        format met on the way are dropped."""
+        buffers = self._buffers
+        n = len(buffers)
+        chosen = -1
+        stale: list[int] = []
+        for k in range(n):
+            i = (self._cursor + k) % n
+            if _refcount(buffers, i) > FREE_REFCOUNT:  # type: ignore[operator]  # checked by the caller
+                continue  # referenced somewhere: never touched
+            if buffers[i].shape != shape or buffers[i].dtype != dtype:
+                stale.append(i)
+                continue
+            chosen = i
+            break
+        found = buffers[chosen] if chosen >= 0 else None
+        if not stale:
+            self._cursor = chosen + 1 if found is not None else self._cursor
+            return found
+        gone = set(stale)
+        self._buffers = [b for j, b in enumerate(buffers) if j not in gone]
+        # the next search starts after the buffer handed out (found again by identity: dropping shifted indices)
+        self._cursor = next((j + 1 for j, b in enumerate(self._buffers) if b is found), 0)
+        return found
 
 
 class ReadsFrames(Protocol):
@@ -143,6 +171,13 @@ class FrameReader:
         self.in_place = 0
         self.fresh = 0
 
+    def use_allocator(self, allocator: Allocator | None, max_buffers: int | None = None) -> None:
+        """Take new pooled buffers from *allocator* from now on, keeping up to *max_buffers* (when given, and more
+        than now): a pipeline that holds more frames of this reader at once than the default bound raises it."""
+        self.pool.allocator = allocator
+        if max_buffers is not None:
+            self.pool.max_buffers = max(self.pool.max_buffers, int(max_buffers))
+
     def read(self, cap: ReadsFrames) -> tuple[bool, Any]:
         """``cap.read()``, into a reused buffer where possible; returns ``(ok, image)`` as OpenCV does."""
         if self._format is None or FREE_REFCOUNT is None:
@@ -157,3 +192,15 @@ class FrameReader:
             self.fresh += 1
             self._format = (image.shape, image.dtype)
         return ok, image
+
+
+class DecodesIntoBuffers:
+    """Mixin for sources that decode through a :class:`FrameReader` (``self.reader``): the pipeline offers them
+    buffers (page-locked memory on a GPU path) through :meth:`use_frame_allocator`; sources without the method
+    are left alone."""
+
+    reader: FrameReader
+
+    def use_frame_allocator(self, allocator: Allocator | None, max_buffers: int | None = None) -> None:
+        """Decode into buffers from *allocator* from now on (see :meth:`FrameReader.use_allocator`)."""
+        self.reader.use_allocator(allocator, max_buffers)

@@ -41,6 +41,8 @@ class RunSummary:
         stages: time per stage (read, stage, upload, preprocess, infer, decode, results, postprocess, track,
             write; on the GPU path the model stages are host enqueue times and ``results`` the wait for them).
         backend: the inference backend that ran.
+        staging: on the GPU path, how host frames crossed to the device: ``direct`` (one DMA from the page-locked
+            buffer the source decoded into) and ``copied`` (through a staging thread's copy); ``None`` elsewhere.
         error: why the run stopped early (``"interrupted"`` after Ctrl-C), or ``None``.
     """
 
@@ -55,6 +57,7 @@ class RunSummary:
     stages: dict[str, StageTimer] = field(default_factory=lambda: defaultdict(StageTimer))
     backend: str | None = None
     device: str | None = None
+    staging: dict[str, int] | None = None
     error: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -98,6 +101,7 @@ class RunSummary:
             "fps": round(self.fps, 2),
             "backend": self.backend,
             "device": self.device,
+            "staging": self.staging,
             "error": self.error,
             "stages": {
                 name: {"seconds": round(t.seconds, 4), "frames": t.frames, "fps": round(t.fps, 2),

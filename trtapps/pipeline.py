@@ -456,6 +456,12 @@ class Pipeline:
             slots = per_source * len(sources) + self.batch_size * (in_flight + 2) + len(sources)
             stager = DeviceFrameStager(slots, device=self.context.device)
             stream = pipeline_stream(self.context, self.context.device)
+            allocator = stager.frame_allocator()
+            if allocator is not None:  # sources that can decode into page-locked buffers do so: one DMA per frame
+                for source in sources:
+                    offer = getattr(source, "use_frame_allocator", None)
+                    if offer is not None:
+                        offer(allocator, max_buffers=slots)
         if self.config.max_wait_ms is not None:
             max_wait = self.config.max_wait_ms / 1000.0
         else:  # files gain nothing from partial batches; live frames should not wait long for company
@@ -525,6 +531,7 @@ class Pipeline:
             readers_done = batcher.join(timeout=30)  # a live source may sit in a blocking read up to its timeout
             batcher.drain()
             if stager is not None:
+                summary.staging = {"direct": stager.direct, "copied": stager.copied}
                 if readers_done and not worker.is_alive():
                     stager.close()
                 else:

@@ -56,7 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from trtapps.context import RunContext
 from trtapps.errors import FrameError, InputError
-from trtapps.framebuffers import DEFAULT_MAX_BUFFERS, FrameReader
+from trtapps.framebuffers import DEFAULT_MAX_BUFFERS, DecodesIntoBuffers, FrameReader
 from trtapps.hookspecs import hookimpl
 from trtapps.registry import ComponentSpec, Register, SourceOptions
 from trtapps.stages import FrameFailure, Source
@@ -430,7 +430,7 @@ class VideoWindow:
         return pos >= self.start_frame and (pos - self.start_frame) % self.stride == 0
 
 
-class VideoSource(VideoWindow):
+class VideoSource(VideoWindow, DecodesIntoBuffers):
     """Frames of a video file; ``Frame.index`` is the frame's index in the file.
 
     See the module docstring for what happens at broken stretches and at the end of truncated files.
@@ -670,7 +670,7 @@ def redact_url(url: str) -> str:
     return _CREDENTIALS.sub("***@", url)
 
 
-class LiveSource:
+class LiveSource(DecodesIntoBuffers):
     """A capture read until it ends, reopened with exponential backoff when reading fails.
 
     Args:

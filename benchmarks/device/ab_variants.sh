@@ -4,7 +4,8 @@
 # cores busy, and the CPU steal and busy share of the whole machine from /proc/stat (other guests would show as
 # steal).
 #   bash benchmarks/device/ab_variants.sh [ROUNDS] [VARIANT...]
-# Variants: default; copy2, copy4, copy8 (copy threads); pageable (TRTAPPS_STAGE=pageable); graphs (the runner's
+# Variants: default; copied (TRTAPPS_STAGE=pinned: every frame copied by a copy thread, the default before sources
+# decoded into page-locked buffers); copy2, copy4, copy8 (copy threads); pageable (TRTAPPS_STAGE=pageable); graphs (the runner's
 # CUDA graphs on, levels (i) and (iii) both replay them); switch05 (Python's GIL switch interval 0.5 ms instead of
 # 5 ms); pin8 (the process pinned to cores 0-7). Default variants: default copy2 copy4 pageable.
 source benchmarks/device/setup.sh >/dev/null || exit 1
@@ -38,7 +39,8 @@ delta = [y - x for x, y in zip(a, b)]; total = sum(delta[:8]) or 1
 steal, idle = delta[7] / total, (delta[3] + delta[4]) / total
 print(f"{sys.argv[2]:<14} (i) {r['i_runner_img_s']:7.1f} (iii) {r['iii_pipeline_img_s']:7.1f} "
       f"iii/i {r['ratio_iii_i']:.3f} cpu {p['cpu']['ms_per_frame']:.3f} ms/frame, {p['cpu']['cores_busy']:.2f} cores; "
-      f"machine steal {steal:.3%} busy {1 - idle - steal:.1%}; stages {p['stages_ms_per_frame']}")
+      f"machine steal {steal:.3%} busy {1 - idle - steal:.1%}; staging {p.get('staging')}; "
+      f"stages {p['stages_ms_per_frame']}")
 PY
 }
 rounds=${1:-3}; shift || true
@@ -51,6 +53,7 @@ for round in $(seq 1 "$rounds"); do
       copy4) run "copy4_$round" 4 ;;
       copy8) run "copy8_$round" 8 ;;
       pageable) run "pageable_$round" 0 TRTAPPS_STAGE=pageable ;;
+      copied) run "copied_$round" 0 TRTAPPS_STAGE=pinned ;;
       graphs) run "graphs_$round" 0 AB_CUDA_GRAPH=1 ;;
       switch05) run "switch05_$round" 0 AB_SWITCH_INTERVAL=0.0005 ;;
       pin8) AB_PIN=0-7 run "pin8_$round" 0 ;;

@@ -18,11 +18,12 @@ from trtapps.structures import HOST_IMAGE_KEY, Frame
 pytestmark = pytest.mark.gpu
 
 
-@pytest.mark.parametrize("mode", ["pageable", "pinned"])
+@pytest.mark.parametrize("mode", ["pageable", "pinned", "direct"])
 def test_the_stager_copies_exact_pixels_from_many_reader_threads_with_few_slots(mode: str) -> None:
     import cupy
 
     from trtapps.gpu.frames import DeviceFrameStager
+    from trtapps.gpu.memory import pinned_array
 
     # far fewer slots than frames and fewer copy threads than readers: reuse under pressure
     stager = DeviceFrameStager(slots=5, copy_threads=2, mode=mode)
@@ -38,7 +39,12 @@ def test_the_stager_copies_exact_pixels_from_many_reader_threads_with_few_slots(
         try:
             for i in range(40):
                 h, w = sizes[int(local.integers(len(sizes)))]
-                frame = Frame(local.integers(0, 256, (h, w, 3), dtype=np.uint8), f"s{seed}", i)
+                image = local.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                if i % 2:  # as a source decoding into page-locked buffers: copied straight by this thread in direct
+                    pinned = pinned_array(image.shape)
+                    pinned[...] = image
+                    image = pinned
+                frame = Frame(image, f"s{seed}", i)
                 stager.stage(frame)
                 with cond:
                     staged.append(frame)
@@ -77,6 +83,8 @@ def test_the_stager_copies_exact_pixels_from_many_reader_threads_with_few_slots(
         t.join(10)
     assert not errors, errors
     assert checked == 160
+    # only the direct mode takes page-locked frames straight from the reader; the others copy every frame
+    assert (stager.direct, stager.copied) == ((80, 80) if mode == "direct" else (0, 160))
     stager.release_all(held, stream)
     stager.close()
 
@@ -147,3 +155,35 @@ def test_sinks_that_draw_get_the_source_pixels_without_a_download(tmp_path: Path
         assert isinstance(r.image, np.ndarray)
         assert np.array_equal(r.image, f)
     assert len(list((tmp_path / "drawn").rglob("*.jpg"))) == 6
+
+
+def test_video_frames_decoded_into_page_locked_buffers_cross_with_one_dma_and_match_the_copied_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from trtapps.gpu.frames import STAGE_MODE_ENV
+    from trtapps.gpu.memory import is_pinned_array
+    from trtapps.metrics import RunSummary
+
+    video = str(shared_path("media/face_tracker.mp4"))
+    app = {"type": "yolo", "model": str(shared_path("models/yolov8n_dequant.onnx")), "batch_size": 8}
+    runs: dict[str, tuple[list[Any], RunSummary]] = {}
+    for mode in ("direct", "pinned"):
+        monkeypatch.setenv(STAGE_MODE_ENV, mode)
+        summary = RunSummary()
+        # a drawing sink keeps each frame's host image in its result, so the test sees where it was decoded
+        with Pipeline.from_objects(app=app, backend="onnxruntime_cuda", output=tmp_path / mode,
+                                   source={"type": "video", "path": video, "decoder": "opencv", "max_frames": 60},
+                                   sinks=[{"type": "images", "dir": "drawn", "every_n": 1000}]) as gpu:
+            assert gpu.device_path
+            results = list(gpu.iter_results(summary=summary))
+        runs[mode] = (results, summary)
+        pinned = [is_pinned_array(r.image) for r in results]
+        assert all(pinned) if mode == "direct" else not any(pinned), mode
+    (direct, summary), (copied, copied_summary) = runs["direct"], runs["pinned"]
+    assert len(direct) == len(copied) == 60
+    assert summary.staging == {"direct": 60, "copied": 0}
+    assert copied_summary.staging == {"direct": 0, "copied": 60}
+    for a, b in zip(direct, copied):
+        assert np.array_equal(a.image, b.image), a.index
+        assert np.array_equal(a.detections.boxes, b.detections.boxes), a.index  # same pixels, same kernels
+        assert np.array_equal(a.detections.scores, b.detections.scores), a.index

@@ -48,10 +48,10 @@ def test_frame_staging_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     from trtapps.gpu.frames import STAGE_MODE_ENV, stage_mode
 
     monkeypatch.delenv(STAGE_MODE_ENV, raising=False)
-    assert stage_mode() == "pinned"
+    assert stage_mode() == "direct"
     assert stage_mode("pageable") == "pageable"
     monkeypatch.setenv(STAGE_MODE_ENV, "PAGEABLE")
     assert stage_mode() == "pageable"
     assert stage_mode("pinned") == "pinned"  # an explicit mode wins over the environment
-    with pytest.raises(ValueError, match=r"TRTAPPS_STAGE='mapped': the frame staging mode is one of pinned"):
+    with pytest.raises(ValueError, match=r"TRTAPPS_STAGE='mapped': the frame staging mode is one of direct, pinned"):
         stage_mode("mapped")

@@ -7,7 +7,9 @@
       one small copy of compact results back. No Python per-frame objects, no threads.
 (iii) **full pipeline**: ``Pipeline.iter_results`` from decoded frames in ordinary host memory (a
       :class:`~trtapps.bench.sources.ListSource`) to :class:`~trtapps.structures.FrameResult` objects in the
-      caller's hands: everything a user's run does except decoding the video and writing sinks.
+      caller's hands: everything a user's run does except decoding the video and writing sinks. Where the
+      pipeline offers sources page-locked frame buffers (the GPU path), the source writes each frame into one,
+      as a video source's decoder does: that host copy of the frame is part of the measured run.
 
 (i) and (ii) are the median of per-call times (each call synchronised), as in ``benchmarks/results/gpu.md``;
 (iii) is frames over the wall time of a whole run, measured with its latency, CPU time and stage times.
@@ -186,6 +188,7 @@ def measure_pipeline(pipeline: Any, sources: Sequence[ListSource], recorder: Lat
             "frames_in": report["frames_in"],
             "frames_out": report["frames_out"],
             "frames_dropped": report["frames_dropped"],
+            "staging": report["staging"],
             "stages_ms_per_frame": {name: s["ms_per_frame"] for name, s in report["stages"].items()},
         },
     )

@@ -2,14 +2,18 @@
 
 Two ways, for two callers:
 
-* :class:`DeviceFrameStager` — runs over sources. A reader thread hands every frame it reads to the stager, which
-  gives the frame a device slot and queues its copy on a small pool of copy threads (each with its own non-blocking
-  stream), so consecutive frames of one source cross in parallel and the reader goes straight back to reading. By
-  default a copy goes through the copy thread's pinned buffer (a host copy, then an async DMA);
-  ``TRTAPPS_STAGE=pageable`` makes it one ``cudaMemcpyAsync`` straight from the source's array, staged by the driver
-  (measured slower on the H100: see ``benchmarks/results/gpu.md``). The copies overlap inference of earlier batches
+* :class:`DeviceFrameStager` — runs over sources. The pipeline offers each source page-locked frame buffers to
+  decode into (:meth:`DeviceFrameStager.frame_allocator`; OpenCV's ``read`` writes into them in place, within a
+  process-wide budget, ``TRTAPPS_PINNED_FRAMES_MB``). A reader thread hands every frame it reads to the stager,
+  which gives the frame a device slot; a frame in page-locked memory is then queued as one async DMA on the
+  reader's own stream, right there (no host copy, no other thread). Any other frame is queued on a small pool of
+  copy threads (each with its own non-blocking stream), so consecutive frames of one source cross in parallel and
+  the reader goes straight back to reading: a host copy into the copy thread's pinned buffer, then an async DMA.
+  ``TRTAPPS_STAGE=pinned`` sends every frame through the copy threads; ``TRTAPPS_STAGE=pageable`` makes every
+  copy one ``cudaMemcpyAsync`` straight from the source's array, staged by the driver (measured slower on the
+  H100: see ``benchmarks/results/gpu.md``). The copies overlap inference of earlier batches
   (the H100 runs copy engines and kernels at once), and the inference thread never touches host pixels: it makes its
-  stream wait for each copy thread's latest copy of the batch (one event wait per copy thread, not per frame). Each
+  stream wait for each copying thread's latest copy of the batch (one event wait per thread, not per frame). Each
   frame keeps its device slot until the pipeline has finished with it (tracker included) and releases it; the
   number of slots bounds device memory and applies back-pressure.
 * :class:`FrameUploader` — single images (``predict``/``submit``): the batch is packed into a pinned slot and
@@ -21,6 +25,7 @@ Frames already on the device (a hardware decoder's) are passed through untouched
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import threading
@@ -33,7 +38,10 @@ from typing import Any
 import numpy as np
 
 from trtapps.gpu.driver import copy_to_device, record_event, wait_event
+from trtapps.gpu.memory import is_pinned_array
 from trtapps.structures import is_device_array
+
+logger = logging.getLogger("trtapps.gpu.frames")
 
 #: pinned host buffers per copy thread, used in turn (a host copy overlaps the previous frame's DMA)
 PINNED_PER_COPY_THREAD = 2
@@ -154,20 +162,107 @@ class _CopyLane:
         self.released: Any = None
 
 
-#: how frames cross to the device: ``pinned`` (a host copy into a pinned buffer of the copy thread, then an async
-#: DMA; the default: 1,749 img/s through the full pipeline on the H100 at batch 32) or ``pageable`` (one
-#: ``cudaMemcpyAsync`` straight from the source's array, staged by the driver: 1,148 img/s in the same session)
-STAGE_MODES = ("pinned", "pageable")
-#: environment variable overriding the mode (e.g. to compare both on one machine)
+#: how frames cross to the device:
+#: ``direct`` (the default): sources decode into page-locked buffers the stager offers them
+#: (:meth:`DeviceFrameStager.frame_allocator`), and such a frame crosses with one async DMA queued by the reader
+#: itself, with no host copy and no copy thread; other frames (a source that takes no buffers, the pinned budget
+#: spent) go as in ``pinned``;
+#: ``pinned``: a host copy into a pinned buffer of a copy thread, then an async DMA (1,749 img/s through the full
+#: pipeline on the H100 at batch 32, session 4);
+#: ``pageable``: one ``cudaMemcpyAsync`` straight from the source's array, staged by the driver (1,148 img/s in the
+#: same session)
+STAGE_MODES = ("direct", "pinned", "pageable")
+#: environment variable overriding the mode (e.g. to compare them on one machine)
 STAGE_MODE_ENV = "TRTAPPS_STAGE"
+#: environment variable bounding the page-locked memory sources decode into, in MiB, for the whole process
+PINNED_FRAMES_ENV = "TRTAPPS_PINNED_FRAMES_MB"
+#: its default: 1 GiB (the frames one source keeps in flight at batch 32: ~320 720p frames, ~160 1080p ones)
+PINNED_FRAMES_MB = 1024
 
 
 def stage_mode(mode: str | None = None) -> str:
-    """*mode*, else ``TRTAPPS_STAGE``, else ``pinned``; a ``ValueError`` for anything else."""
-    chosen = (mode or os.environ.get(STAGE_MODE_ENV, "") or "pinned").strip().lower()
+    """*mode*, else ``TRTAPPS_STAGE``, else ``direct``; a ``ValueError`` for anything else."""
+    chosen = (mode or os.environ.get(STAGE_MODE_ENV, "") or "direct").strip().lower()
     if chosen not in STAGE_MODES:
         raise ValueError(f"{STAGE_MODE_ENV}={chosen!r}: the frame staging mode is one of {', '.join(STAGE_MODES)}")
     return chosen
+
+
+def pinned_frames_budget() -> int:
+    """Bytes of page-locked frame buffers the process may hold (``TRTAPPS_PINNED_FRAMES_MB``, default 1 GiB).
+
+    Raises:
+        ValueError: the variable is not a whole number of MiB ≥ 0.
+    """
+    text = os.environ.get(PINNED_FRAMES_ENV, "").strip() or str(PINNED_FRAMES_MB)
+    try:
+        mib = int(text)
+    except ValueError:
+        mib = -1
+    if mib < 0:
+        raise ValueError(f"{PINNED_FRAMES_ENV}={text!r}: give the page-locked frame memory in MiB (0 turns it off)")
+    return mib << 20
+
+
+class _PinnedFrames:
+    """The process's page-locked frame buffers, against the budget: those frames hold now, and those kept for
+    reuse (a page lock costs ~1 ms per frame-sized buffer, so buffers of frames that are gone are kept, by size,
+    for the next source; they are freed only to make room for a buffer of another size)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held = 0  # bytes page-locked, in use or kept
+        self._kept: dict[int, list[Any]] = {}  # nbytes → free PinnedBuffers
+        self.refused = False  # the budget (or cudaHostAlloc) refused a buffer once: logged once
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
+        """A page-locked array, or ``None`` when the budget is spent or ``cudaHostAlloc`` fails."""
+        from trtapps.gpu.graphs import relax_capture_mode
+        from trtapps.gpu.memory import pinned_array
+
+        nbytes = max(1, math.prod(shape) * dtype.itemsize)
+        budget = pinned_frames_budget()
+        spare: list[Any] = []
+        with self.lock:
+            kept = self._kept.get(nbytes)
+            buffer = kept.pop() if kept else None
+            if buffer is None:
+                while self.held + nbytes > budget and self._kept:  # free kept buffers of other sizes first
+                    size, buffers = next(iter(self._kept.items()))
+                    spare.append(buffers.pop())
+                    self.held -= size
+                    if not buffers:
+                        del self._kept[size]
+                if self.held + nbytes > budget:
+                    self._refuse(f"the {budget >> 20} MiB budget ({PINNED_FRAMES_ENV}) is spent")
+                    return None
+                self.held += nbytes
+        try:
+            for old in spare:
+                old.free()
+            relax_capture_mode()  # the inference thread may be capturing a CUDA graph in global mode
+            return pinned_array(shape, dtype, buffer=buffer, recycle=self._keep)
+        except Exception as exc:  # out of page-locked memory: the frame is staged through a copy thread instead
+            with self.lock:
+                self.held -= nbytes
+            if buffer is not None:
+                with contextlib.suppress(Exception):
+                    buffer.free()
+            self._refuse(f"cudaHostAlloc failed ({exc})")
+            return None
+
+    def _keep(self, buffer: Any) -> None:
+        """A frame buffer nothing uses any more: kept for the next frame of its size."""
+        with self.lock:
+            self._kept.setdefault(buffer.nbytes, []).append(buffer)
+
+    def _refuse(self, why: str) -> None:
+        if not self.refused:
+            self.refused = True
+            logger.info("frames beyond the page-locked ones are copied by the staging threads: %s", why)
+
+
+_PINNED_FRAMES = _PinnedFrames()
 
 
 class DeviceFrameStager:
@@ -204,6 +299,16 @@ class DeviceFrameStager:
         self._pool = ThreadPoolExecutor(self.copy_threads, thread_name_prefix="trtapps-stage")
         self._pinned: list[Any] = []  # every copy thread's pinned buffer, freed by close()
         self._pinned_lock = threading.Lock()
+        #: frames that crossed with one DMA from the source's page-locked buffer, and frames copied by a copy thread
+        self.direct = 0
+        self.copied = 0
+
+    def frame_allocator(self) -> Any:
+        """What sources should decode into (``None`` unless the mode is ``direct``): a callable giving page-locked
+        arrays while the process's budget lasts (:data:`PINNED_FRAMES_ENV`), ``None`` after that."""
+        if self.mode != "direct" or pinned_frames_budget() == 0:
+            return None
+        return _PINNED_FRAMES.allocate
 
     def stage(self, frame: Any, timeout: float = 60.0) -> None:
         """Queue the copy of ``frame.image`` to the device; ``frame.image`` becomes the device array at once.
@@ -226,6 +331,7 @@ class DeviceFrameStager:
         relax_capture_mode()
         image = np.ascontiguousarray(image)
         nbytes = image.nbytes
+        direct = self.mode == "direct" and is_pinned_array(image)
         slot = self._acquire(timeout)
         try:
             if slot.buffer is None or slot.buffer.size < nbytes:
@@ -235,10 +341,18 @@ class DeviceFrameStager:
                     slot.buffer = cupy.empty(nbytes, dtype=cupy.uint8)
                     slot.ptr = int(slot.buffer.data.ptr)
                     slot.views = None
-            slot.pending = self._pool.submit(self._copy, slot, image)
+            if direct:  # one async DMA queued here, on this reader's own stream: nothing for a copy thread to do
+                self._copy(slot, image, direct=True)
+            else:
+                slot.pending = self._pool.submit(self._copy, slot, image)
         except BaseException:
             self._give_back(slot)
             raise
+        with self._pinned_lock:
+            if direct:
+                self.direct += 1
+            else:
+                self.copied += 1
         frame.meta[HOST_IMAGE_KEY] = frame.image
         frame.meta[self.SLOT_KEY] = slot
         frame.image = slot.view(image.shape)
@@ -325,11 +439,14 @@ class DeviceFrameStager:
             self._free.append(slot)
             self._cond.notify()
 
-    def _copy(self, slot: _DeviceSlot, image: np.ndarray) -> None:
-        """On a copy thread: the frame's bytes into its slot, then one event that marks the copy done.
+    def _copy(self, slot: _DeviceSlot, image: np.ndarray, direct: bool = False) -> None:
+        """The frame's bytes into its slot, then one event that marks the copy done: on a copy thread, or with
+        *direct* (the image is page-locked) on the reader's thread, straight from the image.
 
         Raw driver calls (:mod:`trtapps.gpu.driver`), two per frame: the copy and the event (plus a wait when the
-        slot was released by a batch this stream has not waited for yet).
+        slot was released by a batch this stream has not waited for yet). The image stays referenced by the frame
+        (``frame.host_image()``) until the pipeline has finished with it, so a direct copy's source is never
+        reused before the DMA has read it.
         """
         nbytes = image.nbytes
         lane = self._lane()
@@ -337,13 +454,15 @@ class DeviceFrameStager:
         if slot.released is not None and slot.released is not lane.released:
             wait_event(stream, slot.released)  # the previous frame in this slot has been read
             lane.released = slot.released
-        if self.mode == "pinned":
+        if direct or self.mode == "pageable":
+            # direct: an async DMA from page-locked memory; pageable: the driver copies through its own pinned
+            # staging and returns once the source has been read
+            copy_to_device(slot.ptr, image.ctypes.data, nbytes, stream)
+            done = lane.event
+        else:
             host, address, done = self._pinned_host(lane, nbytes)
             np.copyto(host, image.reshape(-1))
             copy_to_device(slot.ptr, address, nbytes, stream)
-        else:  # the driver copies through its own pinned staging; returns once the source has been read
-            copy_to_device(slot.ptr, image.ctypes.data, nbytes, stream)
-            done = lane.event
         record_event(done, stream)  # frees the pinned buffer for reuse, and tells readers the frame is there
         lane.seq += 1
         slot.lane, slot.seq, slot.ready = lane, lane.seq, done

@@ -16,6 +16,7 @@ used after :meth:`PinnedBuffer.free` (or after the ring is closed).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import threading
@@ -98,6 +99,64 @@ class PinnedBuffer:
 
     def __exit__(self, *exc: object) -> None:
         self.free()
+
+
+class _PinnedArrayOwner:
+    """The memory behind the arrays of :func:`pinned_array`: NumPy makes it every such array's ``base`` (views
+    included), so it lives exactly as long as some array over it; its pinned buffer is then handed to *recycle*
+    (or freed, without one)."""
+
+    __slots__ = ("__array_interface__", "_buffer", "_recycle")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype[Any], buffer: PinnedBuffer, recycle: Any) -> None:
+        self._buffer: PinnedBuffer | None = buffer
+        self._recycle = recycle
+        self.__array_interface__ = {"shape": shape, "typestr": dtype.str, "data": (buffer.ptr, False), "version": 3}
+
+    def __del__(self) -> None:
+        buffer, self._buffer = self._buffer, None
+        if buffer is None:
+            return
+        with contextlib.suppress(Exception):  # interpreter shutdown or a lost context: the OS frees it on exit
+            if self._recycle is not None:
+                self._recycle(buffer)
+            else:
+                buffer.free()
+
+
+def pinned_array(
+    shape: Sequence[int], dtype: Any = np.uint8, buffer: PinnedBuffer | None = None, recycle: Any = None
+) -> np.ndarray:
+    """A C-contiguous array of *shape* and *dtype* in page-locked memory: its own (``cudaHostAlloc``), or the
+    start of *buffer* (which must be large enough and is then the array's alone).
+
+    Unlike a view of a :class:`PinnedBuffer`, the array owns its memory: when the array and every view of it are
+    gone, the buffer is handed to *recycle* (a callable taking the :class:`PinnedBuffer`, e.g. to keep it for the
+    next frame) or, without one, freed (``cudaFreeHost``). A decoder writing into such an array lets the frame
+    cross to the device with one DMA and no host copy (:func:`is_pinned_array`,
+    :class:`~trtapps.gpu.frames.DeviceFrameStager`).
+
+    Raises:
+        CudaError: ``cudaHostAlloc`` failed.
+        ValueError: *buffer* is too small.
+    """
+    shape = tuple(int(n) for n in shape)
+    dt = np.dtype(dtype)
+    nbytes = max(1, math.prod(shape) * dt.itemsize)
+    if buffer is None:
+        buffer = PinnedBuffer(nbytes)
+    elif buffer.nbytes < nbytes or buffer.closed:
+        raise ValueError(f"an array of shape {shape} and dtype {dt} needs {nbytes} bytes; the buffer has "
+                         f"{0 if buffer.closed else buffer.nbytes}")
+    return np.asarray(_PinnedArrayOwner(shape, dt, buffer, recycle))
+
+
+def is_pinned_array(array: Any) -> bool:
+    """True for an array (or a view of one) made by :func:`pinned_array` (no CUDA call: it checks the owner)."""
+    base = getattr(array, "base", None)
+    while isinstance(base, np.ndarray):  # a view's base is the array it was taken from
+        base = base.base
+    return isinstance(base, _PinnedArrayOwner)
 
 
 class PinnedSlot:
