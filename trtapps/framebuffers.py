@@ -31,6 +31,7 @@ import sysconfig
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
 #: allocates a buffer the pool will keep (e.g. in pinned memory), or returns ``None`` to get an ordinary array
@@ -150,11 +151,26 @@ class ReadsFrames(Protocol):
     def read(self, image: np.ndarray | None = None) -> tuple[bool, Any]: ...
 
 
+def _announced_format(cap: Any) -> tuple[tuple[int, ...], np.dtype[Any]] | None:
+    """The BGR frame format a capture announces (``CAP_PROP_FRAME_WIDTH``/``HEIGHT``), so even its first frame can
+    be decoded into a pooled buffer; ``None`` when it says nothing. A wrong guess costs nothing but that buffer:
+    the capture then returns its own array, whose format is used from then on."""
+    get = getattr(cap, "get", None)
+    if get is None:
+        return None
+    try:
+        width, height = int(get(cv2.CAP_PROP_FRAME_WIDTH)), int(get(cv2.CAP_PROP_FRAME_HEIGHT))
+    except (TypeError, ValueError, OverflowError, cv2.error):
+        return None
+    return ((height, width, 3), np.dtype(np.uint8)) if width > 0 and height > 0 else None
+
+
 class FrameReader:
     """Reads frames from OpenCV-like captures into the buffers of a :class:`FrameBufferPool`.
 
-    The first read has no format to go by and lets the capture allocate; later reads pass a free buffer of the
-    last image's shape and dtype (``cap.read(buffer)``), which OpenCV decodes into in place. When the capture
+    Each read passes a free buffer of the last image's shape and dtype (``cap.read(buffer)``), which OpenCV decodes
+    into in place; the first read goes by the size the capture announces, or, when it announces none, lets the
+    capture allocate. When the capture
     returns another array instead (the stream changed resolution, or a capture that ignores the buffer), that
     image is fine as it is and its format is asked for next time. One reader can serve captures one after
     another (a looping file, a reconnected stream), keeping its buffers.
@@ -180,6 +196,8 @@ class FrameReader:
 
     def read(self, cap: ReadsFrames) -> tuple[bool, Any]:
         """``cap.read()``, into a reused buffer where possible; returns ``(ok, image)`` as OpenCV does."""
+        if self._format is None:
+            self._format = _announced_format(cap)
         if self._format is None or FREE_REFCOUNT is None:
             ok, image = cap.read()
         else:

@@ -239,6 +239,30 @@ def test_reader_decodes_in_place_after_the_first_frame_and_follows_a_resolution_
     assert len(reader.pool) == 2
 
 
+class AnnouncingDecoder(FakeDecoder):
+    """A capture that announces a frame size (OpenCV's CAP_PROP_FRAME_WIDTH/HEIGHT), right or wrong."""
+
+    def __init__(self, shapes: list[tuple[int, int, int]], announced: tuple[int, int]) -> None:
+        super().__init__(shapes)
+        self.announced = announced
+
+    def get(self, prop: int) -> float:
+        return float(self.announced[0] if prop == cv2.CAP_PROP_FRAME_WIDTH else self.announced[1])
+
+
+@needs_refcounts
+@pytest.mark.parametrize(("announced", "fresh"), [((SHAPE[1], SHAPE[0]), 0), ((7, 5), 1), ((0, 0), 1)])
+def test_reader_decodes_the_first_frame_in_place_when_the_capture_announces_its_size(
+    announced: tuple[int, int], fresh: int
+) -> None:
+    reader = FrameReader(max_buffers=4)
+    cap = AnnouncingDecoder([SHAPE] * 6, announced)
+    values = [int(reader.read(cap)[1][0, 0, 0]) for _ in range(6)]
+    assert values == list(range(6))
+    # a right size: every frame in place; a wrong one (or none): the first frame is the capture's own array
+    assert (reader.fresh, reader.in_place) == (fresh, 6 - fresh)
+
+
 def test_reader_copes_with_a_capture_that_ignores_the_buffer() -> None:
     reader = FrameReader(max_buffers=4)
     cap = FakeDecoder([SHAPE] * 20, honours_buffer=False)
@@ -277,9 +301,9 @@ def test_video_source_reuses_a_few_buffers_when_frames_are_dropped() -> None:
     pool = source.reader.pool
     for frame in source:
         assert np.array_equal(frame.image, expected[frame.index])
-        if frame.index:
-            assert pool.owns(frame.image)  # decoded into a pooled buffer, not a new array
-    assert source.reader.in_place == N - 1
+        # decoded into a pooled buffer, not a new array: the first one too (the capture announces its size)
+        assert pool.owns(frame.image)
+    assert source.reader.in_place == N
     assert pool.allocated <= 3
     assert len(pool) <= 3
 
@@ -310,7 +334,7 @@ def test_looping_video_source_reuses_buffers_and_keeps_held_frames_intact() -> N
     for frame in kept:
         assert np.array_equal(frame.image, expected[frame.index])
     pool = source.reader.pool
-    assert source.reader.in_place == N - 1
+    assert source.reader.in_place == N
     assert len(pool) <= len(kept) + 3  # the kept frames' buffers plus a few in turn
     del kept, frame
     allocated = pool.allocated
@@ -319,7 +343,7 @@ def test_looping_video_source_reuses_buffers_and_keeps_held_frames_intact() -> N
         if count == N:
             stop.set()
     assert pool.allocated == allocated
-    assert source.reader.in_place == 2 * N - 1
+    assert source.reader.in_place == 2 * N
 
 
 def test_looping_video_source_reuse_across_passes(tmp_path: Path) -> None:
@@ -338,6 +362,6 @@ def test_looping_video_source_reuse_across_passes(tmp_path: Path) -> None:
     assert values == [i % 6 for i in range(20)]
     assert source.passes == 4
     if FREE_REFCOUNT is not None:
-        assert source.reader.fresh == 1
-        assert source.reader.in_place == 19
+        assert source.reader.fresh == 0  # the capture announces its size: even the first frame is in place
+        assert source.reader.in_place == 20
         assert source.reader.pool.allocated <= 3

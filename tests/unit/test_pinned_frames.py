@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from trtapps.bench.sources import ListSource
 from trtapps.errors import CudaError
 from trtapps.framebuffers import FREE_REFCOUNT, FrameBufferPool
 from trtapps.gpu import frames as staging
@@ -123,29 +122,6 @@ def test_the_pool_hands_out_the_buffer_after_the_last_one_and_skips_those_in_use
 
 
 @needs_refcounts
-def test_list_source_writes_each_frame_into_an_offered_buffer() -> None:
-    frames = [np.full((5, 7, 3), i, np.uint8) for i in range(3)]
-    offered: list[np.ndarray] = []
-
-    def allocator(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
-        offered.append(np.empty(shape, dtype))
-        return offered[-1]
-
-    plain = list(ListSource(frames, 4))
-    assert [f.image is frames[i % 3] for i, f in enumerate(plain)] == [True] * 4
-    source = ListSource(frames, 6)
-    source.use_frame_allocator(allocator, max_buffers=8)
-    seen = []
-    for i, frame in enumerate(source):
-        assert any(frame.image is b for b in offered)
-        assert np.array_equal(frame.image, frames[i % 3])
-        seen.append(frame)  # all held: six buffers
-    assert len(offered) == 6
-    source.use_frame_allocator(None)
-    assert next(iter(source)).image is frames[0]
-
-
-@needs_refcounts
 def test_the_video_source_decodes_into_the_offered_buffers() -> None:
     offered: list[np.ndarray] = []
 
@@ -159,8 +135,8 @@ def test_the_video_source_decodes_into_the_offered_buffers() -> None:
     assert source.reader.pool.max_buffers == 100
     frames = list(source)
     assert len(frames) == 12
-    # the first read has no format to go by; every later frame is decoded in place into an offered buffer
-    assert [any(f.image is b for b in offered) for f in frames] == [False] + [True] * 11
+    # every frame, the first included (the capture announces its size), is decoded in place into an offered buffer
+    assert [any(f.image is b for b in offered) for f in frames] == [True] * 12
     cap = cv2.VideoCapture(str(path))
     for frame in frames:
         ok, expected = cap.read()

@@ -7,9 +7,9 @@
       one small copy of compact results back. No Python per-frame objects, no threads.
 (iii) **full pipeline**: ``Pipeline.iter_results`` from decoded frames in ordinary host memory (a
       :class:`~trtapps.bench.sources.ListSource`) to :class:`~trtapps.structures.FrameResult` objects in the
-      caller's hands: everything a user's run does except decoding the video and writing sinks. Where the
-      pipeline offers sources page-locked frame buffers (the GPU path), the source writes each frame into one,
-      as a video source's decoder does: that host copy of the frame is part of the measured run.
+      caller's hands: everything a user's run does except decoding the video and writing sinks. The frames
+      are not page-locked, so on the GPU path each one is copied by the staging threads (a video source decodes
+      into page-locked buffers instead: ``benchmarks/results/gpu.md``, session 7).
 
 (i) and (ii) are the median of per-call times (each call synchronised), as in ``benchmarks/results/gpu.md``;
 (iii) is frames over the wall time of a whole run, measured with its latency, CPU time and stage times.

@@ -18,7 +18,7 @@ import numpy as np
 
 from trtapps.bench.latency import LatencyRecorder
 from trtapps.errors import InputError
-from trtapps.framebuffers import DEFAULT_MAX_BUFFERS, Allocator, DecodesIntoBuffers, FrameBufferPool, FrameReader
+from trtapps.framebuffers import DEFAULT_MAX_BUFFERS, DecodesIntoBuffers, FrameReader
 from trtapps.sources import IMAGE_EXTENSIONS
 from trtapps.structures import Frame
 
@@ -73,12 +73,10 @@ def read_image_frames(folder: Path, count: int) -> list[np.ndarray]:
 class ListSource:
     """Already decoded frames yielded *total* times, cycling through the list from *offset*.
 
-    The frames are ordinary host arrays, not pinned: moving them to the device is part of what the pipeline is
-    measured doing. When the pipeline offers frame buffers (:meth:`use_frame_allocator`: a GPU pipeline offers
-    page-locked ones), each frame is first written into one of them, as a decoder writes its output into the
-    buffer it is given (one host copy per frame: the copy a video source's decoder makes anyway, and the one the
-    pipeline's copy threads make otherwise). Each source of a multi-stream run gets its own *name*, which results
-    carry back, so latencies are matched per stream.
+    The frames are ordinary host arrays (as a decoder leaves them), not pinned: moving them to the device is
+    part of what the pipeline is measured doing (the source takes no page-locked buffers from the pipeline, so
+    on the GPU path every frame goes through the staging copy threads). Each source of a multi-stream run gets
+    its own *name*, which results carry back, so latencies are matched per stream.
     """
 
     def __init__(
@@ -97,25 +95,11 @@ class ListSource:
         self.recorder = recorder
         self.offset = int(offset)
         self.yielded = 0
-        self.pool: FrameBufferPool | None = None  # set when the pipeline offers buffers
-
-    def use_frame_allocator(self, allocator: Allocator | None, max_buffers: int | None = None) -> None:
-        """Write every frame into a buffer from *allocator* (kept up to *max_buffers* and reused) before yielding;
-        ``None`` yields the list's own arrays again."""
-        if allocator is None:
-            self.pool = None
-            return
-        self.pool = FrameBufferPool(max_buffers if max_buffers is not None else DEFAULT_MAX_BUFFERS, allocator)
 
     def __iter__(self) -> Iterator[Frame]:
         frames, n = self.frames, len(self.frames)
         for i in range(self.total):
-            image = frames[(self.offset + i) % n]
-            if self.pool is not None:
-                buffer = self.pool.take(image.shape, image.dtype)
-                np.copyto(buffer, image)
-                image = buffer
-            frame = Frame(image, source=self.name, index=i)
+            frame = Frame(frames[(self.offset + i) % n], source=self.name, index=i)
             self.yielded += 1  # counted before the yield: the pipeline has the frame even if it never asks again
             yield _entered(frame, self.recorder)
 
