@@ -13,7 +13,7 @@ for decoder in nvdec nvdec_raw; do
   echo "== GIL holders, $decoder"
   python3 benchmarks/device/stacks.py "$OUT/nvdec_gil_$decoder.txt" --top 30
 done
-$SPY record --native --threads --format raw --rate 200 --nonblocking -o "$OUT/nvdec_native.txt" -- \
+$SPY record --native --threads --format raw --rate 200 -o "$OUT/nvdec_native.txt" -- \
   python3 benchmarks/nvdec_decode.py --media "$V" --streams 16 --frames 600 --decoders nvdec \
   --no-gil-probe --json "$OUT/nvdec_native.json" 2>&1 | tail -4
 echo "== all samples with native frames, nvdec"

@@ -183,6 +183,25 @@ def test_the_budget_bounds_page_locked_frames_and_buffers_are_reused(
     assert frames.held == size + small.nbytes
 
 
+def test_a_spent_budget_after_reuse_refuses_instead_of_failing_the_source(
+    fake_pinned: type[FakePinned], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found on the GPU with 8 1080p streams: a size whose kept buffers had all been reused left an empty list
+    behind, and the next over-budget frame tried to free a buffer from it ("pop from empty list")."""
+    monkeypatch.setenv(staging.PINNED_FRAMES_ENV, "1")
+    frames = staging._PinnedFrames()
+    shape, dtype = (384, 384, 3), np.dtype(np.uint8)
+    a = frames.allocate(shape, dtype)
+    del a
+    gc.collect()
+    b = frames.allocate(shape, dtype)  # the kept buffer again
+    c = frames.allocate(shape, dtype)
+    assert b is not None
+    assert c is not None
+    assert frames.allocate(shape, dtype) is None  # over the budget, nothing kept to free: refused, no error
+    assert frames.held == 2 * b.nbytes
+
+
 def test_a_failed_page_lock_falls_back_to_copies(
     fake_pinned: type[FakePinned], monkeypatch: pytest.MonkeyPatch
 ) -> None:

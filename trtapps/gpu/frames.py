@@ -216,7 +216,8 @@ class _PinnedFrames:
         self.refused = False  # the budget (or cudaHostAlloc) refused a buffer once: logged once
 
     def allocate(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
-        """A page-locked array, or ``None`` when the budget is spent or ``cudaHostAlloc`` fails."""
+        """A page-locked array, or ``None`` when the budget is spent or ``cudaHostAlloc`` fails (the frame is then
+        staged through a copy thread; nothing here may fail a source)."""
         from trtapps.gpu.graphs import relax_capture_mode
         from trtapps.gpu.memory import pinned_array
 
@@ -224,15 +225,12 @@ class _PinnedFrames:
         budget = pinned_frames_budget()
         spare: list[Any] = []
         with self.lock:
-            kept = self._kept.get(nbytes)
-            buffer = kept.pop() if kept else None
+            buffer = self._take_kept(nbytes)
             if buffer is None:
                 while self.held + nbytes > budget and self._kept:  # free kept buffers of other sizes first
-                    size, buffers = next(iter(self._kept.items()))
-                    spare.append(buffers.pop())
+                    size = next(iter(self._kept))
+                    spare.append(self._take_kept(size))
                     self.held -= size
-                    if not buffers:
-                        del self._kept[size]
                 if self.held + nbytes > budget:
                     self._refuse(f"the {budget >> 20} MiB budget ({PINNED_FRAMES_ENV}) is spent")
                     return None
@@ -250,6 +248,16 @@ class _PinnedFrames:
                     buffer.free()
             self._refuse(f"cudaHostAlloc failed ({exc})")
             return None
+
+    def _take_kept(self, nbytes: int) -> Any:
+        """A kept buffer of *nbytes*, or ``None`` (call with the lock held); no size is left with an empty list."""
+        kept = self._kept.get(nbytes)
+        if not kept:
+            return None
+        buffer = kept.pop()
+        if not kept:
+            del self._kept[nbytes]
+        return buffer
 
     def _keep(self, buffer: Any) -> None:
         """A frame buffer nothing uses any more: kept for the next frame of its size."""

@@ -41,6 +41,7 @@ source is built, whose frames are kept and delivered first).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
@@ -692,16 +693,62 @@ class _DecodeSession:
         return out
 
     def close(self) -> None:
-        """Destroy the decoder and demuxer and release the primary context reference."""
-        self._packets = None
-        self._decoder = None
-        self._demuxer = None
+        """Retire the decoder and demuxer (:func:`retire_decoder`: not destroyed now) with the primary context
+        reference they need."""
+        decoder, demuxer, primary = self._decoder, self._demuxer, self._primary
+        self._packets = self._decoder = self._demuxer = self._primary = None
         self._pending.clear()
-        if self._primary is not None:
+        if decoder is not None or demuxer is not None or primary is not None:
+            retire_decoder(decoder, demuxer, primary)
+
+
+# ==============================================================================================================
+# retired decoders
+# ==============================================================================================================
+
+#: decoders kept alive after their file ended. Destroying a PyNvVideoCodec decoder holds the GIL for tens of
+#: milliseconds (the GIL profile of 16 NVDEC streams on the H100 spent 45 % of its samples there, session 7), which
+#: stalls every thread of the pipeline while other streams are still decoding; so a retired decoder is destroyed
+#: only when more than this many are kept (the oldest first), or when the process exits.
+RETIRED_DECODERS_MAX = 16
+_retired: deque[tuple[Any, Any, Any]] = deque()
+_retired_lock = threading.Lock()
+
+
+def retire_decoder(decoder: Any, demuxer: Any, primary: Any) -> None:
+    """Keep a finished decoder (and its demuxer, and the primary context handle retained for it) alive for later
+    destruction; destroys the oldest ones beyond :data:`RETIRED_DECODERS_MAX`."""
+    with _retired_lock:
+        _retired.append((decoder, demuxer, primary))
+        excess = [_retired.popleft() for _ in range(max(0, len(_retired) - RETIRED_DECODERS_MAX))]
+    _destroy(excess)
+
+
+def destroy_retired_decoders() -> int:
+    """Destroy every retired decoder now (at exit, or at a quiet moment of the caller's choosing); returns how
+    many there were."""
+    with _retired_lock:
+        entries = list(_retired)
+        _retired.clear()
+    count = len(entries)
+    _destroy(entries)
+    return count
+
+
+def _destroy(entries: list[tuple[Any, Any, Any]]) -> None:
+    """Destroy the decoders and demuxers of *entries* (the list holds their last references), then release the
+    primary context references retained for them."""
+    primaries = [primary for _, _, primary in entries if primary is not None]
+    while entries:
+        entries.pop(0)  # oldest first; the popped entry is dropped at once
+    for primary in primaries:
+        with contextlib.suppress(Exception):  # at exit the driver may be gone already
             from cuda.bindings import driver
 
-            driver.cuDevicePrimaryCtxRelease(self._primary)
-            self._primary = None
+            driver.cuDevicePrimaryCtxRelease(primary)
+
+
+atexit.register(destroy_retired_decoders)
 
 
 # ==============================================================================================================
