@@ -104,7 +104,7 @@ class FrameBufferPool:
         shape = tuple(int(n) for n in shape)
         dtype = np.dtype(dtype)
         if FREE_REFCOUNT is not None and self._buffers:
-            chosen = self._take_free(shape, dtype)
+            chosen = self._take_free(shape, dtype, FREE_REFCOUNT)
             if chosen is not None:
                 self.reused += 1
                 return chosen
@@ -116,32 +116,30 @@ class FrameBufferPool:
         self._buffers.append(array)
         return array
 
-
-    def _take_free(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
-        """A free pooled buffer of this format, searched from the one after the last handed out (frames come back
-        roughly in the order they went out, so the first one looked at is usually free); free buffers of another
-        format met on the way are dropped."""
+    def _take_free(self, shape: tuple[int, ...], dtype: np.dtype[Any], free_count: int) -> np.ndarray | None:
+        """A free pooled buffer of this format (reference count at most *free_count*), searched from the one after
+        the last handed out (frames come back roughly in the order they went out, so the first one looked at is
+        usually free); free buffers of another format met on the way are dropped."""
         buffers = self._buffers
         n = len(buffers)
-        chosen = -1
+        chosen: int | None = None
         stale: list[int] = []
         for k in range(n):
             i = (self._cursor + k) % n
-            if _refcount(buffers, i) > FREE_REFCOUNT:  # type: ignore[operator]  # checked by the caller
+            if _refcount(buffers, i) > free_count:
                 continue  # referenced somewhere: never touched
-            if buffers[i].shape != shape or buffers[i].dtype != dtype:
-                stale.append(i)
-                continue
-            chosen = i
-            break
-        found = buffers[chosen] if chosen >= 0 else None
-        if not stale:
-            self._cursor = chosen + 1 if found is not None else self._cursor
-            return found
-        gone = set(stale)
-        self._buffers = [b for j, b in enumerate(buffers) if j not in gone]
-        # the next search starts after the buffer handed out (found again by identity: dropping shifted indices)
-        self._cursor = next((j + 1 for j, b in enumerate(self._buffers) if b is found), 0)
+            if buffers[i].shape == shape and buffers[i].dtype == dtype:
+                chosen = i
+                break
+            stale.append(i)
+        found = buffers[chosen] if chosen is not None else None
+        if stale:
+            gone = set(stale)
+            self._buffers = [b for j, b in enumerate(buffers) if j not in gone]
+            if chosen is not None:  # dropping shifted the buffers after the stale ones down
+                chosen -= sum(1 for j in stale if j < chosen)
+        if chosen is not None:
+            self._cursor = chosen + 1
         return found
 
 
@@ -170,10 +168,9 @@ class FrameReader:
 
     Each read passes a free buffer of the last image's shape and dtype (``cap.read(buffer)``), which OpenCV decodes
     into in place; the first read goes by the size the capture announces, or, when it announces none, lets the
-    capture allocate. When the capture
-    returns another array instead (the stream changed resolution, or a capture that ignores the buffer), that
-    image is fine as it is and its format is asked for next time. One reader can serve captures one after
-    another (a looping file, a reconnected stream), keeping its buffers.
+    capture allocate. When the capture returns another array instead (the stream changed resolution, or a capture
+    that ignores the buffer), that image is fine as it is and its format is asked for next time. One reader can
+    serve captures one after another (a looping file, a reconnected stream), keeping its buffers.
 
     Attributes:
         pool: where the buffers live.

@@ -122,6 +122,20 @@ def test_the_pool_hands_out_the_buffer_after_the_last_one_and_skips_those_in_use
 
 
 @needs_refcounts
+def test_dropping_buffers_of_another_size_keeps_the_search_order() -> None:
+    pool = FrameBufferPool(max_buffers=3)
+    held = [pool.take((3,)), pool.take((5,)), pool.take((5,))]
+    ids = [id(b) for b in held]
+    del held
+    first = pool.take((5,))  # the (3,) buffer is free and of another size: dropped on the way to the first (5,)
+    assert id(first) == ids[1]
+    assert len(pool) == 2
+    del first
+    second = pool.take((5,))  # the search goes on after the one handed out, whose index moved down by one
+    assert id(second) == ids[2]
+
+
+@needs_refcounts
 def test_the_video_source_decodes_into_the_offered_buffers() -> None:
     offered: list[np.ndarray] = []
 

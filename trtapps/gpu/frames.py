@@ -148,8 +148,9 @@ class _DeviceSlot:
 
 
 class _CopyLane:
-    """One copy thread's state: its stream, how many copies it queued, its pinned buffers and the last release
-    event its stream waited for (consecutive frames usually come from slots released by the same batch)."""
+    """One copying thread's state (a copy thread's, or a reader's that queues direct DMAs): its stream, how many
+    copies it queued, its pinned buffers (copy threads only) and the last release event its stream waited for
+    (consecutive frames usually come from slots released by the same batch)."""
 
     def __init__(self) -> None:
         import cupy
@@ -276,15 +277,17 @@ _PINNED_FRAMES = _PinnedFrames()
 class DeviceFrameStager:
     """Copies frames to device memory as soon as they are read (see the module docstring).
 
-    The reader thread only takes a device slot (back-pressure) and queues the copy; a small pool of copy threads,
-    each with its own non-blocking stream, does the copies, so consecutive frames of one source cross in parallel
-    and a reader is never held up by a copy. Thread-safe: any number of reader threads stage at once.
+    The reader thread takes a device slot (back-pressure); a frame in page-locked memory it then queues as one
+    DMA on its own stream, any other frame goes to a small pool of copy threads, each with its own non-blocking
+    stream, so consecutive frames of one source cross in parallel and a reader is never held up by a host copy.
+    Thread-safe: any number of reader threads stage at once.
 
     Args:
         slots: frames that may be on the device at once (queued, batched, in flight, being finished).
         device: CUDA device ordinal.
         copy_threads: threads doing host→device copies (default: half the cores, 2 to 4; see COPY_THREADS_MAX).
-        mode: ``pinned`` or ``pageable`` (see :data:`STAGE_MODES`; default ``TRTAPPS_STAGE`` or ``pinned``).
+        mode: ``direct``, ``pinned`` or ``pageable`` (see :data:`STAGE_MODES`; default ``TRTAPPS_STAGE`` or
+            ``direct``).
     """
 
     SLOT_KEY = "_trtapps_device_slot"
@@ -303,7 +306,7 @@ class DeviceFrameStager:
         self.copy_threads = copy_threads or min(COPY_THREADS_MAX, max(2, (os.cpu_count() or 4) // 2))
         self._cond = threading.Condition()
         self._cancelled = False
-        self._local = threading.local()  # per copy thread: its lane (stream, pinned buffers, events)
+        self._local = threading.local()  # per copying thread (copy threads, readers' direct DMAs): its lane
         self._pool = ThreadPoolExecutor(self.copy_threads, thread_name_prefix="trtapps-stage")
         self._pinned: list[Any] = []  # every copy thread's pinned buffer, freed by close()
         self._pinned_lock = threading.Lock()
