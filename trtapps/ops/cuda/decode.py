@@ -103,7 +103,7 @@ def _prepare(out: Candidates | None, batch: int, capacity: int, width: int, stre
     return out
 
 
-def _params_arg(params: Any, batch: int, stream: Any) -> Any:
+def params_arg(params: Any, batch: int, stream: Any) -> Any:
     """Device ``(B, 6)`` float32 mapping parameters, or a null pointer."""
     if params is None:
         return np.uint64(0)
@@ -151,7 +151,7 @@ def _launch(
     """Launch decode kernel *name* (compiled for *head*'s dtype), one thread per row of each image: its own
     *args*, then the mapping parameters, ``clip`` and *result*'s buffers (the tail every decode kernel takes)."""
     batch = int(result.records.shape[0])
-    p_arg = _params_arg(params, batch, stream)
+    p_arg = params_arg(params, batch, stream)
     kernel = get_function(_SOURCES, name, _defines(head))
     tail = (p_arg, np.int32(bool(clip)), result.records, result.counts, np.int32(result.capacity))
     kernel(((rows + _BLOCK - 1) // _BLOCK, batch), (_BLOCK,), (*args, *tail), stream=stream)

@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 
 from trtapps.gpu.kernels import cupy_module, get_function
-from trtapps.gpu.memory import to_device
-from trtapps.ops.cuda.decode import Candidates
+from trtapps.ops.cuda.decode import Candidates, params_arg
 from trtapps.ops.decode import FACE_WIDTH, YOLO_ANCHOR_COL, YOLO_CLASS_COL, YOLO_WIDTH, records_to_detections
 from trtapps.ops.nms import MAX_WH
 from trtapps.structures import Detections
@@ -192,12 +191,7 @@ def nms_batched(
             out = CompactDetections(out.storage, out.kept, out.found, out.records, capacity)
         if batch == 0:
             return out
-        if params is None:
-            p_arg: Any = np.uint64(0)
-        else:
-            p_arg = to_device(params, stream, dtype=np.float32)
-            if p_arg.shape != (batch, 6):
-                raise ValueError(f"params must have shape ({batch}, 6), got {p_arg.shape}")
+        p_arg = params_arg(params, batch, stream)
 
         # 1. per-image order: slot of the r-th best candidate
         order = cupy.empty((batch, capacity), dtype=cupy.int32)
