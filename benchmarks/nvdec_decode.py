@@ -8,9 +8,11 @@ Run on the GPU machine (PyNvVideoCodec installed, the shared media under ``.gpud
 Each stream is one thread with its own decoder, reading its file (stream ``i`` reads ``--media[i % n]``) from the
 start again whenever it ends, until it has decoded ``--frames`` frames. Decoders:
 
-* ``nvdec``: :class:`trtapps.gpu.nvdec.NvdecSource`, i.e. what a pipeline gets: NVDEC's surface copied into a ring
-  buffer, ready on the device as an NV12 :class:`~trtapps.structures.Frame` (the frame is then dropped, so its
-  buffer is reused). A new pass opens a new demuxer + decoder, as a looping file source does.
+* ``nvdec``: :class:`trtapps.gpu.nvdec.NvdecSource` decoding in the reading thread (``worker="thread"``): NVDEC's
+  surface copied into a ring buffer, ready on the device as an NV12 :class:`~trtapps.structures.Frame` (the frame
+  is then dropped, so its buffer is reused). A new pass opens a new demuxer + decoder, as a looping file source
+  does. (The default, a decoding process per source, is measured by ``nvdec_pipeline.py``, which keeps its
+  start-up out of the timed window.)
 * ``nvdec_raw`` (``--raw``): PyNvVideoCodec's demuxer + decoder alone, surfaces not read (the figure
   ``../shared/device/README.md`` quotes: 2,819 fps for 8 streams of 1280×720 on the H100). Python calls
   ``Decode`` once per packet.
@@ -63,7 +65,7 @@ def _decode_nvdec(path: Path, frames: int, device: int) -> int:
 
     done = 0
     while done < frames:
-        source = NvdecSource(path, max_frames=frames - done, device=device)
+        source = NvdecSource(path, max_frames=frames - done, device=device, worker="thread")
         before = done
         for item in source:
             if getattr(item, "pixel_format", None) == "nv12":

@@ -2,16 +2,19 @@
 
 In one run, for each stream count N:
 
-* **decode only**: N NVDEC sources (the same source class the pipeline uses), frames left on the device;
+* **decode only**: N NVDEC sources (the same source class and ``decode_worker`` the pipeline uses) read on N
+  threads, frames dropped on arrival;
 * **engine only**: the runner alone at the pipeline's batch size, input already on the device (level (i));
 * **pipeline**: N ``video`` sources with ``decoder: nvdec`` through ``Pipeline.iter_results`` (NV12 frames read
   by the preprocessing kernel, inference, decode/NMS, results on the host);
 
-and prints the pipeline's aggregate fps over ``min(decode only, engine only)`` (target ≥ 0.90) and the host CPU
-time per frame (process CPU time over the measured window / frames; target ≤ 0.2 ms).
+for each ``source.decode_worker`` (``process``: one decoding process per stream; ``thread``: decoding in the
+source's reader thread), and prints the pipeline's aggregate fps over ``min(decode only, engine only)`` (target
+≥ 0.90), the host CPU time per frame of the pipeline's process (over the measured window; target ≤ 0.2 ms) and of
+the decoding processes, and how much device memory the run took beyond the warm-up (worker contexts included).
 
-The pipeline is timed from its first result to its last (decoder start-up and the first batch are excluded;
-the same is true of the decode-only figure, which skips an untimed warm-up pass).
+The pipeline is timed from its first batch of results to its last result; the decode-only figure from the moment
+every stream has delivered a frame to the last frame (start-up excluded from both).
 
 Usage (GPU machine): ``python benchmarks/nvdec_pipeline.py --model M.onnx --video clip.mp4 --json out.json``
 """
@@ -30,14 +33,21 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int) -> dict[str, Any]:
+def _free_device_memory() -> int:
+    import cupy
+
+    return int(cupy.cuda.runtime.memGetInfo()[0])
+
+
+def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, worker: str) -> dict[str, Any]:
     from trtapps.pipeline import Pipeline
 
-    source = {"type": "video", "path": video, "decoder": "nvdec", "max_frames": frames}
+    source = {"type": "video", "path": video, "decoder": "nvdec", "max_frames": frames, "decode_worker": worker}
     app = {"type": "yolo", "model": model, "batch_size": batch}
     with Pipeline.from_objects(app=app, source=[source] * streams, backend="onnxruntime_cuda") as pipe:
         # warm-up: every batch size the measured run can meet has been seen once (cuDNN picks algorithms per shape)
         list(pipe.iter_results(write=False, sources=pipe.build_sources()))
+        free_before = min_free = _free_device_memory()
         sources = pipe.build_sources()
         assert all(type(s).__name__ == "NvdecSource" for s in sources), "NVDEC was not used"
         count, first_t, first_cpu, first_n = 0, 0.0, 0.0, 0
@@ -47,11 +57,61 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int) 
             failed += result.error is not None
             if count == batch:  # the first batch is out: the steady window starts
                 first_t, first_cpu, first_n = time.perf_counter(), time.process_time(), count
+            if count % 256 == 0:
+                min_free = min(min_free, _free_device_memory())
         elapsed = time.perf_counter() - first_t
         cpu = time.process_time() - first_cpu
+        worker_cpu = sum(s.worker_cpu for s in sources)
+        for s in sources:
+            s.close()
     n = count - first_n
-    return {"streams": streams, "frames": count, "failed": failed, "fps": round(n / elapsed, 1),
-            "cpu_ms_per_frame": round(1000 * cpu / n, 4)}
+    return {"streams": streams, "decode_worker": worker, "frames": count, "failed": failed,
+            "fps": round(n / elapsed, 1), "cpu_ms_per_frame": round(1000 * cpu / n, 4),
+            "worker_cpu_ms_per_frame": round(1000 * worker_cpu / count, 4),
+            "device_memory_growth_mib": round((free_before - min_free) / 2**20, 1)}
+
+
+def decode_only_fps(video: str, streams: int, worker: str, probe_idle: float | None = None) -> dict[str, Any]:
+    """N NVDEC sources read to the end on N threads, frames dropped on arrival; timed from the moment every stream
+    has delivered its first frame (worker start-up excluded, as the pipeline's window excludes it) to the last
+    frame. With *probe_idle*, a GilProbe runs alongside and ``gil_left`` is its rate over the idle rate."""
+    import threading
+
+    from trtapps.gpu.nvdec import NvdecSource
+
+    for source in (NvdecSource(video, worker=worker, max_frames=8),):  # warm-up: CUDA, NVDEC, a worker's start
+        list(source)
+        source.close()
+    sources = [NvdecSource(video, worker=worker) for _ in range(streams)]
+    stamps: list[list[float]] = [[] for _ in range(streams)]
+
+    def read(i: int) -> None:
+        for frame in sources[i]:
+            stamps[i].append(time.perf_counter())
+            del frame
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(streams)]
+    probe = GilProbe() if probe_idle else None
+    cpu0 = time.process_time()
+    if probe is not None:
+        probe.__enter__()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if probe is not None:
+        probe.__exit__()
+    cpu = time.process_time() - cpu0
+    start = max(s[0] for s in stamps)
+    end = max(s[-1] for s in stamps)
+    n = sum(1 for s in stamps for t in s if t > start)
+    total = sum(len(s) for s in stamps)
+    worker_cpu = sum(s.worker_cpu for s in sources)
+    for source in sources:
+        source.close()
+    return {"fps": n / (end - start), "frames": total, "cpu_ms_per_frame": 1000 * cpu / total,
+            "worker_cpu_ms_per_frame": 1000 * worker_cpu / total,
+            "gil_left": probe.rate / probe_idle if probe is not None and probe_idle else None}
 
 
 class GilProbe:
@@ -109,6 +169,8 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--video", required=True, help="an H.264 file; every stream reads it")
     parser.add_argument("--streams", default="8,16")
+    parser.add_argument("--workers", default="process,thread",
+                        help="source.decode_worker values to measure (process: a decoding process per stream)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--frames", type=int, default=0, help="frames per stream (0: the whole file)")
     parser.add_argument("--json", type=Path)
@@ -117,8 +179,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
-
-    from nvdec_decode import measure_decode
 
     from trtapps.bench.core import versions
     from trtapps.gpu.device import gpu_info
@@ -129,27 +189,34 @@ def main() -> None:
     rows = []
     idle = idle_probe_rate()
     for n in (int(s) for s in args.streams.split(",")):
-        with GilProbe() as probe:
-            decode = measure_decode([args.video], streams=n, frames=per_stream, decoder="nvdec")
-        pipe = pipeline_fps(args.model, args.video, n, args.batch, per_stream)
-        bound = min(decode["fps"], engine)
-        rows.append({**pipe, "decode_only_fps": round(decode["fps"], 1), "engine_only_fps": round(engine, 1),
-                     "gil_left_while_decoding": round(probe.rate / idle, 3),
-                     "ratio": round(pipe["fps"] / bound, 3), "limited_by": "decode" if decode["fps"] < engine
-                     else "engine"})
+        for worker in args.workers.split(","):
+            decode = decode_only_fps(args.video, n, worker, probe_idle=idle)
+            pipe = pipeline_fps(args.model, args.video, n, args.batch, per_stream, worker)
+            bound = min(decode["fps"], engine)
+            rows.append({**pipe, "decode_only_fps": round(decode["fps"], 1), "engine_only_fps": round(engine, 1),
+                         "decode_only_cpu_ms_per_frame": round(decode["cpu_ms_per_frame"], 4),
+                         "decode_only_worker_cpu_ms_per_frame": round(decode["worker_cpu_ms_per_frame"], 4),
+                         "gil_left_while_decoding": round(decode["gil_left"], 3),
+                         "ratio": round(pipe["fps"] / bound, 3),
+                         "limited_by": "decode" if decode["fps"] < engine else "engine"})
+            print(rows[-1], flush=True)
     info = gpu_info(0)
     doc = {"benchmark": "nvdec_pipeline", "model": Path(args.model).name, "video": Path(args.video).name,
            "batch": args.batch, "frames_per_stream": per_stream, "device": info, "versions": versions(),
            "switch_interval_s": sys.getswitchinterval(), "rows": rows,
-           "targets": {"ratio": 0.90, "cpu_ms_per_frame": 0.2}}
+           "targets": {"ratio": 0.90, "cpu_ms_per_frame": 0.2},
+           "notes": "cpu_ms_per_frame: the pipeline's process over the timed window; worker_cpu_ms_per_frame: the "
+                    "decoding processes (decode_worker process) from their first picture to their end"}
     print(f"device: {info.get('name')} · {doc['model']} batch {args.batch} · {doc['video']} × N (NVDEC)")
-    print(f"{'N':>3} {'pipeline fps':>13} {'decode-only':>12} {'engine-only':>12} {'ratio':>6} {'CPU ms/frame':>13}")
+    print(f"{'N':>3} {'worker':>8} {'pipeline fps':>13} {'decode-only':>12} {'engine-only':>12} {'ratio':>6} "
+          f"{'CPU ms/frame':>13} {'+ workers':>10} {'GPU MiB':>8}")
     for r in rows:
-        print(f"{r['streams']:>3} {r['fps']:>13.1f} {r['decode_only_fps']:>12.1f} {r['engine_only_fps']:>12.1f} "
-              f"{r['ratio']:>6.3f} {r['cpu_ms_per_frame']:>13.4f}")
+        print(f"{r['streams']:>3} {r['decode_worker']:>8} {r['fps']:>13.1f} {r['decode_only_fps']:>12.1f} "
+              f"{r['engine_only_fps']:>12.1f} {r['ratio']:>6.3f} {r['cpu_ms_per_frame']:>13.4f} "
+              f"{r['worker_cpu_ms_per_frame']:>10.4f} {r['device_memory_growth_mib']:>8.1f}")
     for r in rows:
-        print(f"{r['streams']:>3} streams: a pure-Python thread kept {r['gil_left_while_decoding']:.0%} of its idle "
-              "loop rate while NVDEC decoded")
+        print(f"{r['streams']:>3} streams ({r['decode_worker']}): a pure-Python thread kept "
+              f"{r['gil_left_while_decoding']:.0%} of its idle loop rate while NVDEC decoded")
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2))
 

@@ -374,6 +374,11 @@ class VideoOptions(SourceOptions):
         "auto", description="opencv: FFmpeg on the CPU; nvdec: the GPU's video decoder (PyNvVideoCodec), frames "
         "stay on the GPU; auto: nvdec with a GPU backend when it can decode the file, else opencv (reason logged)."
     )
+    decode_worker: Literal["process", "thread"] = Field(
+        "process", description="Where NVDEC decodes: process, a worker process per video (its own Python GIL, so "
+        "many streams do not take turns on the pipeline's; frames cross through CUDA IPC, never the host; about a "
+        "second to start and one CUDA context each); thread, the thread that reads the source."
+    )
 
 
 class VideoWindow:
@@ -870,7 +875,8 @@ def _video(options: VideoOptions, context: RunContext) -> Source:
     if options.decoder != "opencv":
         from trtapps.gpu.nvdec import open_nvdec_source
 
-        gpu = open_nvdec_source(path, options.decoder, backend=context.backend, device=context.device, **common)
+        gpu = open_nvdec_source(path, options.decoder, backend=context.backend, device=context.device,
+                                worker=options.decode_worker, **common)
         if gpu is not None:
             return gpu
     return VideoSource(path, **common)

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 import trtapps.gpu.nvdec as nvdec
 from conftest import shared_path
+from nvdec_fakes import CpuSession, Packet, install_fake_nvdec, make_packets, tiny_clip  # tests/nvdec_fakes.py
 from trtapps.context import RunContext
 from trtapps.errors import BackendUnavailableError, InputError
 from trtapps.gpu.nvdec import NvdecUnavailable, enum_name, fourcc_text, nv12_layout, open_nvdec_source, surface_layout
@@ -378,17 +379,12 @@ def test_auto_falls_back_with_one_reason_and_nvdec_fails_in_one_line(
     assert "PyNvVideoCodec is not installed" in message
 
 
-def _tiny_clip(path: Path, frames: int = 5) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
-    for i in range(frames):
-        writer.write(np.full((48, 64, 3), (40 * i) % 256, np.uint8))
-    writer.release()
-    return path
+
 
 
 @pytest.mark.usefixtures("no_pynvvideocodec")
 def test_video_source_option_picks_the_decoder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    _tiny_clip(tmp_path / "clip.mp4")
+    tiny_clip(tmp_path / "clip.mp4")
     specs: list[Any] = []
     trtapps_register_sources(register=specs.append)
     video = next(s for s in specs if s.name == "video")
@@ -409,139 +405,10 @@ def test_video_source_option_picks_the_decoder(tmp_path: Path, caplog: pytest.Lo
 # -- the decoding loop, with a scripted PyNvVideoCodec and the CUDA calls stubbed -------------------------------------
 
 
-class _Packet:
-    def __init__(self, pts: int, key: bool = False, bsl: int = 100, fail: bool = False) -> None:
-        self.pts, self.key, self.bsl, self.fail = pts, int(key), bsl, fail
-
-
-class _Picture:
-    """A decoded picture: NV12 format, its packet's pts."""
-
-    def __init__(self, pts: int) -> None:
-        self.timestamp = pts
-        self.format = "Pixel_Format.NV12"
-
-
-class _Decoder:
-    """Returns pictures in pts order with a two-picture reordering delay, everything left on a flush packet.
-
-    ``stamp`` maps a packet's pts to the timestamp its picture carries (the identity, as PyNvVideoCodec does)."""
-
-    def __init__(self, stamp: Any = None) -> None:
-        self.held: list[int] = []
-        self.flushes = 0
-        self.stamp = stamp or (lambda pts: pts)
-
-    def Decode(self, packet: _Packet) -> list[_Picture]:
-        if packet.bsl == 0:
-            self.flushes += 1
-            out, self.held = sorted(self.held), []
-            return [_Picture(self.stamp(p)) for p in out]
-        if packet.fail:
-            raise RuntimeError("PyNvVCExceptionDecode: bad slice")
-        self.held.append(packet.pts)
-        if len(self.held) <= 2:
-            return []
-        self.held.sort()
-        return [_Picture(self.stamp(self.held.pop(0)))]
-
-
-class _Demuxer:
-    def __init__(self, packets: list[_Packet], codec: str, bit_depth: int, eos_packet: bool) -> None:
-        self.packets, self.codec, self.bit_depth, self.eos_packet = packets, codec, bit_depth, eos_packet
-
-    def GetNvCodecId(self) -> str:
-        return f"cudaVideoCodec.{self.codec}"
-
-    def BitDepth(self) -> int:
-        return self.bit_depth
-
-    def ChromaFormat(self) -> str:
-        return "cudaVideoChromaFormat.YUV420"
-
-    def __iter__(self) -> Any:
-        yield from self.packets
-        if self.eos_packet:
-            yield _Packet(-1, bsl=0)
-
-
-class _FakeNvc:
-    """The part of the PyNvVideoCodec module the source uses."""
-
-    def __init__(self, packets: list[_Packet], codec: str = "H264", bit_depth: int = 8, eos_packet: bool = False,
-                 stamp: Any = None):
-        self.packets, self.codec, self.bit_depth, self.eos_packet = packets, codec, bit_depth, eos_packet
-        self.stamp = stamp
-        self.decoders: list[_Decoder] = []
-
-    def CreateDemuxer(self, filename: str) -> _Demuxer:
-        return _Demuxer(self.packets, self.codec, self.bit_depth, self.eos_packet)
-
-    def CreateDecoder(self, **kwargs: Any) -> _Decoder:
-        assert kwargs["usedevicememory"] is True
-        self.decoders.append(_Decoder(self.stamp))
-        return self.decoders[-1]
-
-    @staticmethod
-    def PacketData() -> _Packet:
-        return _Packet(-1, bsl=0)
-
-
-class _Stream:
-    ptr = 1234
-
-    def __enter__(self) -> _Stream:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        return None
-
-
-class _CpuSession(nvdec._DecodeSession):
-    """The decoding loop as it is, with the GPU calls replaced: a "copy" is a tiny NV12 array holding the pts."""
-
-    copies = 0
-
-    def _cuda_setup(self) -> None:
-        self.stream = _Stream()
-
-    def _on_device(self) -> Any:
-        import contextlib
-
-        return contextlib.nullcontext()
-
-    def _wait(self) -> None:
-        return None
-
-    def _retain_primary_context(self) -> int:
-        return 0
-
-    def _copy(self, surface: Any) -> np.ndarray:
-        _CpuSession.copies += 1
-        return np.full((6, 4), surface.timestamp % 256, np.uint8)
-
-
-def _packets(n: int, *, fail: tuple[int, ...] = (), keys: tuple[int, ...] = (0,)) -> list[_Packet]:
-    return [_Packet(pts=i, key=i in keys, fail=i in fail) for i in range(n)]
-
-
 @pytest.fixture
 def fake_nvdec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     """Install a scripted PyNvVideoCodec; returns ``make(packets, **nvc) -> (clip path, fake module)``."""
-    monkeypatch.setattr(nvdec, "check_device", lambda device: None)
-    monkeypatch.setattr(nvdec, "_DecodeSession", _CpuSession)
-    monkeypatch.setattr(nvdec, "mp4_presentation_end", lambda path: None)
-    _CpuSession.copies = 0
-
-    def make(packets: list[_Packet], frames_in_header: int = 0, **kwargs: Any) -> tuple[Path, _FakeNvc]:
-        fake = _FakeNvc(packets, **kwargs)
-        monkeypatch.setattr(nvdec, "import_pynvvideocodec", lambda: fake)
-        clip = _tiny_clip(tmp_path / "clip.mp4", frames_in_header) if frames_in_header else tmp_path / "clip.bin"
-        if not frames_in_header:
-            clip.write_bytes(b"\0" * 64)
-        return clip, fake
-
-    return make
+    return install_fake_nvdec(monkeypatch, tmp_path)
 
 
 def _pts_of(frame: Any) -> int:
@@ -549,7 +416,7 @@ def _pts_of(frame: Any) -> int:
 
 
 def test_nvdec_source_delivers_every_picture_in_display_order(fake_nvdec: Any) -> None:
-    clip, fake = fake_nvdec(_packets(10), frames_in_header=10)
+    clip, fake = fake_nvdec(make_packets(10), frames_in_header=10)
     source = nvdec.NvdecSource(clip, device=0)
     assert len(source) == 10
     frames = list(source)
@@ -566,7 +433,7 @@ def test_nvdec_source_delivers_every_picture_in_display_order(fake_nvdec: Any) -
 
 
 def test_nvdec_source_leaves_the_flush_to_the_demuxers_end_packet(fake_nvdec: Any) -> None:
-    clip, fake = fake_nvdec(_packets(6), eos_packet=True)
+    clip, fake = fake_nvdec(make_packets(6), eos_packet=True)
     assert [f.index for f in nvdec.NvdecSource(clip)] == list(range(6))
     assert fake.decoders[0].flushes == 1
 
@@ -574,7 +441,7 @@ def test_nvdec_source_leaves_the_flush_to_the_demuxers_end_packet(fake_nvdec: An
 def test_pictures_outside_the_presentation_are_no_frames(fake_nvdec: Any, monkeypatch: pytest.MonkeyPatch,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     # like face_tracker.mp4: a picture before the first keyframe, one past the edit list's end
-    packets = _packets(12, keys=(1, 7))
+    packets = make_packets(12, keys=(1, 7))
     clip, _ = fake_nvdec(packets)
     monkeypatch.setattr(nvdec, "mp4_presentation_end", lambda path: 11)
     caplog.set_level(logging.INFO)
@@ -591,7 +458,7 @@ def test_pictures_outside_the_presentation_are_no_frames(fake_nvdec: Any, monkey
 def test_pictures_without_their_packets_timestamps_are_all_presented(
     fake_nvdec: Any, monkeypatch: pytest.MonkeyPatch, stamp: Any
 ) -> None:
-    clip, _ = fake_nvdec(_packets(12, keys=(1, 7)), stamp=stamp)
+    clip, _ = fake_nvdec(make_packets(12, keys=(1, 7)), stamp=stamp)
     monkeypatch.setattr(nvdec, "mp4_presentation_end", lambda path: 11)
     assert [f.index for f in nvdec.NvdecSource(clip)] == list(range(12))
 
@@ -599,13 +466,13 @@ def test_pictures_without_their_packets_timestamps_are_all_presented(
 def test_only_pictures_decoded_before_the_first_keyframe_are_leading(fake_nvdec: Any) -> None:
     # pts 3 is decoded before the keyframe (pts 2) but shown after it; pts 0 and 1 are shown before the keyframe
     # but decoded after it (they can reference it): nothing is undecodable, every picture is a frame
-    packets = [_Packet(3), _Packet(2, key=True), _Packet(0), _Packet(1), *[_Packet(p) for p in range(4, 8)]]
+    packets = [Packet(3), Packet(2, key=True), Packet(0), Packet(1), *[Packet(p) for p in range(4, 8)]]
     clip, _ = fake_nvdec(packets)
     assert [_pts_of(f) for f in nvdec.NvdecSource(clip)] == [0, 1, 2, 3, 4, 5, 6, 7]
 
 
 def test_undecodable_packets_become_failures_at_their_index(fake_nvdec: Any) -> None:
-    clip, _ = fake_nvdec(_packets(10, fail=(4,)))
+    clip, _ = fake_nvdec(make_packets(10, fail=(4,)))
     items = list(nvdec.NvdecSource(clip))
     assert [i.index for i in items] == list(range(10))
     failures = [i for i in items if isinstance(i, FrameFailure)]
@@ -620,7 +487,7 @@ def test_undecodable_packets_become_failures_at_their_index(fake_nvdec: Any) -> 
 def test_a_broken_stretch_longer_than_max_bad_frames_ends_the_video(
     fake_nvdec: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clip, _ = fake_nvdec(_packets(20, fail=tuple(range(5, 20))), frames_in_header=20)
+    clip, _ = fake_nvdec(make_packets(20, fail=tuple(range(5, 20))), frames_in_header=20)
     source = nvdec.NvdecSource(clip, max_bad_frames=3)
     items = list(source)
     assert [i.index for i in items] == list(range(len(items)))
@@ -630,12 +497,12 @@ def test_a_broken_stretch_longer_than_max_bad_frames_ends_the_video(
 
 
 def test_start_stride_and_max_frames_like_the_opencv_source(fake_nvdec: Any) -> None:
-    clip, _ = fake_nvdec(_packets(12), frames_in_header=12)
+    clip, _ = fake_nvdec(make_packets(12), frames_in_header=12)
     source = nvdec.NvdecSource(clip, start_frame=2, stride=3, max_frames=3)
     assert len(source) == 3
     frames = list(source)
     assert [f.index for f in frames] == [2, 5, 8]
-    assert _CpuSession.copies <= 5  # only wanted pictures are copied (the probe copies none it does not keep)
+    assert CpuSession.copies <= 5  # only wanted pictures are copied (the probe copies none it does not keep)
     with pytest.raises(InputError, match="start_frame 12 is past the end"):
         nvdec.NvdecSource(clip, start_frame=12)
 
@@ -643,14 +510,14 @@ def test_start_stride_and_max_frames_like_the_opencv_source(fake_nvdec: Any) -> 
 @pytest.mark.parametrize(
     ("kwargs", "packets", "reason"),
     [
-        ({"codec": "NumCodecs"}, _packets(3), "not one NVDEC decodes (demuxer codec id NumCodecs)"),
-        ({"bit_depth": 10}, _packets(3), "10-bit"),
-        ({}, _packets(3, fail=(0,)), "NVDEC failed on the first H264 packets"),
+        ({"codec": "NumCodecs"}, make_packets(3), "not one NVDEC decodes (demuxer codec id NumCodecs)"),
+        ({"bit_depth": 10}, make_packets(3), "10-bit"),
+        ({}, make_packets(3, fail=(0,)), "NVDEC failed on the first H264 packets"),
         ({}, [], "decoded no H264 picture"),
     ],
 )
 def test_auto_falls_back_when_nvdec_cannot_decode_the_file(
-    fake_nvdec: Any, caplog: pytest.LogCaptureFixture, kwargs: dict[str, Any], packets: list[_Packet], reason: str
+    fake_nvdec: Any, caplog: pytest.LogCaptureFixture, kwargs: dict[str, Any], packets: list[Packet], reason: str
 ) -> None:
     clip, _ = fake_nvdec(packets, **kwargs)
     caplog.set_level(logging.INFO)
@@ -663,7 +530,7 @@ def test_auto_falls_back_when_nvdec_cannot_decode_the_file(
 
 
 def test_nvdec_is_chosen_on_a_gpu_backend(fake_nvdec: Any) -> None:
-    clip, _ = fake_nvdec(_packets(4))
+    clip, _ = fake_nvdec(make_packets(4))
     source = open_nvdec_source(clip, "auto", backend="onnxruntime_cuda", max_frames=2)
     assert isinstance(source, nvdec.NvdecSource)
     assert [f.index for f in source] == [0, 1]

@@ -50,7 +50,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 
@@ -367,6 +367,13 @@ class _Lease:
             self.ring._release(self.key, self.buffer)
 
 
+class FrameRing(Protocol):
+    """Where the decoding loop copies each picture: :class:`DeviceFrameRing` in this process,
+    :class:`~trtapps.gpu.nvdec_worker.SlabRing` in a worker process."""
+
+    def acquire(self, height: int, width: int) -> Any: ...
+
+
 class DeviceFrameRing:
     """Device buffers of decoded NV12 frames, reused once a frame is no longer referenced.
 
@@ -440,7 +447,7 @@ class _DecodeSession:
         nvc: Any,
         path: Path,
         device: int,
-        ring: DeviceFrameRing,
+        ring: FrameRing,
         wanted: Callable[[int], bool],
         max_bad_frames: int,
         log: logging.Logger,
@@ -692,14 +699,17 @@ class _DecodeSession:
         runtime.memcpy2DAsync(dst + h * w, w, layout.chroma, layout.chroma_pitch, w, h // 2, kind, stream)
         return out
 
-    def close(self) -> None:
+    def close(self, *, destroy: bool = False) -> None:
         """Retire the decoder and demuxer (:func:`retire_decoder`: not destroyed now) with the primary context
-        reference they need."""
+        reference they need; with *destroy*, destroy them now (when no other stream is decoding yet)."""
         decoder, demuxer, primary = self._decoder, self._demuxer, self._primary
         self._packets = self._decoder = self._demuxer = self._primary = None
         self._pending.clear()
         if decoder is not None or demuxer is not None or primary is not None:
-            retire_decoder(decoder, demuxer, primary)
+            if destroy:
+                _destroy([(decoder, demuxer, primary)])
+            else:
+                retire_decoder(decoder, demuxer, primary)
 
 
 # ==============================================================================================================
@@ -756,12 +766,25 @@ atexit.register(destroy_retired_decoders)
 # ==============================================================================================================
 
 
+#: where a source's decoder runs: ``process``, a worker process of its own (:mod:`trtapps.gpu.nvdec_worker`; its
+#: own GIL), or ``thread``, the thread that iterates the source
+WORKERS = ("process", "thread")
+#: the default of :class:`NvdecSource`'s ``worker`` (and of ``source.decode_worker``)
+DEFAULT_WORKER = "process"
+
+
 class NvdecSource(VideoWindow):
     """Frames of a video file decoded by NVDEC into device memory, as NV12 :class:`Frame` objects.
 
     Same options and frame numbering as :class:`~trtapps.sources.VideoSource` (``Frame.index`` is the frame's
     index in the file; ``timestamp`` is ``index / fps``). See the module docstring for surface lifetime,
     failures and the end of truncated files.
+
+    The file is first probed in this process (a trial decode that proves NVDEC handles it; see
+    :func:`open_nvdec_source`). With ``worker="process"`` the probe's decoder is then destroyed and a worker
+    process is started at once (so the workers of many sources start together), which decodes the file again
+    from the start for the iteration (:mod:`trtapps.gpu.nvdec_worker`); each later iteration starts a new worker.
+    With ``worker="thread"`` the iterating thread decodes, beginning with the probe's pictures.
 
     Args:
         path: the video file.
@@ -772,6 +795,7 @@ class NvdecSource(VideoWindow):
         source_id: position of this source in a multi-source pipeline.
         device: CUDA device ordinal (the pipeline's).
         log: where warnings go.
+        worker: ``"process"`` or ``"thread"`` (:data:`WORKERS`); ``None``: :data:`DEFAULT_WORKER`.
 
     Raises:
         NvdecUnavailable: NVDEC cannot decode this file here (the message says why, in one line).
@@ -789,10 +813,17 @@ class NvdecSource(VideoWindow):
         source_id: int = 0,
         device: int = 0,
         log: logging.Logger | None = None,
+        worker: str | None = None,
     ) -> None:
         self._init_window(path, start_frame=start_frame, stride=stride, max_frames=max_frames,
                           max_bad_frames=max_bad_frames, source_id=source_id, log=log or logger)
         self.device = device
+        self.worker = worker or DEFAULT_WORKER
+        if self.worker not in WORKERS:
+            raise ValueError(f"worker must be one of {WORKERS}, got {worker!r}")
+        #: CPU seconds the worker processes spent decoding (from their first picture to the end of the file)
+        self.worker_cpu = 0.0
+        self._workers: list[Any] = []  # the worker sessions started, until their processes have exited
         if not self.path.is_file():
             raise InputError(f"{self.path}: video file not found; check source.path")
         self._nvc = import_pynvvideocodec()
@@ -803,21 +834,45 @@ class NvdecSource(VideoWindow):
             raise past_end
         self.ring = DeviceFrameRing(device)
         self._presentation_end = mp4_presentation_end(self.path)
-        self._session: _DecodeSession | None = self._open()
+        probe = self._open_here()
         try:
-            self._session.prime(PROBE_PACKETS)
+            probe.prime(PROBE_PACKETS)
         except NvdecUnavailable as exc:
-            self._session.close()
+            probe.close()
             raise NvdecUnavailable(f"{exc} (FourCC {self.fourcc})") from None
-        self.codec = self._session.codec
-        self.log.info("%s: decoding %s on GPU %d with NVDEC", self.name, self.codec, device)
+        self.codec = probe.codec
+        self._session: Any = probe
+        if self.worker == "process":
+            probe.close(destroy=True)  # no other stream decodes yet: destroying it now stalls nobody
+            self._session = self._open_worker()
+        self.log.info("%s: decoding %s on GPU %d with NVDEC (%s)", self.name, self.codec, device,
+                      "in a worker process" if self.worker == "process" else "in the reading thread")
 
-    def _open(self) -> _DecodeSession:
+    def _open(self) -> Any:
+        return self._open_worker() if self.worker == "process" else self._open_here()
+
+    def _open_here(self) -> _DecodeSession:
         try:
             return _DecodeSession(self._nvc, self.path, self.device, self.ring, self._wanted, self.max_bad_frames,
                                   self.log, self._presentation_end)
         except NvdecUnavailable as exc:
             raise NvdecUnavailable(f"{exc} (FourCC {self.fourcc})") from None
+
+    def _open_worker(self) -> Any:
+        from trtapps.gpu import nvdec_worker
+
+        last = None if self.max_frames is None else self.start_frame + self.stride * (self.max_frames - 1)
+        job = {"path": str(self.path), "device": self.device, "start_frame": self.start_frame, "stride": self.stride,
+               "last_index": last, "max_bad_frames": self.max_bad_frames, "presentation_end": self._presentation_end}
+        session = nvdec_worker.WorkerSession(job, self.log, self.name)
+        self._workers = [w for w in self._workers if w.running()] + [session]
+        return session
+
+    def workers_alive(self) -> int:
+        """Worker processes of this source still running (a worker exits once its video is done and every frame
+        it delivered is gone)."""
+        self._workers = [w for w in self._workers if w.running()]
+        return len(self._workers)
 
     def __iter__(self) -> Iterator[Frame | FrameFailure]:
         session = self._session if self._session is not None else self._open()
@@ -857,6 +912,7 @@ class NvdecSource(VideoWindow):
             if session.skipped:
                 self.log.info("%s: %d decoded pictures lie outside the presentation (before the first keyframe or "
                               "past the edit list) and were skipped, as FFmpeg does", self.name, session.skipped)
+            self.worker_cpu += float(getattr(session, "worker_cpu", 0.0))
             session.close()
 
     def close(self) -> None:
@@ -864,6 +920,8 @@ class NvdecSource(VideoWindow):
             self._session.close()
             self._session = None
         self.ring.close()
+        for worker in self._workers:
+            worker.reap()
 
 
 def _header(path: Path) -> tuple[int, float | None, str]:
@@ -905,7 +963,7 @@ def open_nvdec_source(
         device: the pipeline's CUDA device.
         log: where the one fallback reason is logged.
         options: :class:`NvdecSource` keywords (``start_frame``, ``stride``, ``max_frames``, ``max_bad_frames``,
-            ``source_id``).
+            ``source_id``, ``worker``).
 
     Raises:
         BackendUnavailableError: ``decoder == "nvdec"`` and NVDEC cannot decode the file here.

@@ -1,0 +1,295 @@
+"""NVDEC decoding in a worker process (:mod:`trtapps.gpu.nvdec_worker`), without a GPU.
+
+The worker's loop and the pipeline's end talk over a real socket pair with the real protocol; only the CUDA calls
+are replaced: slabs are host arrays registered under a fake IPC handle, and the worker runs in a thread with the
+scripted PyNvVideoCodec of ``tests/nvdec_fakes.py``. Checked: every picture arrives in display order with its
+pixels, failures in place; a slot is reused only after the pipeline's process released it (frames kept alive keep
+their pixels); the worker stays at most ``AHEAD`` frames ahead of a consumer that does not read; an early stop
+(``max_frames``), a failing worker and a dead worker end the video with one logged line; after the source is
+closed and its last frame dropped, the slabs are unmapped, ``bye`` is sent and the worker frees everything and
+exits. One test starts the real ``python -m trtapps.gpu.nvdec_worker`` subprocess: without PyNvVideoCodec it
+reports that in one line and exits cleanly. The GPU test (tests/gpu/test_nvdec.py) runs real NVDEC workers.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import socket
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import trtapps.gpu.nvdec as nvdec
+import trtapps.gpu.nvdec_worker as nw
+from nvdec_fakes import CpuSession, install_fake_nvdec, make_packets  # tests/nvdec_fakes.py
+from trtapps.stages import FrameFailure
+
+#: host stand-ins for device memory shared through CUDA IPC: base address → buffer, handle → base address
+_BUFFERS: dict[int, np.ndarray] = {}
+_HANDLES: dict[bytes, int] = {}
+_UNMAPPED: list[int] = []
+
+
+class HostSlabRing(nw.SlabRing):
+    def _allocate(self, nbytes: int) -> tuple[int, bytes]:
+        buffer = np.full(nbytes, 255, np.uint8)
+        pointer = int(buffer.ctypes.data)
+        _BUFFERS[pointer] = buffer
+        handle = f"slab@{pointer}".encode()
+        _HANDLES[handle] = pointer
+        return pointer, handle
+
+    def _view(self, pointer: int, height: int, width: int) -> Any:
+        return _host_view(pointer, (height, width))
+
+    def _free_memory(self, pointer: int) -> None:
+        del _BUFFERS[pointer]
+
+    def _on_device(self) -> Any:
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def locate(self, image: Any) -> tuple[int, int]:
+        return self._where[int(image.__array_interface__["data"][0])]
+
+
+def _host_view(address: int, shape: tuple[int, int]) -> np.ndarray:
+    height, width = shape
+    for base, buffer in _BUFFERS.items():
+        if base <= address < base + buffer.size:
+            offset = address - base
+            return buffer[offset : offset + height * 3 // 2 * width].reshape(height * 3 // 2, width)
+    raise AssertionError(f"no slab holds address {address:#x}")
+
+
+class Leased(np.ndarray):
+    """A host view that keeps its lease alive (as the CuPy array's memory owner does on the GPU)."""
+
+    lease: Any = None
+
+
+class HostWorkerSession(nw.WorkerSession):
+    def _open(self, handle: bytes) -> int:
+        return _HANDLES[handle]
+
+    def _unmap(self, pointer: int) -> None:
+        _UNMAPPED.append(pointer)
+
+    def _array(self, pointer: int, shape: tuple[int, int], owner: Any) -> Any:
+        view = _host_view(pointer, shape).view(Leased)
+        view.lease = owner
+        return view
+
+
+class WorkerCpuSession(CpuSession):
+    """The decoding loop with its "copy" written into the worker's ring (every pixel = the picture's pts)."""
+
+    def _copy(self, surface: Any) -> Any:
+        out = self.ring.acquire(4, 4)
+        out[...] = surface.timestamp % 256
+        return out
+
+
+class ThreadWorker:
+    """The worker "process": :func:`run_worker` on a thread, with the scripted PyNvVideoCodec."""
+
+    def __init__(self, nvc: Any, session_type: type = WorkerCpuSession) -> None:
+        self.nvc, self.session_type = nvc, session_type
+        self.thread: threading.Thread | None = None
+        self.ring: HostSlabRing | None = None
+
+    def _ring(self, device: int, announce: Any) -> HostSlabRing:
+        self.ring = HostSlabRing(device, announce)
+        return self.ring
+
+    def launch(self, device: int) -> tuple[Connection, Any]:
+        ours, theirs = socket.socketpair()
+        self.thread = threading.Thread(
+            target=nw.run_worker, args=(Connection(theirs.detach()),),
+            kwargs={"nvc": self.nvc, "session_type": self.session_type, "ring_type": self._ring}, daemon=True)
+        self.thread.start()
+        return Connection(ours.detach()), self
+
+    def poll(self) -> int | None:
+        return None if self.thread is not None and self.thread.is_alive() else 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self.thread is not None
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the worker did not exit"
+        return 0
+
+
+@pytest.fixture
+def worker_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """``make(packets, session_type=…, **nvc) -> (clip, ThreadWorker)``; NvdecSource(worker="process") then
+    decodes in the thread worker."""
+    make_fake = install_fake_nvdec(monkeypatch, tmp_path)
+    _BUFFERS.clear()
+    _HANDLES.clear()
+    _UNMAPPED.clear()
+
+    def make(packets: list[Any], session_type: type = WorkerCpuSession, **kwargs: Any) -> tuple[Path, ThreadWorker]:
+        clip, fake = make_fake(packets, **kwargs)
+        worker = ThreadWorker(fake, session_type)
+        monkeypatch.setattr(nw, "WorkerSession", lambda job, log, name: HostWorkerSession(job, log, name,
+                                                                                          launch=worker.launch))
+        return clip, worker
+
+    return make
+
+
+def _pixel(frame: Any) -> int:
+    return int(frame.image[0, 0])
+
+
+def _records(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if text in r.getMessage()]
+
+
+def test_every_picture_arrives_in_order_and_the_worker_frees_everything_at_the_end(worker_env: Any) -> None:
+    clip, worker = worker_env(make_packets(40), frames_in_header=40)
+    source = nvdec.NvdecSource(clip, worker="process")
+    frames = list(source)
+    assert [f.index for f in frames] == list(range(40))
+    assert [_pixel(f) for f in frames] == list(range(40))
+    assert all(f.pixel_format == "nv12" and (f.height, f.width) == (4, 4) for f in frames)
+    assert source.undelivered == 0
+    # 40 frames alive at once: the worker had to allocate 5 slabs of 8; none is unmapped while frames live
+    assert len(_BUFFERS) == 40 // nw.SLOTS_PER_SLAB
+    assert _UNMAPPED == []
+    del frames
+    gc.collect()
+    worker.wait(5)  # the last frame went: slabs unmapped, bye sent, the worker freed its slabs and ended
+    assert sorted(_UNMAPPED) == sorted(_HANDLES.values())
+    assert _BUFFERS == {}
+    source.close()
+
+
+def test_slots_are_reused_only_after_release_and_kept_frames_keep_their_pixels(worker_env: Any) -> None:
+    clip, worker = worker_env(make_packets(120))
+    kept = []
+    for frame in nvdec.NvdecSource(clip, worker="process"):
+        if frame.index % 30 == 0:
+            kept.append(frame)
+        del frame
+    assert [_pixel(f) for f in kept] == [0, 30, 60, 90]  # not overwritten by the 100+ frames decoded later
+    # frames dropped as they came gave their slots back: far fewer slabs than frames
+    slabs = len(_BUFFERS)
+    assert slabs <= (nw.AHEAD + len(kept) + 8) // nw.SLOTS_PER_SLAB + 1, slabs
+    del kept
+    gc.collect()
+    worker.wait(5)
+
+
+def test_the_worker_stays_at_most_ahead_frames_in_front_of_a_slow_reader(worker_env: Any) -> None:
+    clip, worker = worker_env(make_packets(200))
+    source = nvdec.NvdecSource(clip, worker="process")
+    items = iter(source)
+    first = next(items)  # the worker is running; now the reader stops reading
+    time.sleep(0.3)
+    assert worker.ring is not None
+    # frames sent but not received ≤ AHEAD, plus the one received; the decoder's reordering delay holds 1-2 more
+    assert nw.AHEAD <= worker.ring.in_use <= nw.AHEAD + 1 + 3, worker.ring.in_use
+    rest = list(items)
+    assert [f.index for f in [first, *rest]] == list(range(200))
+    del first, rest
+    gc.collect()
+    worker.wait(5)
+
+
+def test_max_frames_stops_the_worker_early(worker_env: Any) -> None:
+    clip, worker = worker_env(make_packets(100), frames_in_header=100)
+    source = nvdec.NvdecSource(clip, worker="process", start_frame=2, stride=3, max_frames=4)
+    assert [f.index for f in source] == [2, 5, 8, 11]
+    gc.collect()
+    worker.wait(5)
+    source.close()
+
+
+def test_undecodable_packets_and_forwarded_warnings(worker_env: Any, caplog: pytest.LogCaptureFixture) -> None:
+    clip, worker = worker_env(make_packets(20, fail=tuple(range(5, 20))), frames_in_header=20)
+    caplog.set_level(logging.INFO)
+    source = nvdec.NvdecSource(clip, worker="process", max_bad_frames=3)
+    items = list(source)
+    assert [i.index for i in items] == list(range(len(items)))
+    failures = [i for i in items if isinstance(i, FrameFailure)]
+    assert len(failures) == 4
+    assert all("could not be decoded by NVDEC" in f.error for f in failures)
+    # logged in the worker, logged again here by the source's logger
+    assert len([r for r in _records(caplog, "4 packets in a row failed") if r.name == "trtapps.gpu.nvdec"]) == 1
+    assert source.undelivered == 20 - len(items)
+    del items, failures
+    gc.collect()
+    worker.wait(5)
+
+
+class _FailingSession(WorkerCpuSession):
+    def _copy(self, surface: Any) -> Any:
+        if surface.timestamp == 7:
+            raise MemoryError("out of device memory")
+        return super()._copy(surface)
+
+
+def test_a_failing_worker_ends_the_video_with_one_line(worker_env: Any, caplog: pytest.LogCaptureFixture) -> None:
+    clip, worker = worker_env(make_packets(20), session_type=_FailingSession, frames_in_header=20)
+    caplog.set_level(logging.INFO)
+    source = nvdec.NvdecSource(clip, worker="process")
+    frames = list(source)
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert len(frames) < 20
+    errors = _records(caplog, "the NVDEC worker process failed")
+    assert len(errors) == 1
+    assert "MemoryError: out of device memory" in errors[0].getMessage()
+    assert "\n" not in errors[0].getMessage()
+    assert source.undelivered == 20 - len(frames)
+    del frames
+    gc.collect()
+    worker.wait(5)
+
+
+def test_a_dead_worker_ends_the_video_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    def launch(device: int) -> tuple[Connection, Any]:
+        ours, theirs = socket.socketpair()
+
+        def die() -> None:  # reads the job, sends one unrelated log line and dies without a word
+            conn = Connection(theirs.detach())
+            conn.recv()
+            conn.send(("log", logging.WARNING, "about to vanish"))
+            conn.close()
+
+        threading.Thread(target=die, daemon=True).start()
+        return Connection(ours.detach()), None
+
+    caplog.set_level(logging.INFO)
+    session = HostWorkerSession({"device": 0}, logging.getLogger("test"), "clip.mp4", launch=launch)
+    assert list(session.events()) == []
+    assert len(_records(caplog, "about to vanish")) == 1
+    errors = _records(caplog, "the NVDEC worker process ended unexpectedly")
+    assert len(errors) == 1
+    assert "decode_worker: thread" in errors[0].getMessage()
+    session.close()
+
+
+def test_the_real_worker_subprocess_reports_its_failure_in_one_line_and_exits(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    # the real `python -m trtapps.gpu.nvdec_worker` and socket protocol; the job fails (no PyNvVideoCodec here,
+    # and the file does not exist anyway), which the worker reports before it exits cleanly
+    caplog.set_level(logging.INFO)
+    job = {"path": str(tmp_path / "absent.mp4"), "device": 0, "start_frame": 0, "stride": 1, "last_index": None,
+           "max_bad_frames": 8, "presentation_end": None}
+    session = nw.WorkerSession(job, logging.getLogger("test"), "absent.mp4")
+    assert list(session.events()) == []
+    errors = _records(caplog, "the NVDEC worker process failed")
+    assert len(errors) == 1, [r.getMessage() for r in caplog.records]
+    assert "\n" not in errors[0].getMessage()
+    session.close()
+    assert session.wait(60) == 0
