@@ -50,6 +50,7 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, 
         free_before = min_free = _free_device_memory()
         sources = pipe.build_sources()
         assert all(type(s).__name__ == "NvdecSource" for s in sources), "NVDEC was not used"
+        assert all(s.wait_ready() for s in sources), "a decoding worker did not start"  # all start together
         count, first_t, first_cpu, first_n = 0, 0.0, 0.0, 0
         failed = 0
         for result in pipe.iter_results(write=False, sources=sources):
@@ -83,6 +84,7 @@ def decode_only_fps(video: str, streams: int, worker: str, probe_idle: float | N
         list(source)
         source.close()
     sources = [NvdecSource(video, worker=worker) for _ in range(streams)]
+    assert all(s.wait_ready() for s in sources), "a decoding worker did not start"  # all start together
     stamps: list[list[float]] = [[] for _ in range(streams)]
 
     def read(i: int) -> None:

@@ -4,7 +4,7 @@ Usage: ``python benchmarks/device/stacks.py gil.txt [--thread NAME] [--within FU
 samples whose innermost frame is the function, "total" those with the function anywhere on the stack (once per
 sample). ``--within`` keeps only samples whose stack passes through FUNC (e.g. ``full_pipeline``). ``--roles``
 groups the samples by the pipeline thread they belong to, told by their stacks (py-spy's thread names go stale
-when thread ids are reused): copy threads, the inference worker, the consumer, other.
+when thread ids are reused): copy threads, the inference worker, the source readers, the consumer, other.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def role_of(stack: str) -> str:
         return "copy"
     if "Pipeline._work" in stack:
         return "worker"
-    if "measure_pipeline" in stack:
+    if "Batcher._read" in stack:
+        return "reader"
+    if "measure_pipeline" in stack or "pipeline_fps" in stack:
         return "consumer"
     return "other"
 
@@ -81,7 +83,7 @@ def roles(path: Path, top: int) -> int:
         role = role_of(";".join(frames))
         totals[role] += int(count_text)
         per_role[role][frames[-1] if frames else "?"] += int(count_text)
-    for role in ("consumer", "worker", "copy"):
+    for role in ("consumer", "worker", "reader", "copy"):
         print(f"== {role}: {totals[role]} samples")
         for name, n in per_role[role].most_common(top):
             print(f"  {100 * n / max(1, totals[role]):5.1f}% {n:6d} {name[:140]}")

@@ -868,6 +868,13 @@ class NvdecSource(VideoWindow):
         self._workers = [w for w in self._workers if w.running()] + [session]
         return session
 
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """With a worker process: wait until it has started decoding (at most *timeout* s); ``True`` when it has
+        or when there is no worker to wait for."""
+        session = self._session
+        waiter = getattr(session, "wait_ready", None)
+        return True if waiter is None else bool(waiter(timeout))
+
     def workers_alive(self) -> int:
         """Worker processes of this source still running (a worker exits once its video is done and every frame
         it delivered is gone)."""

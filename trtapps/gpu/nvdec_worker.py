@@ -428,6 +428,21 @@ class WorkerSession:
         self._gone = True
         with contextlib.suppress(Exception):
             self.conn.close()
+        if self.proc is not None and self.proc.poll() is None:  # it exits now: collect its exit status
+            threading.Thread(target=self.proc.wait, name="trtapps-nvdec-reaper", daemon=True).start()
+
+    def __del__(self) -> None:
+        # never iterated or never closed: let the worker go (no frame of it can be alive: frames reference us)
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Whether the worker has something to say (its first frame, usually) within *timeout* seconds: it is up
+        and decoding. Benchmarks use this to start timing when every worker runs."""
+        try:
+            return bool(self.conn.poll(timeout))
+        except OSError:
+            return True  # closed: nothing to wait for
 
     def close(self) -> None:
         """No more frames are wanted: the worker stops; it exits once every frame it delivered is gone."""
