@@ -45,6 +45,37 @@ def background_decode(video: str, streams: int, worker: str, stop: threading.Eve
     return threads
 
 
+class DeviceFrames:
+    """NV12 frames already on the device, yielded *total* times (a source with nothing left to decode)."""
+
+    def __init__(self, frames: list[Any], total: int, name: str) -> None:
+        self.frames, self.total, self.name = frames, total, name
+
+    def __iter__(self) -> Any:
+        from trtapps.structures import Frame
+
+        for i in range(self.total):
+            yield Frame(image=self.frames[i % len(self.frames)], source=self.name, index=i, pixel_format="nv12")
+
+    def __len__(self) -> int:
+        return self.total
+
+
+def pipeline_without_decoding(pipe: Any, video: str, streams: int, per_stream: int, batch: int) -> float:
+    """The NVDEC pipeline's work minus the decoding: NV12 frames decoded beforehand, kept on the device."""
+    from trtapps.gpu.nvdec import NvdecSource
+
+    frames = [f.image.copy() for f in NvdecSource(video, worker="thread", max_frames=64)]
+    make = lambda: [DeviceFrames(frames, per_stream, f"s{i}") for i in range(streams)]  # noqa: E731
+    list(pipe.iter_results(write=False, sources=make()))
+    count, t0 = 0, 0.0
+    for _ in pipe.iter_results(write=False, sources=make()):
+        count += 1
+        if count == batch:
+            t0 = time.perf_counter()
+    return (count - batch) / (time.perf_counter() - t0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -53,6 +84,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only-pipeline", action="store_true", help="skip the background-decoding runs")
     args = parser.parse_args()
 
     import cv2
@@ -69,7 +101,10 @@ def main() -> None:
         idle = runner_only(pipe, frames, args.batch, iters=50, budget_s=10.0)
         rows.append({"decoding": "none", "engine_img_s": round(idle, 1)})
         print(f"engine alone: {idle:.1f} img/s", flush=True)
-        for worker in ("thread", "process"):
+        fps = pipeline_without_decoding(pipe, args.video, args.streams, 440, args.batch)
+        rows.append({"decoding": "none", "pipeline_from_device_nv12_fps": round(fps, 1)})
+        print(f"pipeline, {args.streams} streams of NV12 frames already on the device: {fps:.1f} fps", flush=True)
+        for worker in () if args.only_pipeline else ("thread", "process"):
             stop = threading.Event()
             counts = [0] * args.streams
             threads = background_decode(args.video, args.streams, worker, stop, counts)
