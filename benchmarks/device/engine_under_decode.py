@@ -60,6 +60,9 @@ class DeviceFrames:
     def __len__(self) -> int:
         return self.total
 
+    def close(self) -> None:
+        """The frames belong to the caller."""
+
 
 def pipeline_without_decoding(pipe: Any, video: str, streams: int, per_stream: int, batch: int) -> float:
     """The NVDEC pipeline's work minus the decoding: NV12 frames decoded beforehand, kept on the device."""
