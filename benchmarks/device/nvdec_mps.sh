@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# On the GPU machine, after benchmarks/device/stage.sh: the NVDEC pipeline benchmark with the decoding processes
+# and the pipeline's process sharing the GPU through CUDA MPS (one server context: kernels of the processes run
+# side by side instead of being time-sliced). The MPS control daemon is a user process started here with private
+# pipe/log folders and stopped on exit; no GPU setting is changed.
+source benchmarks/device/setup.sh >/dev/null || exit 1
+M=$TRTAPPS_DATA/models/yolov8n_dequant.onnx
+V=$TRTAPPS_DATA/media/face_tracker.mp4
+export CUDA_MPS_PIPE_DIRECTORY=/tmp/trtapps-mps/pipe CUDA_MPS_LOG_DIRECTORY=/tmp/trtapps-mps/log
+mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+command -v nvidia-cuda-mps-control || { echo "no nvidia-cuda-mps-control here"; exit 1; }
+nvidia-cuda-mps-control -d || { echo "MPS daemon did not start"; exit 1; }
+trap 'echo quit | nvidia-cuda-mps-control; sleep 1; cat $CUDA_MPS_LOG_DIRECTORY/control.log | tail -5' EXIT
+timeout 400 python3 benchmarks/nvdec_pipeline.py --model "$M" --video "$V" --streams ${STREAMS:-8,16} \
+  --workers ${WORKERS:-process,thread} --json "$OUT/nvdec_pipeline_mps.json" > "$OUT/nvdec_pipeline_mps.log" 2>&1
+echo "bench exit: $?"
+grep -v "^{\|never came\|POCs" "$OUT/nvdec_pipeline_mps.log" | tail -14
