@@ -12,6 +12,6 @@ command -v nvidia-cuda-mps-control || { echo "no nvidia-cuda-mps-control here"; 
 nvidia-cuda-mps-control -d || { echo "MPS daemon did not start"; exit 1; }
 trap 'echo quit | nvidia-cuda-mps-control; sleep 1; cat $CUDA_MPS_LOG_DIRECTORY/control.log | tail -5' EXIT
 timeout 400 python3 benchmarks/nvdec_pipeline.py --model "$M" --video "$V" --streams ${STREAMS:-8,16} \
-  --workers ${WORKERS:-process,thread} --json "$OUT/nvdec_pipeline_mps.json" > "$OUT/nvdec_pipeline_mps.log" 2>&1
+  --workers ${WORKERS:-process,thread} ${SWITCH:+--switch-interval $SWITCH} --json "$OUT/nvdec_pipeline_mps.json" > "$OUT/nvdec_pipeline_mps.log" 2>&1
 echo "bench exit: $?"
 grep -v "^{\|never came\|POCs" "$OUT/nvdec_pipeline_mps.log" | tail -14
