@@ -63,12 +63,14 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, 
         elapsed = time.perf_counter() - first_t
         cpu = time.process_time() - first_cpu
         worker_cpu = sum(s.worker_cpu for s in sources)
+        map_seconds = sum(s.worker_map_seconds for s in sources)
         for s in sources:
             s.close()
     n = count - first_n
     return {"streams": streams, "decode_worker": worker, "frames": count, "failed": failed,
             "fps": round(n / elapsed, 1), "cpu_ms_per_frame": round(1000 * cpu / n, 4),
             "worker_cpu_ms_per_frame": round(1000 * worker_cpu / count, 4),
+            "slab_mapping_ms": round(1000 * map_seconds, 1),
             "device_memory_growth_mib": round((free_before - min_free) / 2**20, 1)}
 
 

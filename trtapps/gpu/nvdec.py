@@ -823,6 +823,8 @@ class NvdecSource(VideoWindow):
             raise ValueError(f"worker must be one of {WORKERS}, got {worker!r}")
         #: CPU seconds the worker processes spent decoding (from their first picture to the end of the file)
         self.worker_cpu = 0.0
+        #: seconds this process spent mapping the workers' frame slabs (CUDA IPC)
+        self.worker_map_seconds = 0.0
         self._workers: list[Any] = []  # the worker sessions started, until their processes have exited
         if not self.path.is_file():
             raise InputError(f"{self.path}: video file not found; check source.path")
@@ -920,6 +922,7 @@ class NvdecSource(VideoWindow):
                 self.log.info("%s: %d decoded pictures lie outside the presentation (before the first keyframe or "
                               "past the edit list) and were skipped, as FFmpeg does", self.name, session.skipped)
             self.worker_cpu += float(getattr(session, "worker_cpu", 0.0))
+            self.worker_map_seconds += float(getattr(session, "map_seconds", 0.0))
             session.close()
 
     def close(self) -> None:

@@ -51,8 +51,12 @@ logger = logging.getLogger("trtapps.gpu.nvdec")
 AHEAD = 16
 #: credit is granted in steps of this many received frames
 CREDIT_STEP = 8
-#: slots per slab (one ``cudaMalloc`` and one IPC mapping each)
+#: slots of a size's first slab (one ``cudaMalloc`` and one IPC mapping each); each further slab of that size has
+#: twice as many as the one before, up to :data:`MAX_SLOTS_PER_SLAB`, so a stream needs few mappings (mapping a
+#: slab, ``cudaIpcOpenMemHandle``, takes milliseconds and holds the GIL: with a new slab every 8 frames, the
+#: 8-stream pipeline's readers spent 28 % of their GIL time there)
 SLOTS_PER_SLAB = 8
+MAX_SLOTS_PER_SLAB = 64
 #: slot sizes are rounded up to this many bytes (so every slot starts aligned for the kernels)
 SLOT_ALIGN = 512
 #: seconds a worker is given to exit after ``bye`` before it is killed at close
@@ -71,7 +75,8 @@ def nv12_bytes(height: int, width: int) -> int:
 
 
 class SlabRing:
-    """The worker's frame buffers: slabs of :data:`SLOTS_PER_SLAB` NV12 slots, each slab exported through CUDA IPC.
+    """The worker's frame buffers: slabs of NV12 slots (:data:`SLOTS_PER_SLAB`, then twice as many each time),
+    each slab exported through CUDA IPC.
 
     Same interface as :class:`~trtapps.gpu.nvdec.DeviceFrameRing` for the decoding loop (:meth:`acquire`), but a
     slot is free again only when the pipeline's process says so (:meth:`release`), not when a view dies.
@@ -123,11 +128,13 @@ class SlabRing:
         free = self._free.setdefault(key, [])
         if not free:
             slot_bytes = nv12_bytes(*key)
-            pointer, handle = self._allocate(slot_bytes * SLOTS_PER_SLAB)
+            earlier = sum(1 for _, _, k in self._slabs if k == key)
+            slots = min(SLOTS_PER_SLAB << earlier, MAX_SLOTS_PER_SLAB)
+            pointer, handle = self._allocate(slot_bytes * slots)
             slab = len(self._slabs)
             self._slabs.append((pointer, slot_bytes, key))
-            self.announce(("slab", slab, handle, key[0], key[1], SLOTS_PER_SLAB, slot_bytes))
-            free.extend((slab, slot) for slot in reversed(range(SLOTS_PER_SLAB)))
+            self.announce(("slab", slab, handle, key[0], key[1], slots, slot_bytes))
+            free.extend((slab, slot) for slot in reversed(range(slots)))
         slab, slot = free.pop()
         pointer, slot_bytes, _ = self._slabs[slab]
         address = pointer + slot * slot_bytes
@@ -333,6 +340,8 @@ class WorkerSession:
         self.skipped = 0
         #: the worker's CPU seconds from its first picture to the end of the file (known at the end)
         self.worker_cpu = 0.0
+        #: seconds spent mapping the worker's slabs (``cudaIpcOpenMemHandle``)
+        self.map_seconds = 0.0
         self._slabs: dict[int, _Slab] = {}
         self._lock = threading.RLock()
         self._outstanding = 0  # frames handed out whose slots are not released yet
@@ -394,7 +403,9 @@ class WorkerSession:
                 yield index, (None if slab < 0 else self._frame(slab, slot)), error
             elif kind == "slab":
                 _, slab, handle, height, width, _slots, slot_bytes = message
+                start = time.perf_counter()
                 self._slabs[slab] = _Slab(self._open(handle), (height, width), slot_bytes)
+                self.map_seconds += time.perf_counter() - start
             elif kind == "log":
                 self.log.log(message[1], "%s", message[2])
             elif kind == "end":
