@@ -12,7 +12,10 @@
       into page-locked buffers instead: ``benchmarks/results/gpu.md``, session 7).
 
 (i) and (ii) are the median of per-call times (each call synchronised), as in ``benchmarks/results/gpu.md``;
-(iii) is frames over the wall time of a whole run, measured with its latency, CPU time and stage times.
+(iii) is the steady rate of a whole run: frames over the time from the first batch's results to the last result
+(:class:`PipelineRun`; until session 8 it was frames over the whole call, start-up and teardown included). The
+end-to-end rate, start-up and teardown are reported next to it,
+with the run's latency, CPU time (whole call) and stage times.
 """
 
 from __future__ import annotations
@@ -133,23 +136,45 @@ def runner_gpu_prepost(
 
 @dataclass
 class PipelineRun:
-    """One measured run of ``iter_results`` over some sources."""
+    """One measured run of ``iter_results`` over some sources.
+
+    ``seconds`` is the whole call, start-up (threads, buffers, the first batch's latency) and teardown after the
+    last result (threads joined, sources closed, memory freed) included; ``steady_frames`` results arrived in the
+    ``steady_seconds`` from the first batch's last result to the last result. :attr:`fps` is the steady rate, what
+    the pipeline sustains (level (i) is a steady rate too: the median batch time), and falls back to the
+    end-to-end rate when the run is too short for a window (at most two batches).
+    """
 
     frames: int
     seconds: float
     latency: dict[str, Any]
     cpu: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
+    steady_frames: int = 0
+    steady_seconds: float = 0.0
+    startup_seconds: float = 0.0
+    teardown_seconds: float = 0.0
+
+    @property
+    def end_to_end_fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        if self.steady_frames > 0 and self.steady_seconds > 0:
+            return self.steady_frames / self.steady_seconds
+        return self.end_to_end_fps
 
     def to_json(self) -> dict[str, Any]:
         return {
             "frames": self.frames,
             "seconds": round(self.seconds, 4),
             "img_s": round(self.fps, 1),
+            "end_to_end_img_s": round(self.end_to_end_fps, 1),
+            "steady_frames": self.steady_frames,
+            "steady_seconds": round(self.steady_seconds, 4),
+            "startup_seconds": round(self.startup_seconds, 4),
+            "teardown_seconds": round(self.teardown_seconds, 4),
             "latency": self.latency,
             "cpu": self.cpu,
             **self.summary,
@@ -167,21 +192,32 @@ def measure_pipeline(pipeline: Any, sources: Sequence[ListSource], recorder: Lat
     frames = 0
     first_error: str | None = None
     failed = 0
+    batch = max(1, int(getattr(pipeline, "batch_size", 1)))
+    window_start = last = 0.0
     with CpuClock() as clock:
         for result in pipeline.iter_results(write=False, sources=list(sources), summary=summary):
-            recorder.arrived(result.source, result.index)
+            last = time.perf_counter()
+            recorder.arrived(result.source, result.index, at=last)
             frames += 1
+            if frames == batch:  # the first batch is out: the steady window starts here
+                window_start = last
             if result.error is not None:
                 failed += 1
                 first_error = first_error or f"{result.source} frame {result.index}: {result.error}"
+    ended = time.perf_counter()
     if failed:
         raise BenchError(f"{failed} of {frames} frames failed in the benchmark run; first: {first_error}")
     if frames != expected or recorder.pending:
         raise BenchError(f"the benchmark run returned {frames} results for {expected} frames")
     report = summary.to_json()
+    steady = frames - batch if frames > 2 * batch else 0
     return PipelineRun(
         frames=frames,
         seconds=clock.wall_s,
+        steady_frames=steady,
+        steady_seconds=last - window_start if steady else 0.0,
+        startup_seconds=clock.wall_s - (ended - window_start) if steady else 0.0,
+        teardown_seconds=ended - last,
         latency=recorder.summary(),
         cpu=clock.per_frame(frames),
         summary={
