@@ -431,17 +431,6 @@ class DeviceFrameRing:
             self._free.clear()
 
 
-def highest_stream_priority() -> int:
-    """The highest CUDA stream priority of the current device (the most negative number; 0 where priorities are
-    not supported)."""
-    from cuda.bindings import runtime
-
-    from trtapps.gpu import check_cuda
-
-    _least, greatest = check_cuda("cudaDeviceGetStreamPriorityRange", runtime.cudaDeviceGetStreamPriorityRange())
-    return int(greatest)
-
-
 # ==============================================================================================================
 # one decoding pass over a file
 # ==============================================================================================================
@@ -527,7 +516,8 @@ class _DecodeSession:
         with cupy.cuda.Device(self.device):
             # the highest priority: the decoder's small kernels and copies are scheduled ahead of the inference
             # kernels queued on other streams, instead of waiting behind a whole batch's worth of them
-            self.stream = cupy.cuda.Stream(non_blocking=True, priority=highest_stream_priority())
+            _, highest = cupy.cuda.runtime.deviceGetStreamPriorityRange()
+            self.stream = cupy.cuda.Stream(non_blocking=True, priority=highest)
             # recorded after each Decode call's copies; block=True: the host sleeps in synchronize(), no spinning
             self._done = cupy.cuda.Event(block=True, disable_timing=True)
 
