@@ -514,10 +514,7 @@ class _DecodeSession:
         import cupy
 
         with cupy.cuda.Device(self.device):
-            # the highest priority: the decoder's small kernels and copies are scheduled ahead of the inference
-            # kernels queued on other streams, instead of waiting behind a whole batch's worth of them
-            _, highest = cupy.cuda.runtime.deviceGetStreamPriorityRange()
-            self.stream = cupy.cuda.Stream(non_blocking=True, priority=highest)
+            self.stream = cupy.cuda.Stream(non_blocking=True)
             # recorded after each Decode call's copies; block=True: the host sleeps in synchronize(), no spinning
             self._done = cupy.cuda.Event(block=True, disable_timing=True)
 
