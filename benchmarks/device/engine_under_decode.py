@@ -71,14 +71,20 @@ def pipeline_without_decoding(pipe: Any, video: str, streams: int, per_stream: i
     frames = [f.image.copy() for f in NvdecSource(video, worker="thread", max_frames=64)]
     make = lambda: [DeviceFrames(frames, per_stream, f"s{i}") for i in range(streams)]  # noqa: E731
     list(pipe.iter_results(write=False, sources=make()))
+    from trtapps.metrics import RunSummary
+
+    summary = RunSummary()
     count, t0, t1 = 0, 0.0, 0.0
-    for _ in pipe.iter_results(write=False, sources=make()):
+    for _ in pipe.iter_results(write=False, sources=make(), summary=summary):
         count += 1
         if count == batch:
             t0 = time.perf_counter()
         t1 = time.perf_counter()
     teardown = time.perf_counter() - t1
     print(f"  ({streams} streams: teardown after the last result {teardown:.3f} s, not counted)")
+    for name, t in summary.stages.items():  # calls = batches for the model stages
+        print(f"  stage {name:>12}: {t.calls:5d} calls, {t.frames:6d} frames, {1000 * t.seconds / max(1, t.calls):8.3f} "
+              "ms per call")
     return (count - batch) / (t1 - t0)
 
 
