@@ -58,6 +58,16 @@ def main() -> None:
             infer = (time.perf_counter() - t0) / args.iters
             print(f"{name:>22}: whole batch {1000 * whole:7.2f} ms · preprocess {1000 * pre:6.2f} ms · "
                   f"inference {1000 * infer:6.2f} ms", flush=True)
+        # batch sizes alternating, as at the end of every run (a last, partial batch): is a size change costly?
+        for sizes in ([32, 24] * 4, [32] * 4 + [24] * 4, [32, 16, 8, 24, 32]):
+            times = []
+            for n in sizes:
+                frames = [Frame(image=images[i], source="s", index=i, pixel_format="nv12") for i in range(n)]
+                stream.synchronize()
+                t0 = time.perf_counter()
+                pipe._submit_on_device(frames, summary)()
+                times.append(f"{n}:{1000 * (time.perf_counter() - t0):.1f}")
+            print("batch size: ms per batch  " + "  ".join(times), flush=True)
 
 
 if __name__ == "__main__":
