@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--video", required=True)
     parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--search", default="auto", help="the runner's cudnn_conv_algo_search")
     args = parser.parse_args()
 
     from trtapps.gpu.nvdec import NvdecSource
@@ -31,8 +32,9 @@ def main() -> None:
     from trtapps.structures import Frame
 
     images = [f.image.copy() for f in NvdecSource(args.video, worker="thread", max_frames=64)]
-    with Pipeline.from_objects(app={"type": "yolo", "model": args.model, "batch_size": 32},
-                               backend="onnxruntime_cuda") as pipe:
+    backend = {"type": "onnxruntime_cuda", "cudnn_conv_algo_search": args.search}
+    with Pipeline.from_objects(app={"type": "yolo", "model": args.model, "batch_size": 32}, backend=backend) as pipe:
+        print(f"cudnn_conv_algo_search {pipe.runner.provider_options.get('cudnn_conv_algo_search')}")
         stream = pipeline_stream(pipe.context, pipe.context.device)
         summary = RunSummary()
         layouts = {"32 distinct": list(range(32)), "4 distinct x 8": [i % 4 for i in range(32)],
