@@ -498,7 +498,7 @@ def simulated(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_graph_runner_keeps_each_batch_size_at_its_captured_addresses(simulated: Any) -> None:
-    runner = simulated(max_batch=2, cuda_graph=True)
+    runner = simulated(max_batch=2, cuda_graph=True, pad_batch=False)  # a graph per batch size
     assert runner.cuda_graph
     assert runner.provider_options["enable_cuda_graph"] == "1"
     rng = np.random.default_rng(0)
@@ -535,6 +535,37 @@ def test_runs_on_the_pipeline_stream_skip_the_end_of_run_sync(simulated: Any, gr
     for options in own.session.run_options:
         with pytest.raises(RuntimeError):
             options.get_run_config_entry(NO_RUN_END_SYNC)
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+def test_partial_batches_run_padded_to_the_capacity(simulated: Any, graphs: bool) -> None:
+    """A batch below the largest so far runs padded to it (ONNX Runtime re-plans whenever the input shape
+    changes): the run's batch only grows, results are cut back to the batch and equal unpadded ones."""
+    runner = simulated(max_batch=4, cuda_graph=graphs)
+    assert runner.pad_batch
+    rng = np.random.default_rng(1)
+    run_shapes = []
+    for batch in (1, 1, 3, 1, 4, 2, 1, 4):
+        x = _device(rng.standard_normal((batch, 2, 3)).astype(np.float32))
+        out = runner.infer({"images": x})["out"]
+        assert out.shape == (batch, 2, 3)
+        np.testing.assert_array_equal(np.array(out), np.array(x) * np.float32(2) + np.float32(1))
+        run_shapes.append(runner._run_batch)
+    assert run_shapes == [1, 1, 3, 3, 4, 4, 4, 4]  # single images stay batch 1 until a larger batch comes
+    if graphs:
+        assert runner.captured_batches == [1, 3, 4]
+    else:
+        assert {shape for shape, _ in runner._binding.inputs.values()} == {(4, 2, 3)}
+    assert runner.capacity == 4
+    larger = _device(np.ones((6, 2, 3), np.float32))  # above the capacity: the buffers grow, no padding
+    assert runner.infer({"images": larger})["out"].shape == (6, 2, 3)
+    assert runner.capacity == 6
+
+
+def test_padding_is_off_where_the_shape_forbids_it(simulated: Any) -> None:
+    assert not simulated(shape=["batch", 2, "w"], max_batch=4).pad_batch  # spatial size varies too
+    assert not simulated(shape=[1, 2, 3], max_batch=1).pad_batch  # a fixed batch
+    assert not simulated(max_batch=4, pad_batch=False).pad_batch
 
 
 def test_graph_runner_zero_copy_input_buffer(simulated: Any) -> None:
