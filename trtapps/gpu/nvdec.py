@@ -769,10 +769,10 @@ atexit.register(destroy_retired_decoders)
 #: where a source's decoder runs: ``thread``, the thread that iterates the source, or ``process``, a worker process
 #: of its own (:mod:`trtapps.gpu.nvdec_worker`; its own GIL)
 WORKERS = ("thread", "process")
-#: the default of :class:`NvdecSource`'s ``worker`` (and of ``source.decode_worker``). ``process`` decodes 2-3x
-#: faster (H100, 8 streams: 6,100-8,300 against 2,000-3,400 fps) but, without CUDA MPS, the GPU time-slices the
-#: worker processes' contexts with the pipeline's and the 8- and 16-stream YOLO pipelines ran no faster than with
-#: ``thread`` (session 8, benchmarks/results/gpu.md), while each worker costs ~0.6 GB of GPU memory.
+#: the default of :class:`NvdecSource`'s ``worker`` (and of ``source.decode_worker``). ``process`` decodes about
+#: twice as fast (H100, 8 streams: 6,100-6,200 against 2,000-3,500 fps) but, without CUDA MPS, the GPU time-slices
+#: the worker processes' contexts with the pipeline's: the 8- and 16-stream YOLO pipelines ran 3 % and 11 % faster
+#: than with ``thread`` (session 8, benchmarks/results/gpu.md), while each worker costs ~0.6 GB of GPU memory.
 DEFAULT_WORKER = "thread"
 
 

@@ -6,9 +6,9 @@ take turns with each other and with the pipeline's own threads: on the H100, 8 N
 ran at 0.52–0.64 of the decode-only rate, and the same decoders spread over processes decoded 25–50 % faster than in
 threads of one (``benchmarks/device/nvdec_processes.py``). With ``source.decode_worker: process`` a video's demuxer
 and decoder run in a child process, ``python -m trtapps.gpu.nvdec_worker``, and the pipeline's process only receives
-finished frames. Measured on the H100 (session 8): decode-only 2-3x the in-process rate; in the YOLO pipeline a gain
-only at 16 streams with CUDA MPS running (without MPS the GPU time-slices the processes' contexts), so ``thread``
-stays the default.
+finished frames. Measured on the H100 (session 8): decode-only about twice the in-process rate; in the YOLO pipeline
+3-11 % more without CUDA MPS (the GPU time-slices the processes' contexts) and up to 46 % more with MPS at 16
+streams, so ``thread`` stays the default.
 
 How frames cross. The worker runs the same :class:`~trtapps.gpu.nvdec._DecodeSession` as the in-process source,
 with a ring (:class:`SlabRing`) whose device buffers come in slabs the worker allocates with ``cudaMalloc`` and
