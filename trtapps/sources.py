@@ -433,7 +433,12 @@ class VideoWindow:
         return min(n, self.max_frames) if self.max_frames is not None else n
 
     def _wanted(self, pos: int) -> bool:
-        return pos >= self.start_frame and (pos - self.start_frame) % self.stride == 0
+        return frame_wanted(pos, self.start_frame, self.stride)
+
+
+def frame_wanted(pos: int, start_frame: int, stride: int) -> bool:
+    """Whether the frame at index *pos* of a video is delivered with ``start_frame`` and ``stride``."""
+    return pos >= start_frame and (pos - start_frame) % stride == 0
 
 
 class VideoSource(VideoWindow, DecodesIntoBuffers):

@@ -293,3 +293,25 @@ def test_the_real_worker_subprocess_reports_its_failure_in_one_line_and_exits(
     assert "\n" not in errors[0].getMessage()
     session.close()
     assert session.wait(60) == 0
+
+
+def test_nv12_view_keeps_its_lease_until_the_last_view_dies() -> None:
+    # needs CuPy (not a GPU: nothing is read); CI has no CuPy and skips this with the reason
+    pytest.importorskip("cupy", reason="CuPy is not installed")
+    released: list[tuple[str, int]] = []
+
+    class Owner:
+        def _release(self, key: str, value: int) -> None:
+            released.append((key, value))
+
+    array = nvdec.nv12_view(0x7F0000000000, 4, 6, nvdec.Lease(Owner(), "slab", 3), 0)
+    assert array.shape == (6, 6)
+    assert array.flags.c_contiguous
+    assert int(array.data.ptr) == 0x7F0000000000
+    view = array[1:]
+    del array
+    gc.collect()
+    assert released == []  # a view still uses the memory
+    del view
+    gc.collect()
+    assert released == [("slab", 3)]

@@ -354,17 +354,28 @@ def surface_pts(surface: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-class _Lease:
-    """Owner of a ring buffer while a frame uses it: returned to the ring when the last view of the frame dies."""
+class Lease:
+    """Owner of a frame's device memory while the frame uses it: when the last view of the frame dies, the memory
+    goes back to where it came from, ``owner._release(key, value)`` (a :class:`DeviceFrameRing` buffer, or a
+    worker process's slot: :class:`~trtapps.gpu.nvdec_worker.WorkerSession`)."""
 
-    __slots__ = ("buffer", "key", "ring")
+    __slots__ = ("key", "owner", "value")
 
-    def __init__(self, ring: DeviceFrameRing, key: tuple[int, int], buffer: Any) -> None:
-        self.ring, self.key, self.buffer = ring, key, buffer
+    def __init__(self, owner: Any, key: Any, value: Any) -> None:
+        self.owner, self.key, self.value = owner, key, value
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # at interpreter shutdown the buffer is freed with everything else
-            self.ring._release(self.key, self.buffer)
+        with contextlib.suppress(Exception):  # at interpreter shutdown the memory is freed with everything else
+            self.owner._release(self.key, self.value)
+
+
+def nv12_view(pointer: int, height: int, width: int, owner: Any, device: int) -> Any:
+    """A C-contiguous ``(height * 3 / 2, width)`` uint8 CuPy array over device memory at *pointer* that CuPy does
+    not own; *owner* (a :class:`Lease`, a ring) is kept alive as long as the array or any view of it."""
+    import cupy
+
+    memory = cupy.cuda.UnownedMemory(pointer, height * 3 // 2 * width, owner, device)
+    return cupy.ndarray((height * 3 // 2, width), dtype=cupy.uint8, memptr=cupy.cuda.MemoryPointer(memory, 0))
 
 
 class FrameRing(Protocol):
@@ -409,9 +420,7 @@ class DeviceFrameRing:
                 buffer = cupy.empty(key[0] * 3 // 2 * key[1], dtype=cupy.uint8)
                 with self._lock:
                     self.allocated += 1
-            lease = _Lease(self, key, buffer)
-            memory = cupy.cuda.UnownedMemory(int(buffer.data.ptr), int(buffer.nbytes), lease, self.device)
-            return cupy.ndarray((key[0] * 3 // 2, key[1]), dtype=cupy.uint8, memptr=cupy.cuda.MemoryPointer(memory, 0))
+            return nv12_view(int(buffer.data.ptr), key[0], key[1], Lease(self, key, buffer), self.device)
 
     def _release(self, key: tuple[int, int], buffer: Any) -> None:
         with self._lock:

@@ -47,6 +47,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from trtapps.gpu import nvdec
+from trtapps.sources import frame_wanted
+
 logger = logging.getLogger("trtapps.gpu.nvdec")
 
 #: frames a worker may decode past what the pipeline's process has received
@@ -107,10 +110,7 @@ class SlabRing:
             return pointer, bytes(runtime.ipcGetMemHandle(pointer))
 
     def _view(self, pointer: int, height: int, width: int) -> Any:
-        import cupy
-
-        memory = cupy.cuda.UnownedMemory(pointer, height * 3 // 2 * width, self, self.device)
-        return cupy.ndarray((height * 3 // 2, width), dtype=cupy.uint8, memptr=cupy.cuda.MemoryPointer(memory, 0))
+        return nvdec.nv12_view(pointer, height, width, self, self.device)
 
     def _free_memory(self, pointer: int) -> None:
         from cupy.cuda import runtime
@@ -223,8 +223,6 @@ def run_worker(conn: Connection, nvc: Any | None = None, session_type: Any = Non
 
     *nvc* (the PyNvVideoCodec module), *session_type* and *ring_type* are for tests (stand-ins without a GPU).
     """
-    from trtapps.gpu import nvdec
-
     job = conn.recv()
     channel = WorkerChannel(conn, None, int(job["ahead"]))
     ring = ring_type(int(job["device"]), channel.send)
@@ -238,7 +236,7 @@ def run_worker(conn: Connection, nvc: Any | None = None, session_type: Any = Non
     last = job["last_index"]  # the last index the pipeline can want (max_frames), or None
 
     def wanted(index: int) -> bool:
-        return index >= start and (index - start) % stride == 0 and (last is None or index <= last)
+        return frame_wanted(index, start, stride) and (last is None or index <= last)
 
     session: Any = None
     cpu0: float | None = None
@@ -290,19 +288,6 @@ class _Slab:
 
     def __init__(self, pointer: int, shape: tuple[int, int], slot_bytes: int) -> None:
         self.pointer, self.shape, self.slot_bytes = pointer, shape, slot_bytes
-
-
-class _Lease:
-    """Owner of a worker's slot while a frame uses it: the slot goes back to the worker when the last view dies."""
-
-    __slots__ = ("frames", "slab", "slot")
-
-    def __init__(self, frames: WorkerSession, slab: int, slot: int) -> None:
-        self.frames, self.slab, self.slot = frames, slab, slot
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # at interpreter shutdown everything goes at once
-            self.frames._release(self.slab, self.slot)
 
 
 def launch_worker(device: int) -> tuple[Connection, Any]:
@@ -368,12 +353,8 @@ class WorkerSession:
         with cupy.cuda.Device(self.device):
             runtime.ipcCloseMemHandle(pointer)
 
-    def _array(self, pointer: int, shape: tuple[int, int], owner: _Lease) -> Any:
-        import cupy
-
-        height, width = shape
-        memory = cupy.cuda.UnownedMemory(pointer, height * 3 // 2 * width, owner, self.device)
-        return cupy.ndarray((height * 3 // 2, width), dtype=cupy.uint8, memptr=cupy.cuda.MemoryPointer(memory, 0))
+    def _array(self, pointer: int, shape: tuple[int, int], owner: Any) -> Any:
+        return nvdec.nv12_view(pointer, shape[0], shape[1], owner, self.device)
 
     # -- messages ---------------------------------------------------------------------------------------------------
     def _send(self, message: Any) -> None:
@@ -422,7 +403,7 @@ class WorkerSession:
         entry = self._slabs[slab]
         with self._lock:
             self._outstanding += 1
-        return self._array(entry.pointer + slot * entry.slot_bytes, entry.shape, _Lease(self, slab, slot))
+        return self._array(entry.pointer + slot * entry.slot_bytes, entry.shape, nvdec.Lease(self, slab, slot))
 
     def _release(self, slab: int, slot: int) -> None:
         with self._lock:
