@@ -154,10 +154,6 @@ class SlabRing:
         self._free.setdefault(key, []).append((slab, slot))
         self.in_use -= 1
 
-    @property
-    def slabs(self) -> int:
-        return len(self._slabs)
-
     def close(self) -> None:
         """Free every slab (the pipeline's process has unmapped them)."""
         slabs, self._slabs = self._slabs, []
