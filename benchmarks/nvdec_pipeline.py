@@ -70,10 +70,11 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, 
         cpu = last_cpu - first_cpu
         worker_cpu = sum(s.worker_cpu for s in sources)
         map_seconds = sum(s.worker_map_seconds for s in sources)
+        used = sorted({s.worker for s in sources})  # what decode_worker auto resolved to
         for s in sources:
             s.close()
     n = count - first_n
-    return {"streams": streams, "decode_worker": worker, "frames": count, "failed": failed,
+    return {"streams": streams, "decode_worker": worker, "decode_worker_used": ",".join(used), "frames": count, "failed": failed,
             "fps": round(n / elapsed, 1), "cpu_ms_per_frame": round(1000 * cpu / n, 4),
             "worker_cpu_ms_per_frame": round(1000 * worker_cpu / count, 4),
             "slab_mapping_ms": round(1000 * map_seconds, 1), "teardown_s": round(teardown, 3),
@@ -180,7 +181,8 @@ def main() -> None:
     parser.add_argument("--video", required=True, help="an H.264 file; every stream reads it")
     parser.add_argument("--streams", default="8,16")
     parser.add_argument("--workers", default="process,thread",
-                        help="source.decode_worker values to measure (process: a decoding process per stream)")
+                        help="source.decode_worker values to measure (process: a decoding process per stream; "
+                        "auto: process while the CUDA MPS daemon runs, else thread)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--frames", type=int, default=0, help="frames per stream (0: the whole file)")
     parser.add_argument("--json", type=Path)
@@ -191,7 +193,7 @@ def main() -> None:
         sys.setswitchinterval(args.switch_interval)
 
     from trtapps.bench.core import versions
-    from trtapps.gpu.device import gpu_info
+    from trtapps.gpu.device import gpu_info, mps_control_pipe
 
     total = int(cv2.VideoCapture(args.video).get(cv2.CAP_PROP_FRAME_COUNT))
     per_stream = args.frames or total
@@ -213,15 +215,17 @@ def main() -> None:
     info = gpu_info(0)
     doc = {"benchmark": "nvdec_pipeline", "model": Path(args.model).name, "video": Path(args.video).name,
            "batch": args.batch, "frames_per_stream": per_stream, "device": info, "versions": versions(),
-           "switch_interval_s": sys.getswitchinterval(), "rows": rows,
+           "switch_interval_s": sys.getswitchinterval(), "cuda_mps_control_pipe": mps_control_pipe(), "rows": rows,
            "targets": {"ratio": 0.90, "cpu_ms_per_frame": 0.2},
            "notes": "cpu_ms_per_frame: the pipeline's process over the timed window; worker_cpu_ms_per_frame: the "
                     "decoding processes (decode_worker process) from their first picture to their end"}
-    print(f"device: {info.get('name')} · {doc['model']} batch {args.batch} · {doc['video']} × N (NVDEC)")
-    print(f"{'N':>3} {'worker':>8} {'pipeline fps':>13} {'decode-only':>12} {'engine-only':>12} {'ratio':>6} "
+    mps = f"CUDA MPS daemon at {doc['cuda_mps_control_pipe']}" if doc["cuda_mps_control_pipe"] else "no CUDA MPS"
+    print(f"device: {info.get('name')} · {doc['model']} batch {args.batch} · {doc['video']} × N (NVDEC) · {mps}")
+    print(f"{'N':>3} {'worker':>14} {'pipeline fps':>13} {'decode-only':>12} {'engine-only':>12} {'ratio':>6} "
           f"{'CPU ms/frame':>13} {'+ workers':>10} {'GPU MiB':>8}")
     for r in rows:
-        print(f"{r['streams']:>3} {r['decode_worker']:>8} {r['fps']:>13.1f} {r['decode_only_fps']:>12.1f} "
+        worker = r["decode_worker"] if r["decode_worker"] != "auto" else f"auto→{r['decode_worker_used']}"
+        print(f"{r['streams']:>3} {worker:>14} {r['fps']:>13.1f} {r['decode_only_fps']:>12.1f} "
               f"{r['engine_only_fps']:>12.1f} {r['ratio']:>6.3f} {r['cpu_ms_per_frame']:>13.4f} "
               f"{r['worker_cpu_ms_per_frame']:>10.4f} {r['device_memory_growth_mib']:>8.1f}")
     for r in rows:

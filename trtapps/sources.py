@@ -374,11 +374,11 @@ class VideoOptions(SourceOptions):
         "auto", description="opencv: FFmpeg on the CPU; nvdec: the GPU's video decoder (PyNvVideoCodec), frames "
         "stay on the GPU; auto: nvdec with a GPU backend when it can decode the file, else opencv (reason logged)."
     )
-    decode_worker: Literal["thread", "process"] = Field(
-        "thread", description="Where NVDEC decodes: thread, the thread that reads the source; process, a worker "
+    decode_worker: Literal["auto", "thread", "process"] = Field(
+        "auto", description="Where NVDEC decodes: thread, the thread that reads the source; process, a worker "
         "process per video (its own Python GIL; frames cross through CUDA IPC, never the host; about a second to "
-        "start and ~0.6 GB of GPU memory each). process decodes 2-3x faster, but pays off in a pipeline only with "
-        "many streams and CUDA MPS running (README, NVDEC)."
+        "start and ~0.6 GB of GPU memory each), which pays off only while CUDA MPS runs; auto: process when the "
+        "CUDA MPS daemon is running, else thread (README, NVDEC)."
     )
 
 

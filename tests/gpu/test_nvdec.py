@@ -8,10 +8,12 @@
   Bound: mean absolute difference per frame < 3 levels (the measured mean and max are printed and recorded).
 * Surface lifetime: a frame's buffer is reused only after every view of it is gone, and frames kept alive keep
   their pixels while later frames are decoded; in a worker process too, which exits once its last frame is gone.
-* Decoding in a worker process (the default) gives bit-identical frames to decoding in the reading thread, and a
+* Decoding in a worker process gives bit-identical frames to decoding in the reading thread, and a
   4-stream YOLO pipeline gives identical detections either way.
 * A YOLOv8n pipeline on NVDEC frames (NV12 read directly by the preprocessing kernel) finds what the same pipeline
   finds on OpenCV frames: per frame the same count ± 2, and ≥ 95 % of the boxes matched with IoU ≥ 0.9.
+* A process that only decodes (a worker process, or a decode-only program) sleeps in CUDA's waits: the decoder sets
+  the primary context's blocking-sync flag before it creates the context.
 * ``decoder: auto`` on ``vtest.avi`` (MS-MPEG4v3, which NVDEC does not decode) logs one reason and runs on OpenCV;
   ``decoder: nvdec`` fails in one line.
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +247,20 @@ def test_auto_falls_back_to_opencv_on_vtest_with_one_reason(cp: Any, caplog: pyt
                                   backend="onnxruntime_cuda") as pipe:
         pipe.build_sources()
     assert "\n" not in str(exc.value)
+
+
+def test_a_process_that_only_decodes_waits_for_the_gpu_without_spinning(cp: Any) -> None:
+    # a fresh interpreter: nothing else has created the CUDA context, as in a decoding worker process
+    code = (
+        "import sys\n"
+        "from trtapps.gpu.nvdec import NvdecSource\n"
+        "from trtapps.gpu.device import host_wait_flags\n"
+        "frames = list(NvdecSource(sys.argv[1], worker='thread', max_frames=3))\n"
+        "print(len(frames), host_wait_flags(0))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(shared_path("media/face_tracker.mp4"))],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    frames, flags = done.stdout.split()[-2:]
+    assert frames == "3"
+    assert int(flags) == 0x04, f"CU_CTX_SCHED flags {flags}: 4 (blocking sync) expected"

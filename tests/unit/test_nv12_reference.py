@@ -391,7 +391,7 @@ def test_video_source_option_picks_the_decoder(tmp_path: Path, caplog: pytest.Lo
     assert VideoOptions(path="x.mp4").decoder == "auto"
     with pytest.raises(ValidationError, match="decoder"):
         VideoOptions(path="x.mp4", decoder="ffmpeg")
-    assert VideoOptions(path="x.mp4").decode_worker == "thread"
+    assert VideoOptions(path="x.mp4").decode_worker == "auto"
     assert VideoOptions(path="x.mp4", decode_worker="process").decode_worker == "process"
     with pytest.raises(ValidationError, match="decode_worker"):
         VideoOptions(path="x.mp4", decode_worker="fork")

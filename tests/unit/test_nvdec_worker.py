@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import socket
 import threading
 import time
@@ -315,3 +316,52 @@ def test_nv12_view_keeps_its_lease_until_the_last_view_dies() -> None:
     del view
     gc.collect()
     assert released == [("slab", 3)]
+
+
+@pytest.fixture
+def mps_pipes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty folder as ``$CUDA_MPS_PIPE_DIRECTORY`` (no MPS daemon until a test makes its ``control`` pipe)."""
+    folder = tmp_path / "mps"
+    folder.mkdir()
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(folder))
+    return folder
+
+
+def test_the_mps_control_pipe_is_found_only_where_a_daemon_would_listen(mps_pipes: Path) -> None:
+    from trtapps.gpu.device import mps_control_pipe
+
+    assert mps_control_pipe() is None  # no pipe
+    (mps_pipes / "control").write_text("")  # a regular file is no daemon's pipe
+    assert mps_control_pipe() is None
+    (mps_pipes / "control").unlink()
+    os.mkfifo(mps_pipes / "control")
+    assert mps_control_pipe() == str(mps_pipes / "control")
+
+
+def test_decode_worker_auto_takes_processes_only_under_mps(mps_pipes: Path) -> None:
+    assert nvdec.resolve_worker("thread") == ("thread", "decode_worker thread")
+    assert nvdec.resolve_worker("process")[0] == "process"
+    worker, why = nvdec.resolve_worker("auto")
+    assert worker == "thread"
+    assert "no CUDA MPS daemon" in why
+    os.mkfifo(mps_pipes / "control")
+    worker, why = nvdec.resolve_worker("auto")
+    assert worker == "process"
+    assert str(mps_pipes / "control") in why
+    with pytest.raises(ValueError, match="worker must be one of"):
+        nvdec.resolve_worker("fork")
+
+
+def test_a_source_left_at_auto_decodes_in_a_worker_process_under_mps(
+        worker_env: Any, mps_pipes: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(nvdec, "DEFAULT_WORKER", "auto")  # the fakes pin thread; this test wants the real default
+    os.mkfifo(mps_pipes / "control")
+    clip, worker = worker_env(make_packets(12))
+    caplog.set_level(logging.INFO)
+    source = nvdec.NvdecSource(clip)
+    assert source.worker == "process"
+    assert [f.index for f in source] == list(range(12))
+    assert _records(caplog, "in a worker process (decode_worker auto: the CUDA MPS daemon is running")
+    gc.collect()
+    worker.wait(5)
+    source.close()

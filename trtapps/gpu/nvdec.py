@@ -522,6 +522,11 @@ class _DecodeSession:
     def _cuda_setup(self) -> None:
         import cupy
 
+        from trtapps.gpu.device import configure_host_wait
+
+        # before this process's first CUDA context: PyNvVideoCodec synchronizes inside Decode, and under CUDA's
+        # default a worker process (one context, many cores) spins a core through every such wait
+        configure_host_wait(self.device)
         with cupy.cuda.Device(self.device):
             self.stream = cupy.cuda.Stream(non_blocking=True)
             # recorded after each Decode call's copies; block=True: the host sleeps in synchronize(), no spinning
@@ -776,13 +781,35 @@ atexit.register(destroy_retired_decoders)
 
 
 #: where a source's decoder runs: ``thread``, the thread that iterates the source, or ``process``, a worker process
-#: of its own (:mod:`trtapps.gpu.nvdec_worker`; its own GIL)
-WORKERS = ("thread", "process")
-#: the default of :class:`NvdecSource`'s ``worker`` (and of ``source.decode_worker``). ``process`` decodes about
-#: twice as fast (H100, 8 streams: 6,100-6,200 against 2,000-3,500 fps) but, without CUDA MPS, the GPU time-slices
-#: the worker processes' contexts with the pipeline's: the 8- and 16-stream YOLO pipelines ran 3 % and 11 % faster
-#: than with ``thread`` (session 8, benchmarks/results/gpu.md), while each worker costs ~0.6 GB of GPU memory.
-DEFAULT_WORKER = "thread"
+#: of its own (:mod:`trtapps.gpu.nvdec_worker`; its own GIL); ``auto`` picks one (:func:`resolve_worker`)
+WORKERS = ("auto", "thread", "process")
+#: the default of :class:`NvdecSource`'s ``worker`` (and of ``source.decode_worker``)
+DEFAULT_WORKER = "auto"
+
+
+def resolve_worker(worker: str | None) -> tuple[str, str]:
+    """``(thread|process, why)`` for a ``decode_worker`` setting (``None``: :data:`DEFAULT_WORKER`).
+
+    ``auto`` is ``process`` when the CUDA MPS control daemon is reachable, else ``thread``. Worker processes decode
+    about twice as fast (H100, 8 streams: 6,100-6,200 against 2,000-3,500 fps) because PyNvVideoCodec's ``Decode``
+    holds the GIL. Without MPS the GPU time-slices their CUDA contexts with the pipeline's and the 8- and 16-stream
+    YOLO pipelines ran only 3 % and 11 % faster than with ``thread``, for ~0.6 GB of GPU memory per worker; under
+    MPS they ran at 0.98 of the engine against 0.59-0.67 with ``thread`` (session 9, benchmarks/results/gpu.md).
+
+    Raises:
+        ValueError: not one of :data:`WORKERS`.
+    """
+    from trtapps.gpu.device import mps_control_pipe
+
+    worker = worker or DEFAULT_WORKER
+    if worker not in WORKERS:
+        raise ValueError(f"worker must be one of {WORKERS}, got {worker!r}")
+    if worker != "auto":
+        return worker, f"decode_worker {worker}"
+    pipe = mps_control_pipe()
+    if pipe is not None:
+        return "process", f"decode_worker auto: the CUDA MPS daemon is running ({pipe})"
+    return "thread", "decode_worker auto: no CUDA MPS daemon, so worker processes would be time-sliced"
 
 
 class NvdecSource(VideoWindow):
@@ -807,7 +834,8 @@ class NvdecSource(VideoWindow):
         source_id: position of this source in a multi-source pipeline.
         device: CUDA device ordinal (the pipeline's).
         log: where warnings go.
-        worker: ``"process"`` or ``"thread"`` (:data:`WORKERS`); ``None``: :data:`DEFAULT_WORKER`.
+        worker: ``"auto"``, ``"process"`` or ``"thread"`` (:data:`WORKERS`, :func:`resolve_worker`); ``None``:
+            :data:`DEFAULT_WORKER`.
 
     Raises:
         NvdecUnavailable: NVDEC cannot decode this file here (the message says why, in one line).
@@ -830,9 +858,7 @@ class NvdecSource(VideoWindow):
         self._init_window(path, start_frame=start_frame, stride=stride, max_frames=max_frames,
                           max_bad_frames=max_bad_frames, source_id=source_id, log=log or logger)
         self.device = device
-        self.worker = worker or DEFAULT_WORKER
-        if self.worker not in WORKERS:
-            raise ValueError(f"worker must be one of {WORKERS}, got {worker!r}")
+        self.worker, why = resolve_worker(worker)
         #: CPU seconds the worker processes spent decoding (from their first picture to the end of the file)
         self.worker_cpu = 0.0
         #: seconds this process spent mapping the workers' frame slabs (CUDA IPC)
@@ -859,8 +885,8 @@ class NvdecSource(VideoWindow):
         if self.worker == "process":
             probe.close(destroy=True)  # no other stream decodes yet: destroying it now stalls nobody
             self._session = self._open_worker()
-        self.log.info("%s: decoding %s on GPU %d with NVDEC (%s)", self.name, self.codec, device,
-                      "in a worker process" if self.worker == "process" else "in the reading thread")
+        self.log.info("%s: decoding %s on GPU %d with NVDEC %s (%s)", self.name, self.codec, device,
+                      "in a worker process" if self.worker == "process" else "in the reading thread", why)
 
     def _open(self) -> Any:
         return self._open_worker() if self.worker == "process" else self._open_here()
