@@ -6,9 +6,10 @@ take turns with each other and with the pipeline's own threads: on the H100, 8 N
 ran at 0.52–0.64 of the decode-only rate, and the same decoders spread over processes decoded 25–50 % faster than in
 threads of one (``benchmarks/device/nvdec_processes.py``). With ``source.decode_worker: process`` a video's demuxer
 and decoder run in a child process, ``python -m trtapps.gpu.nvdec_worker``, and the pipeline's process only receives
-finished frames. Measured on the H100 (session 8): decode-only about twice the in-process rate; in the YOLO pipeline
-3-11 % more without CUDA MPS (the GPU time-slices the processes' contexts) and up to 46 % more with MPS at 16
-streams, so ``thread`` stays the default.
+finished frames. Measured on the H100: decode-only about twice the in-process rate; in the YOLO pipeline 3-11 %
+more without CUDA MPS (the GPU time-slices the processes' contexts), and under MPS 0.93-0.98 of min(decode only,
+engine) against 0.56-0.87 with threads at 1, 8 and 16 streams (session 9). So ``decode_worker: auto``, the default,
+takes worker processes exactly when the MPS control daemon is running (:func:`trtapps.gpu.nvdec.resolve_worker`).
 
 How frames cross. The worker runs the same :class:`~trtapps.gpu.nvdec._DecodeSession` as the in-process source,
 with a ring (:class:`SlabRing`) whose device buffers come in slabs the worker allocates with ``cudaMalloc`` and
