@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -245,8 +246,12 @@ class Pipeline:
 
     def build_sources(self) -> list[Source]:
         """The sources of this run (built on demand, so a pipeline used only for ``predict`` needs none)."""
-        built = [self._build(self.registries.source, o) for o in self.config.sources]
-        return built + list(self._extra_sources)
+        built = [self._build(self.registries.source, o) for o in self.config.sources] + list(self._extra_sources)
+        nvdec = sys.modules.get("trtapps.gpu.nvdec")  # loaded when a video source chose NVDEC
+        hint = nvdec.mps_hint(built) if nvdec is not None else None
+        if hint is not None:
+            self.context.logger.warning("%s", hint)
+        return built
 
     def build_sinks(self) -> list[Sink]:
         return [self._build(self.registries.sink, o) for o in self.config.sinks] + list(self._extra_sinks)

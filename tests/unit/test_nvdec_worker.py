@@ -365,3 +365,29 @@ def test_a_source_left_at_auto_decodes_in_a_worker_process_under_mps(
     gc.collect()
     worker.wait(5)
     source.close()
+
+
+def test_a_run_with_many_in_process_nvdec_videos_and_no_mps_says_how_to_get_worker_processes(
+        mps_pipes: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from conftest import shared_path  # tests/conftest.py
+    from trtapps.pipeline import Pipeline
+
+    make = install_fake_nvdec(monkeypatch, tmp_path)
+    monkeypatch.setattr(nvdec, "DEFAULT_WORKER", "auto")  # the fakes pin thread; the hint is about auto
+    clip, _ = make(make_packets(4))
+    left_at_auto = [nvdec.NvdecSource(clip, source_id=i) for i in range(nvdec.MPS_HINT_STREAMS)]
+    assert {s.worker for s in left_at_auto} == {"thread"}  # no MPS daemon (mps_pipes is empty)
+    hint = nvdec.mps_hint(left_at_auto)
+    assert hint is not None
+    assert hint.startswith(f"{nvdec.MPS_HINT_STREAMS} videos decode with NVDEC in this process")
+    assert "nvidia-cuda-mps-control -d" in hint
+    assert nvdec.mps_hint(left_at_auto[:-1]) is None  # fewer streams: the GIL matters little
+    chosen = [nvdec.NvdecSource(clip, worker="thread") for _ in range(nvdec.MPS_HINT_STREAMS)]
+    assert nvdec.mps_hint(chosen) is None  # decode_worker: thread was asked for: no advice
+    app = {"type": "yolo", "model": str(shared_path("models/yolox_nano.onnx"))}
+    with caplog.at_level(logging.WARNING), Pipeline.from_objects(app=app, source=left_at_auto,
+                                                                 backend="onnxruntime") as pipe:
+        pipe.build_sources()
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [hint]
+    for source in left_at_auto + chosen:
+        source.close()
