@@ -264,3 +264,21 @@ def test_a_process_that_only_decodes_waits_for_the_gpu_without_spinning(cp: Any)
     frames, flags = done.stdout.split()[-2:]
     assert frames == "3"
     assert int(flags) == 0x04, f"CU_CTX_SCHED flags {flags}: 4 (blocking sync) expected"
+
+
+def test_four_videos_left_at_auto_without_mps_decode_here_and_the_run_is_told_about_mps(
+        cp: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from trtapps.gpu import nvdec
+
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(tmp_path))  # an empty folder: no MPS daemon to be found
+    path = shared_path("media/face_tracker.mp4")
+    sources = [nvdec.NvdecSource(path, max_frames=4, source_id=i) for i in range(nvdec.MPS_HINT_STREAMS)]
+    try:
+        assert [s.worker for s in sources] == ["thread"] * nvdec.MPS_HINT_STREAMS
+        assert all(len(list(s)) == 4 for s in sources)
+        hint = nvdec.mps_hint(sources)
+        assert hint is not None
+        assert "nvidia-cuda-mps-control -d" in hint
+    finally:
+        for source in sources:
+            source.close()
