@@ -186,14 +186,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--frames", type=int, default=0, help="frames per stream (0: the whole file)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cuda-mps", choices=("off", "start"), default="off",
+                        help="start: what a pipeline file's cuda_mps: start does, before anything touches CUDA")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="sys.setswitchinterval for the run, in seconds (Python's default: 0.005)")
     args = parser.parse_args()
+    if args.cuda_mps == "start":
+        from trtapps.gpu.mps import start_for_run
+
+        start_for_run()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
 
     from trtapps.bench.core import versions
-    from trtapps.gpu.device import gpu_info, mps_control_pipe
+    from trtapps.gpu.device import gpu_info
+    from trtapps.gpu.mps import control_pipe
 
     total = int(cv2.VideoCapture(args.video).get(cv2.CAP_PROP_FRAME_COUNT))
     per_stream = args.frames or total
@@ -215,7 +222,7 @@ def main() -> None:
     info = gpu_info(0)
     doc = {"benchmark": "nvdec_pipeline", "model": Path(args.model).name, "video": Path(args.video).name,
            "batch": args.batch, "frames_per_stream": per_stream, "device": info, "versions": versions(),
-           "switch_interval_s": sys.getswitchinterval(), "cuda_mps_control_pipe": mps_control_pipe(), "rows": rows,
+           "switch_interval_s": sys.getswitchinterval(), "cuda_mps_control_pipe": control_pipe(), "rows": rows,
            "targets": {"ratio": 0.90, "cpu_ms_per_frame": 0.2},
            "notes": "cpu_ms_per_frame: the pipeline's process over the timed window; worker_cpu_ms_per_frame: the "
                     "decoding processes (decode_worker process) from their first picture to their end"}

@@ -111,6 +111,10 @@ class Pipeline:
         )
         self.context.stash[ON_ERROR] = config.on_error
         self.manager.configure(config=config, context=self.context)
+        if config.cuda_mps == "start":  # before the runner: CUDA joins MPS at its first call in the process
+            from trtapps.gpu.mps import start_for_run
+
+            start_for_run(log)
 
         self.runner = runner or self._build_runner()
         self.context.backend = self.runner.backend
@@ -165,6 +169,7 @@ class Pipeline:
         output: str | Path | None = None,
         plugins: Sequence[object] = (),
         on_error: str = "skip",
+        cuda_mps: str = "off",
     ) -> Pipeline:
         """Assemble a pipeline in Python: each component as an options model, a mapping, or a ready object.
 
@@ -188,6 +193,7 @@ class Pipeline:
             "backend": backend if isinstance(backend, str) else _dump(backend),
             "output": str(output) if output is not None else None,
             "on_error": on_error,
+            "cuda_mps": cuda_mps,
         }
         manager = PluginManager(plugins)
         # a pipeline used only for predict()/submit() needs no source; iterating one without raises

@@ -12,8 +12,8 @@ mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
 command -v nvidia-cuda-mps-control || { echo "no nvidia-cuda-mps-control here"; exit 1; }
 nvidia-cuda-mps-control -d || { echo "MPS daemon did not start"; exit 1; }
 trap 'echo quit | nvidia-cuda-mps-control; sleep 1; cat $CUDA_MPS_LOG_DIRECTORY/control.log | tail -5' EXIT
-ls -l "$CUDA_MPS_PIPE_DIRECTORY"  # what decode_worker auto looks for (trtapps.gpu.device.mps_control_pipe)
-python3 -c "from trtapps.gpu.device import mps_control_pipe as m; print('mps_control_pipe():', m())"
+ls -l "$CUDA_MPS_PIPE_DIRECTORY"  # what decode_worker auto looks for (trtapps.gpu.mps.control_pipe)
+python3 -c "from trtapps.gpu.mps import control_pipe as m; print('control_pipe():', m())"
 name="nvdec_pipeline_mps${TAG:+_$TAG}"
 timeout 400 python3 benchmarks/nvdec_pipeline.py --model "$M" --video "$V" --streams ${STREAMS:-8,16} \
   --workers ${WORKERS:-process,thread} ${SWITCH:+--switch-interval $SWITCH} --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1

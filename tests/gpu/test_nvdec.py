@@ -282,3 +282,45 @@ def test_four_videos_left_at_auto_without_mps_decode_here_and_the_run_is_told_ab
     finally:
         for source in sources:
             source.close()
+
+
+def test_a_pipeline_file_with_cuda_mps_start_decodes_in_worker_processes_under_its_own_daemon(
+        cp: Any, tmp_path: Path) -> None:
+    """A fresh interpreter runs a 4-video file with ``cuda_mps: start``: it starts a daemon, joins it (nvidia-smi
+    lists it as an MPS client, type M+C), auto picks worker processes, every frame comes out, and the daemon is
+    gone after the process ends."""
+    import os
+    import tempfile
+    import time
+
+    video = shared_path("media/face_tracker.mp4")
+    config = tmp_path / "mps.yaml"
+    sources = "\n".join(f"  - {{type: video, path: {video}, decoder: nvdec, max_frames: 40}}" for _ in range(4))
+    config.write_text(f"cuda_mps: start\nsources:\n{sources}\napp: {{type: yolo, model: "
+                      f"{shared_path('models/yolov8n_dequant.onnx')}, batch_size: 16}}\nbackend: onnxruntime_cuda\n"
+                      f"sinks: [{{type: jsonl, path: {tmp_path / 'out.jsonl'}}}]\n")
+    code = (
+        "import logging, os, subprocess, sys\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stderr)\n"
+        "from trtapps.pipeline import Pipeline\n"
+        "with Pipeline.from_file(sys.argv[1]) as pipe:\n"
+        "    summary = pipe.run()\n"
+        "    smi = subprocess.run(['nvidia-smi'], capture_output=True, text=True).stdout\n"
+        "    mine = [l for l in smi.splitlines() if f' {os.getpid()} ' in l]\n"
+        "    print('frames', summary.frames_out, 'type', 'M+C' if any('M+C' in l for l in mine) else mine)\n"
+    )
+    short = tempfile.mkdtemp(prefix="mps")  # the daemon's folders (a Unix socket path has at most 107 bytes)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUDA_MPS_")}
+    env["TMPDIR"] = short
+    done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=300,
+                          env=env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-4:] == ["frames", "160", "type", "M+C"], done.stdout
+    assert "started a CUDA MPS daemon" in done.stderr
+    assert done.stderr.count("in a worker process (decode_worker auto: the CUDA MPS daemon is running") >= 4
+    control = Path(short) / f"trtapps-mps-{os.getuid()}" / "pipe" / "control"
+    for _ in range(100):  # told to quit at exit, the daemon stops once its last client has gone
+        if not control.exists():
+            break
+        time.sleep(0.1)
+    assert not control.exists(), "the MPS daemon is still running after the run"

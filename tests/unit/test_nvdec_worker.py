@@ -328,14 +328,14 @@ def mps_pipes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def test_the_mps_control_pipe_is_found_only_where_a_daemon_would_listen(mps_pipes: Path) -> None:
-    from trtapps.gpu.device import mps_control_pipe
+    from trtapps.gpu.mps import control_pipe
 
-    assert mps_control_pipe() is None  # no pipe
+    assert control_pipe() is None  # no pipe
     (mps_pipes / "control").write_text("")  # a regular file is no daemon's pipe
-    assert mps_control_pipe() is None
+    assert control_pipe() is None
     (mps_pipes / "control").unlink()
     os.mkfifo(mps_pipes / "control")
-    assert mps_control_pipe() == str(mps_pipes / "control")
+    assert control_pipe() == str(mps_pipes / "control")
 
 
 def test_decode_worker_auto_takes_processes_only_under_mps(mps_pipes: Path) -> None:

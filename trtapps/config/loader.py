@@ -245,6 +245,7 @@ def validate_data(
         on_error=skeleton.on_error,
         queue_size=skeleton.queue_size,
         max_wait_ms=skeleton.max_wait_ms,
+        cuda_mps=skeleton.cuda_mps,
         plugins=skeleton.plugins,
         path=path,
     )

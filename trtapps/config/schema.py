@@ -57,6 +57,11 @@ class PipelineFile(BaseModel):
         None, ge=0, le=10_000, description="How long a partly filled batch waits for more frames (latency bound). "
         "Default: 10 ms when a live source (camera, stream) is present, else batches wait until full."
     )
+    cuda_mps: Literal["off", "start"] = Field(
+        "off", description="start: before CUDA starts in this process, start a CUDA MPS daemon for the run (or use "
+        "the one running), so the pipeline and its decoding processes share the GPU instead of being time-sliced; "
+        "source.decode_worker auto then decodes in worker processes. off: leave MPS to the machine."
+    )
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-plugin settings.")
 
     @field_validator("backend", mode="before")
@@ -88,6 +93,7 @@ class PipelineConfig:
     on_error: str = "skip"
     queue_size: int = 4
     max_wait_ms: float | None = None
+    cuda_mps: str = "off"
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: Path | None = None
 
@@ -121,5 +127,6 @@ class PipelineConfig:
             "on_error": self.on_error,
             "queue_size": self.queue_size,
             "max_wait_ms": self.max_wait_ms,
+            "cuda_mps": self.cuda_mps,
             "plugins": self.plugins,
         }

@@ -133,30 +133,6 @@ def host_wait_flags(ordinal: int) -> int:
     return int(flags) & 0x07
 
 
-#: where CUDA clients look for the MPS control daemon's pipes (NVIDIA's default when the variable is unset)
-MPS_PIPE_ENV = "CUDA_MPS_PIPE_DIRECTORY"
-MPS_PIPE_DEFAULT = "/tmp/nvidia-mps"
-
-
-def mps_control_pipe() -> str | None:
-    """The CUDA MPS control daemon's pipe that a CUDA context created now would connect to, or ``None``.
-
-    CUDA connects a process to MPS at its first CUDA call when the control daemon's named pipe ``control`` exists
-    in ``$CUDA_MPS_PIPE_DIRECTORY`` (default ``/tmp/nvidia-mps``); the same test here says whether the processes
-    of a run will share the GPU through one MPS server instead of being time-sliced. A pipe left behind by a
-    daemon that died reads as present; CUDA then runs without MPS, which costs speed, never correctness.
-    """
-    import stat
-
-    folder = os.environ.get(MPS_PIPE_ENV, "").strip() or MPS_PIPE_DEFAULT
-    pipe = os.path.join(folder, "control")
-    try:
-        mode = os.stat(pipe).st_mode
-    except OSError:
-        return None
-    return pipe if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else None
-
-
 def _check_driver(driver: Any, err: Any, call: str) -> None:
     if err != driver.CUresult.CUDA_SUCCESS:
         name = getattr(err, "name", str(err))

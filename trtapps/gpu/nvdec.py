@@ -799,14 +799,14 @@ def resolve_worker(worker: str | None) -> tuple[str, str]:
     Raises:
         ValueError: not one of :data:`WORKERS`.
     """
-    from trtapps.gpu.device import mps_control_pipe
+    from trtapps.gpu.mps import control_pipe
 
     worker = worker or DEFAULT_WORKER
     if worker not in WORKERS:
         raise ValueError(f"worker must be one of {WORKERS}, got {worker!r}")
     if worker != "auto":
         return worker, f"decode_worker {worker}"
-    pipe = mps_control_pipe()
+    pipe = control_pipe()
     if pipe is not None:
         return "process", f"decode_worker auto: the CUDA MPS daemon is running ({pipe})"
     return "thread", "decode_worker auto: no CUDA MPS daemon, so worker processes would be time-sliced"
