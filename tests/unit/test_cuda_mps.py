@@ -52,7 +52,7 @@ with open(os.environ["FAKE_MPS_RECORD"], "a") as record:
 
 DAEMON = """
 import os, socket, sys
-sock = socket.socket(socket.AF_UNIX)
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # not a stream socket: liveness must not assume one
 sock.bind(sys.argv[1])
 sock.listen(8)
 sock.settimeout(0.05)
@@ -99,6 +99,8 @@ def fake_mps(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMps]:
     monkeypatch.setattr(mps, "START_TIMEOUT", 2.0)
     yield FakeMps(root)
     mps._started.clear()
+    while mps._quitting:
+        mps._quitting.pop().wait(10)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -171,7 +173,7 @@ def test_too_late_once_cuda_is_initialised_and_the_run_goes_on_without_mps(
 @pytest.mark.parametrize(("mode", "why"), [
     ("missing", "nvidia-cuda-mps-control is not on PATH"),
     ("fail", "exited with 1 (An instance of this daemon is already running)"),
-    ("silent", "no control pipe appeared in"),
+    ("silent", "no control pipe appeared in"),  # the daemon is told to quit all the same
 ])
 def test_a_daemon_that_cannot_start_is_one_warning_and_the_environment_is_left_as_it_was(
         fake_mps: FakeMps, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, mode: str,
@@ -191,6 +193,10 @@ def test_a_daemon_that_cannot_start_is_one_warning_and_the_environment_is_left_a
     assert os.environ[mps.PIPE_ENV] == str(empty)
     assert mps.LOG_ENV not in os.environ
     assert mps.stop_started() == []
+    for quitter in mps._quitting:
+        quitter.wait(10)
+    commands = [c.split()[0] for c in fake_mps.calls()]
+    assert commands == {"missing": [], "fail": ["start"], "silent": ["start", "quit"]}[mode]
 
 
 def test_cuda_initialized_answers_without_a_gpu() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -41,6 +42,7 @@ START_TIMEOUT = 10.0
 
 _lock = threading.Lock()
 _started: list[Path] = []  # pipe folders of the daemons this process started (told to quit at exit)
+_quitting: list[subprocess.Popen[bytes]] = []  # their quit commands, which may outlive this process
 
 
 def control_pipe() -> str | None:
@@ -63,12 +65,16 @@ def control_pipe() -> str | None:
 
 
 def _listening(path: str) -> bool:
+    """Whether a process is bound to the Unix socket *path*: connecting to one nobody holds is refused, while a
+    live socket of another type (the daemon's may not be a stream socket) answers with a protocol error."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
     try:
         probe.connect(path)
-    except OSError:
+    except (ConnectionRefusedError, FileNotFoundError):
         return False
+    except OSError as exc:
+        return exc.errno == errno.EPROTOTYPE
     finally:
         probe.close()
     return True
@@ -149,12 +155,13 @@ def start_for_run(log: logging.Logger | None = None) -> str | None:
         deadline = time.monotonic() + START_TIMEOUT
         while (pipe := control_pipe()) is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        if pipe is None:
-            _give_up(log, previous, f"no control pipe appeared in {pipes} within {START_TIMEOUT:g} s")
-            return None
         if not _started:
             atexit.register(stop_started)
-        _started.append(pipes)
+        _started.append(pipes)  # ours to stop, whether or not it came up
+        if pipe is None:
+            stop_started()
+            _give_up(log, previous, f"no control pipe appeared in {pipes} within {START_TIMEOUT:g} s")
+            return None
         log.info("cuda_mps: start: started a CUDA MPS daemon (pipe %s, log %s); it quits when this process exits",
                  pipes, logs)
         return pipe
@@ -191,6 +198,7 @@ def stop_started() -> list[subprocess.Popen[bytes]]:
             quitter.stdin.write(b"quit\n")
             quitter.stdin.close()
             quitters.append(quitter)
+            _quitting.append(quitter)
         except OSError as exc:
             logger.warning("cannot stop the CUDA MPS daemon at %s (%s); stop it with: echo quit | "
                            "CUDA_MPS_PIPE_DIRECTORY=%s %s", pipes, exc, pipes, CONTROL)
