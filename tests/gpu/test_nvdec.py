@@ -285,13 +285,15 @@ def test_four_videos_left_at_auto_without_mps_decode_here_and_the_run_is_told_ab
 
 
 def test_a_pipeline_file_with_cuda_mps_start_decodes_in_worker_processes_under_its_own_daemon(
-        cp: Any, tmp_path: Path) -> None:
+        cp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh interpreter runs a 4-video file with ``cuda_mps: start``: it starts a daemon, joins it (nvidia-smi
     lists it as an MPS client, type M+C), auto picks worker processes, every frame comes out, and the daemon is
     gone after the process ends."""
     import os
     import tempfile
     import time
+
+    from trtapps.gpu.mps import control_pipe
 
     video = shared_path("media/face_tracker.mp4")
     config = tmp_path / "mps.yaml"
@@ -318,9 +320,11 @@ def test_a_pipeline_file_with_cuda_mps_start_decodes_in_worker_processes_under_i
     assert done.stdout.split()[-4:] == ["frames", "160", "type", "M+C"], done.stdout
     assert "started a CUDA MPS daemon" in done.stderr
     assert done.stderr.count("in a worker process (decode_worker auto: the CUDA MPS daemon is running") >= 4
-    control = Path(short) / f"trtapps-mps-{os.getuid()}" / "pipe" / "control"
-    for _ in range(100):  # told to quit at exit, the daemon stops once its last client has gone
-        if not control.exists():
+    # told to quit at exit, the daemon stops once its last client has gone; it leaves its control socket behind,
+    # with nobody listening on it any more
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(Path(short) / f"trtapps-mps-{os.getuid()}" / "pipe"))
+    for _ in range(100):
+        if control_pipe() is None:
             break
         time.sleep(0.1)
-    assert not control.exists(), "the MPS daemon is still running after the run"
+    assert control_pipe() is None, "the MPS daemon is still running after the run"
