@@ -8,7 +8,7 @@ with private pipe/log folders, points this process at it (``CUDA_MPS_PIPE_DIRECT
 * ``after_context``: a CUDA context existed first (what building a GPU runner does).
 
 It prints whether the daemon started an MPS server for this process (``get_server_list``) and ``nvidia-smi``'s
-process table (an MPS client shows type ``M+C``), then stops the daemon. This decides whether trtapps could start
+process table (an MPS client shows type ``M+C``), then tells the daemon to quit. This decides whether trtapps could start
 MPS for a run from its configuration, and how early it would have to.
 """
 
@@ -50,7 +50,13 @@ def main() -> None:
         print(f"{mode}: sum {total:.0f}, MPS servers: {servers or 'none'}; memGetInfo total {whole / 2**30:.1f} GiB")
         print("\n".join(rows) or "(no process rows)")
     finally:
-        print(control("quit", env))
+        # quit waits until the daemon's clients have gone, this process among them: send it and do not wait
+        # (the 12:49 run waited and timed out after printing its findings)
+        quitter = subprocess.Popen(["nvidia-cuda-mps-control"], stdin=subprocess.PIPE, env=env,
+                                   start_new_session=True)
+        assert quitter.stdin is not None
+        quitter.stdin.write(b"quit\n")
+        quitter.stdin.close()
 
 
 if __name__ == "__main__":
