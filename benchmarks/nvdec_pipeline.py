@@ -40,12 +40,13 @@ def _free_device_memory() -> int:
     return int(cupy.cuda.runtime.memGetInfo()[0])
 
 
-def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, worker: str) -> dict[str, Any]:
+def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, worker: str,
+                 backend: Any = "onnxruntime_cuda") -> dict[str, Any]:
     from trtapps.pipeline import Pipeline
 
     source = {"type": "video", "path": video, "decoder": "nvdec", "max_frames": frames, "decode_worker": worker}
     app = {"type": "yolo", "model": model, "batch_size": batch}
-    with Pipeline.from_objects(app=app, source=[source] * streams, backend="onnxruntime_cuda") as pipe:
+    with Pipeline.from_objects(app=app, source=[source] * streams, backend=backend) as pipe:
         # warm-up: every batch size the measured run can meet has been seen once (cuDNN picks algorithms per shape)
         list(pipe.iter_results(write=False, sources=pipe.build_sources()))
         free_before = min_free = _free_device_memory()
@@ -186,6 +187,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--frames", type=int, default=0, help="frames per stream (0: the whole file)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cuda-graph", action="store_true", help="the pipeline's runner replays CUDA graphs")
     parser.add_argument("--cuda-mps", choices=("off", "start"), default="off",
                         help="start: what a pipeline file's cuda_mps: start does, before anything touches CUDA")
     parser.add_argument("--switch-interval", type=float, default=None,
@@ -210,7 +212,8 @@ def main() -> None:
     for n in (int(s) for s in args.streams.split(",")):
         for worker in args.workers.split(","):
             decode = decode_only_fps(args.video, n, worker, probe_idle=idle)
-            pipe = pipeline_fps(args.model, args.video, n, args.batch, per_stream, worker)
+            backend = {"type": "onnxruntime_cuda", "cuda_graph": True} if args.cuda_graph else "onnxruntime_cuda"
+            pipe = pipeline_fps(args.model, args.video, n, args.batch, per_stream, worker, backend)
             bound = min(decode["fps"], engine)
             rows.append({**pipe, "decode_only_fps": round(decode["fps"], 1), "engine_only_fps": round(engine, 1),
                          "decode_only_cpu_ms_per_frame": round(decode["cpu_ms_per_frame"], 4),
@@ -222,7 +225,8 @@ def main() -> None:
     info = gpu_info(0)
     doc = {"benchmark": "nvdec_pipeline", "model": Path(args.model).name, "video": Path(args.video).name,
            "batch": args.batch, "frames_per_stream": per_stream, "device": info, "versions": versions(),
-           "switch_interval_s": sys.getswitchinterval(), "cuda_mps_control_pipe": control_pipe(), "rows": rows,
+           "switch_interval_s": sys.getswitchinterval(), "cuda_graph": args.cuda_graph,
+           "cuda_mps_control_pipe": control_pipe(), "rows": rows,
            "targets": {"ratio": 0.90, "cpu_ms_per_frame": 0.2},
            "notes": "cpu_ms_per_frame: the pipeline's process over the timed window; worker_cpu_ms_per_frame: the "
                     "decoding processes (decode_worker process) from their first picture to their end"}

@@ -7,9 +7,9 @@ source benchmarks/device/setup.sh >/dev/null || exit 1
 M=$TRTAPPS_DATA/models/yolov8n_dequant.onnx
 V=$TRTAPPS_DATA/media/face_tracker.mp4
 SPY=/tmp/site/bin/py-spy
-$SPY record --native --subprocesses --threads --format raw --rate 250 --nonblocking -o "$OUT/cpu_raw.txt" -- \
+$SPY record --subprocesses --threads --format raw --rate 200 --nonblocking -o "$OUT/cpu_raw.txt" -- \
   python3 benchmarks/nvdec_pipeline.py --model "$M" --video "$V" --streams ${STREAMS:-8} --workers auto \
-  --cuda-mps start 2>&1 | grep -v "^{\|never came\|plugin EP" | tail -4
+  --cuda-mps start 2>&1 | grep -v "^{\|never came\|plugin EP" | tail -6
 python3 - "$OUT/cpu_raw.txt" <<'PY'
 import collections, re, sys
 per_proc = collections.Counter(); self_ = collections.defaultdict(collections.Counter)
