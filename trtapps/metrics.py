@@ -28,15 +28,17 @@ class StageTimer:
 
 @dataclass
 class RunSummary:
-    """What a run did. ``frames_in == frames_out + frames_dropped`` holds at the end of every complete run:
-    failed frames are written too, and only live sources drop frames (the oldest queued, when the model falls
-    behind).
+    """What a run did. ``frames_in == frames_out + frames_dropped + frames_unfinished`` holds at the end of every
+    run: failed frames are written too, only live sources drop frames (the oldest queued, when the model falls
+    behind), and only a run that stopped early (Ctrl-C, an error, ``on_error: abort``) leaves frames unfinished.
 
     Attributes:
         frames_in: frames the sources delivered, including frames that failed to decode.
         frames_out: frame results written to the sinks.
         frames_failed: frames recorded with an error (unreadable, or a stage failed on them).
         frames_dropped: frames of live sources dropped because their queue was full; ``dropped`` per source.
+        frames_unfinished: frames read from the sources but neither written nor dropped because the run stopped
+            early (they were queued or in the batch being processed).
         detections: total detections written.
         stages: time per stage (read, stage, upload, preprocess, infer, decode, results, postprocess, track,
             write; on the GPU path the model stages are host enqueue times and ``results`` the wait for them).
@@ -50,6 +52,7 @@ class RunSummary:
     frames_out: int = 0
     frames_failed: int = 0
     frames_dropped: int = 0
+    frames_unfinished: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     detections: int = 0
     started: float = field(default_factory=time.perf_counter)
@@ -95,6 +98,7 @@ class RunSummary:
             "frames_out": self.frames_out,
             "frames_failed": self.frames_failed,
             "frames_dropped": self.frames_dropped,
+            "frames_unfinished": self.frames_unfinished,
             "dropped": dict(self.dropped),
             "detections": self.detections,
             "seconds": round(self.wall_seconds, 3),

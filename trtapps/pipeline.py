@@ -28,7 +28,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -438,7 +438,7 @@ class Pipeline:
         write: bool = True,
         summary: RunSummary | None = None,
         sources: Sequence[Source] | None = None,
-    ) -> Iterator[FrameResult]:
+    ) -> Generator[FrameResult, None, None]:
         """Run the sources through the pipeline, yielding every frame's result in input order per source.
 
         With ``write=True`` (default) the results also go to the sinks, which are closed when the iteration ends,
@@ -529,6 +529,9 @@ class Pipeline:
         except KeyboardInterrupt:
             summary.error = "interrupted"
             raise
+        except GeneratorExit:  # the consumer stopped iterating (or failed outside this generator: it said why)
+            summary.error = summary.error or "abandoned"
+            raise
         except BaseException as exc:
             summary.error = summary.error or f"{type(exc).__name__}: {exc}"
             raise
@@ -548,6 +551,8 @@ class Pipeline:
                 else:
                     log.warning("a pipeline thread is still running; its GPU frame memory is not freed")
             summary.finished = time.perf_counter()
+            # every frame read is written, dropped, or (a run stopped early) unfinished
+            summary.frames_unfinished = max(0, summary.frames_in - summary.frames_out - summary.frames_dropped)
             for source in sources:
                 _quietly(source.close)
             for sink in sinks:
@@ -561,9 +566,19 @@ class Pipeline:
     ) -> RunSummary:
         """Process every source to the end, writing the sinks; returns the run summary."""
         summary = RunSummary()
-        for result in self.iter_results(summary=summary, sources=sources):
-            if on_result is not None:
-                on_result(result, summary)
+        results = self.iter_results(summary=summary, sources=sources)
+        try:
+            for result in results:
+                if on_result is not None:
+                    on_result(result, summary)
+        except KeyboardInterrupt:  # Ctrl-C while on_result ran: as much an interruption as one inside the run
+            summary.error = summary.error or "interrupted"
+            raise
+        except BaseException as exc:
+            summary.error = summary.error or f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            results.close()  # sinks flushed and closed, threads joined, before any exception goes on
         return summary
 
     def _work(

@@ -163,6 +163,41 @@ def test_ctrl_c_leaves_valid_outputs(tmp_path: Path) -> None:
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= len(lines) - 8  # the writer was closed, not truncated
 
 
+def test_an_interrupted_run_accounts_for_every_frame_it_read(tmp_path: Path) -> None:
+    """Frames read but still queued when Ctrl-C came are counted as unfinished, next to those written."""
+    source = {"type": "video", "path": str(shared_path("media/vtest.avi")), "max_frames": 300}
+    sinks = [{"type": "jsonl", "path": str(tmp_path / "out.jsonl")}, {"type": "summary", "path": str(tmp_path / "s.json")}]
+    pipe = Pipeline.from_objects(app={"type": "yolo", "model": str(shared_path("models/yolox_nano.onnx")),
+                                      "batch_size": 4}, source=source, sinks=sinks, backend="onnxruntime")
+
+    def stop_after_some(result: object, summary: object) -> None:
+        if len((tmp_path / "out.jsonl").read_text().splitlines()) >= 12:
+            raise KeyboardInterrupt
+
+    with pipe, pytest.raises(KeyboardInterrupt):
+        pipe.run(on_result=stop_after_some)
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["error"] == "interrupted"
+    written = len((tmp_path / "out.jsonl").read_text().splitlines())
+    assert summary["frames_out"] == written
+    assert summary["frames_unfinished"] > 0  # the readers were ahead of the model
+    assert summary["frames_in"] == summary["frames_out"] + summary["frames_dropped"] + summary["frames_unfinished"]
+
+
+def test_results_abandoned_by_their_reader_close_the_run_and_say_so(tmp_path: Path) -> None:
+    source = {"type": "video", "path": str(shared_path("media/vtest.avi")), "max_frames": 200}
+    sinks = [{"type": "summary", "path": str(tmp_path / "s.json")}]
+    with Pipeline.from_objects(app={"type": "yolo", "model": str(shared_path("models/yolox_nano.onnx")),
+                                    "batch_size": 4}, source=source, sinks=sinks, backend="onnxruntime") as pipe:
+        results = pipe.iter_results()
+        taken = [next(results) for _ in range(6)]
+        results.close()  # the reader has seen enough
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert len(taken) == 6
+    assert summary["error"] == "abandoned"
+    assert summary["frames_in"] == summary["frames_out"] + summary["frames_dropped"] + summary["frames_unfinished"]
+
+
 class Recorder:
     """A plugin implementing every lifecycle hook."""
 

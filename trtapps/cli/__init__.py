@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: outputs written so far are complete", file=sys.stderr)
+        print("interrupted: outputs written so far are complete (summary.json counts the frames read but not "
+              "processed as frames_unfinished)", file=sys.stderr)
         sys.exit(130)
     except SystemExit:
         raise
