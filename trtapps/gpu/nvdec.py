@@ -822,9 +822,10 @@ def mps_hint(sources: Sequence[Any]) -> str | None:
     inside = [s for s in sources if isinstance(s, NvdecSource) and s.worker == "thread" and s.worker_setting == "auto"]
     if len(inside) < MPS_HINT_STREAMS:
         return None
-    return (f"{len(inside)} videos decode with NVDEC in this process, where PyNvVideoCodec holds the GIL; start the "
-            "CUDA MPS daemon (nvidia-cuda-mps-control -d) and decode_worker auto decodes in worker processes instead "
-            "(H100, 8-16 streams of YOLOv8n: 0.96 of the engine's rate against 0.70; README, NVDEC)")
+    return (f"{len(inside)} videos decode with NVDEC in this process, where PyNvVideoCodec holds the GIL; with a "
+            "CUDA MPS daemon (cuda_mps: start in the pipeline file, or nvidia-cuda-mps-control -d) decode_worker auto "
+            "decodes in worker processes instead (H100, 8-16 streams of YOLOv8n: 0.96 of the engine's rate against "
+            "0.70; README, NVDEC)")
 
 
 class NvdecSource(VideoWindow):
