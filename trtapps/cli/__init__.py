@@ -2,17 +2,56 @@
 
 Commands are thin: each one turns options into a pipeline/config call. User errors (:class:`UserError`) are
 printed as one line without a traceback; ``TRTAPPS_FULL_ERROR=1`` shows the traceback.
+
+Log records of trtapps and its plugins go to stderr as ``warning: …`` lines; ``-v`` before the command (or
+``TRTAPPS_LOG=info``) adds the ``info: …`` lines, e.g. which decoder each video got and why; ``-vv`` or
+``TRTAPPS_LOG=debug`` adds debug lines.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from trtapps.errors import UserError
+from trtapps.errors import ConfigError, UserError
+
+#: environment variable with the log level of the command line (debug, info, warning, error)
+LOG_ENV = "TRTAPPS_LOG"
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class _LevelPrefix(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def configure_logging(verbose: int = 0) -> int:
+    """Send the ``trtapps`` loggers to stderr at the level asked by ``-v`` (info), ``-vv`` (debug) or
+    ``$TRTAPPS_LOG`` (default warning), whichever shows more; returns the level. Calling it again replaces the
+    handler it installed.
+
+    Raises:
+        ConfigError: ``$TRTAPPS_LOG`` is not a level name.
+    """
+    name = os.environ.get(LOG_ENV, "").strip().lower() or "warning"
+    if name not in LOG_LEVELS:
+        raise ConfigError(f"{LOG_ENV}={name!r} is not one of {', '.join(LOG_LEVELS)}; unset it or pick one")
+    level = min(LOG_LEVELS[name], {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
+    root = logging.getLogger("trtapps")
+    for handler in [h for h in root.handlers if getattr(h, "_trtapps_cli", False)]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelPrefix())
+    handler.setLevel(level)
+    handler._trtapps_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    if level < root.getEffectiveLevel():  # let the records be made; never raise a level someone else lowered
+        root.setLevel(level)
+    return level
 
 
 def build_app(manager: Any = None) -> typer.Typer:
@@ -27,6 +66,14 @@ def build_app(manager: Any = None) -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+
+    @app.callback()
+    def _options(
+        verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                             help="Show info lines (-v) and debug lines (-vv) on stderr.")] = 0,
+    ) -> None:
+        configure_logging(verbose)
+
     commands.register(app)
     manager = manager if manager is not None else PluginManager()
     manager.register_commands(cli=app)
