@@ -46,6 +46,9 @@ class RunSummary:
         staging: on the GPU path, how host frames crossed to the device: ``direct`` (one DMA from the page-locked
             buffer the source decoded into) and ``copied`` (through a staging thread's copy); ``None`` elsewhere.
         error: why the run stopped early (``"interrupted"`` after Ctrl-C), or ``None``.
+        sources: per source, its name and type and what its ``describe()`` says (e.g. ``decoder: nvdec``,
+            ``decode_worker: process``).
+        cuda_mps: the CUDA MPS control pipe the run started or joined for ``cuda_mps: start``, else ``None``.
     """
 
     frames_in: int = 0
@@ -63,6 +66,8 @@ class RunSummary:
     staging: dict[str, int] | None = None
     error: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    cuda_mps: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, **increments: int) -> None:
@@ -106,6 +111,8 @@ class RunSummary:
             "backend": self.backend,
             "device": self.device,
             "staging": self.staging,
+            "cuda_mps": self.cuda_mps,
+            "sources": self.sources,
             "error": self.error,
             "stages": {
                 name: {"seconds": round(t.seconds, 4), "frames": t.frames, "fps": round(t.fps, 2),

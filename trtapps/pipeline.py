@@ -111,10 +111,12 @@ class Pipeline:
         )
         self.context.stash[ON_ERROR] = config.on_error
         self.manager.configure(config=config, context=self.context)
+        #: the CUDA MPS control pipe of ``cuda_mps: start`` (``None``: not asked, or not possible)
+        self.cuda_mps: str | None = None
         if config.cuda_mps == "start":  # before the runner: CUDA joins MPS at its first call in the process
             from trtapps.gpu.mps import start_for_run
 
-            start_for_run(log)
+            self.cuda_mps = start_for_run(log)
 
         self.runner = runner or self._build_runner()
         self.context.backend = self.runner.backend
@@ -448,6 +450,8 @@ class Pipeline:
         summary = summary if summary is not None else RunSummary()
         summary.backend, summary.device = self.runner.backend, self.runner.device
         sources = list(sources) if sources is not None else self.build_sources()
+        summary.sources = [_describe(s) for s in sources]
+        summary.cuda_mps = self.cuda_mps
         if not sources:
             raise ConfigError("no source given; add a source to the pipeline or pass --source")
         sinks = self.build_sinks() if write else []
@@ -711,6 +715,18 @@ def _drain(q: queue.Queue[Any]) -> None:
             q.get_nowait()
         except queue.Empty:
             return
+
+
+def _describe(source: Source) -> dict[str, Any]:
+    """A source's entry in the run summary: name, type and what its optional ``describe()`` says."""
+    entry: dict[str, Any] = {"name": getattr(source, "name", type(source).__name__), "type": type(source).__name__}
+    describe = getattr(source, "describe", None)
+    if callable(describe):
+        try:
+            entry.update(describe())
+        except Exception as exc:  # a plugin's describe() must not fail the run
+            entry["describe_error"] = f"{type(exc).__name__}: {exc}"
+    return entry
 
 
 def _quietly(fn: Callable[..., Any], *args: Any) -> None:

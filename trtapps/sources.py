@@ -501,6 +501,10 @@ class VideoSource(VideoWindow, DecodesIntoBuffers):
             cap.release()
             raise past_end
 
+    def describe(self) -> dict[str, Any]:
+        """For the run summary: decoded on the CPU by OpenCV (FFmpeg)."""
+        return {"decoder": "opencv", "frames_in_header": self.frame_count, "fps": self.fps}
+
     def _frame(self, cap: Capture, image: np.ndarray, pos: int) -> Frame:
         msec = _finite(cap.get(cv2.CAP_PROP_POS_MSEC))
         if msec is not None and msec >= 0 and (msec > 0 or pos == 0):

@@ -127,7 +127,11 @@ class App(ABC):
 
 @runtime_checkable
 class Source(Protocol):
-    """Frames from one input (image set, video file, camera, stream), in order."""
+    """Frames from one input (image set, video file, camera, stream), in order.
+
+    A source may also have ``describe() -> dict``: JSON-ready facts about how it reads (e.g. the video decoder it
+    chose), recorded per source in the run summary.
+    """
 
     name: str
 

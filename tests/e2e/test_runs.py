@@ -178,6 +178,9 @@ def test_an_interrupted_run_accounts_for_every_frame_it_read(tmp_path: Path) -> 
         pipe.run(on_result=stop_after_some)
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["error"] == "interrupted"
+    assert summary["sources"] == [{"name": source["path"], "type": "VideoSource", "decoder": "opencv",
+                                   "frames_in_header": 795, "fps": 10.0}]
+    assert summary["cuda_mps"] is None
     written = len((tmp_path / "out.jsonl").read_text().splitlines())
     assert summary["frames_out"] == written
     assert summary["frames_unfinished"] > 0  # the readers were ahead of the model
@@ -313,3 +316,20 @@ def test_class_filter_runs_once_where_the_app_does_not_apply_it() -> None:
                                        "model": str(shared_path("models/retinaface_mnet025.onnx"))})
     assert len(faces.postprocessors) == 1  # retinaface leaves `classes` to the pipeline
     assert len(faces.predict(bus).detections) == 0  # class 1 does not exist: everything is filtered out
+
+
+def test_the_summary_describes_each_source_and_survives_a_describe_that_fails() -> None:
+    from trtapps.pipeline import _describe
+
+    class Plain:
+        name = "cam"
+
+    class Broken:
+        name = "broken"
+
+        def describe(self) -> dict[str, object]:
+            raise RuntimeError("no idea")
+
+    assert _describe(Plain()) == {"name": "cam", "type": "Plain"}  # type: ignore[arg-type]
+    assert _describe(Broken()) == {"name": "broken", "type": "Broken",  # type: ignore[arg-type]
+                                   "describe_error": "RuntimeError: no idea"}

@@ -360,6 +360,8 @@ def test_a_source_left_at_auto_decodes_in_a_worker_process_under_mps(
     caplog.set_level(logging.INFO)
     source = nvdec.NvdecSource(clip)
     assert source.worker == "process"
+    assert source.describe()["decoder"] == "nvdec"
+    assert (source.describe()["decode_worker"], source.describe()["decode_worker_asked"]) == ("process", "auto")
     assert [f.index for f in source] == list(range(12))
     assert _records(caplog, "in a worker process (decode_worker auto: the CUDA MPS daemon is running")
     gc.collect()

@@ -905,6 +905,11 @@ class NvdecSource(VideoWindow):
         self.log.info("%s: decoding %s on GPU %d with NVDEC %s (%s)", self.name, self.codec, device,
                       "in a worker process" if self.worker == "process" else "in the reading thread", why)
 
+    def describe(self) -> dict[str, Any]:
+        """For the run summary: NVDEC, the codec, and where it decoded (and what ``decode_worker`` asked)."""
+        return {"decoder": "nvdec", "codec": self.codec, "decode_worker": self.worker,
+                "decode_worker_asked": self.worker_setting, "frames_in_header": self.frame_count, "fps": self.fps}
+
     def _open(self) -> Any:
         return self._open_worker() if self.worker == "process" else self._open_here()
 
