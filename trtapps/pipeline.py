@@ -533,7 +533,7 @@ class Pipeline:
         except KeyboardInterrupt:
             summary.error = "interrupted"
             raise
-        except GeneratorExit:  # the consumer stopped iterating (or failed outside this generator: it said why)
+        except GeneratorExit:  # the consumer stopped iterating
             summary.error = summary.error or "abandoned"
             raise
         except BaseException as exc:
@@ -575,14 +575,11 @@ class Pipeline:
             for result in results:
                 if on_result is not None:
                     on_result(result, summary)
-        except KeyboardInterrupt:  # Ctrl-C while on_result ran: as much an interruption as one inside the run
-            summary.error = summary.error or "interrupted"
-            raise
         except BaseException as exc:
-            summary.error = summary.error or f"{type(exc).__name__}: {exc}"
+            # a failure or Ctrl-C in on_result goes into the run, whose own handlers name it and close the sinks
+            # and threads before it goes on (a finished run re-raises it at once); throw() never returns here
+            results.throw(exc)
             raise
-        finally:
-            results.close()  # sinks flushed and closed, threads joined, before any exception goes on
         return summary
 
     def _work(
