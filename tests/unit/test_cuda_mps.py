@@ -199,6 +199,17 @@ def test_a_daemon_that_cannot_start_is_one_warning_and_the_environment_is_left_a
     assert commands == {"missing": [], "fail": ["start"], "silent": ["start", "quit"]}[mode]
 
 
+def test_a_regular_file_is_no_daemon_and_a_named_pipe_of_an_older_driver_is_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(mps.PIPE_ENV, str(tmp_path))
+    assert mps.control_pipe() is None  # no pipe
+    (tmp_path / "control").write_text("")  # a regular file is no daemon's pipe
+    assert mps.control_pipe() is None
+    (tmp_path / "control").unlink()
+    os.mkfifo(tmp_path / "control")
+    assert mps.control_pipe() == str(tmp_path / "control")
+
+
 def test_cuda_initialized_answers_without_a_gpu() -> None:
     assert mps.cuda_initialized() in (True, False)  # never raises, whatever this machine has
 

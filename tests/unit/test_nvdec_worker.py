@@ -327,17 +327,6 @@ def mps_pipes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return folder
 
 
-def test_the_mps_control_pipe_is_found_only_where_a_daemon_would_listen(mps_pipes: Path) -> None:
-    from trtapps.gpu.mps import control_pipe
-
-    assert control_pipe() is None  # no pipe
-    (mps_pipes / "control").write_text("")  # a regular file is no daemon's pipe
-    assert control_pipe() is None
-    (mps_pipes / "control").unlink()
-    os.mkfifo(mps_pipes / "control")
-    assert control_pipe() == str(mps_pipes / "control")
-
-
 def test_decode_worker_auto_takes_processes_only_under_mps(mps_pipes: Path) -> None:
     assert nvdec.resolve_worker("thread") == ("thread", "decode_worker thread")
     assert nvdec.resolve_worker("process")[0] == "process"
