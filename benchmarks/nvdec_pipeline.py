@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,8 +43,27 @@ def _free_device_memory() -> int:
     return int(cupy.cuda.runtime.memGetInfo()[0])
 
 
+def _start_spy(spy: Path | None, spy_bin: str, name: str) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling this process's on-CPU threads (native frames excluded) into *spy*/*name*, or None."""
+    if spy is None:
+        return None
+    spy.mkdir(parents=True, exist_ok=True)
+    command = [spy_bin, "record", "--pid", str(os.getpid()), "--nonblocking", "--threads", "--rate", "500",
+               "--format", "raw", "-o", str(spy / name)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop_spy(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+
+
 def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, worker: str,
-                 backend: Any = "onnxruntime_cuda") -> dict[str, Any]:
+                 backend: Any = "onnxruntime_cuda", spy: Path | None = None, spy_bin: str = "py-spy") -> dict[str, Any]:
     from trtapps.pipeline import Pipeline
 
     source = {"type": "video", "path": video, "decoder": "nvdec", "max_frames": frames, "decode_worker": worker}
@@ -56,14 +78,17 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, 
         count, first_t, first_cpu, first_n = 0, 0.0, 0.0, 0
         last_t = last_cpu = 0.0
         failed = 0
+        sampler = None
         for result in pipe.iter_results(write=False, sources=sources):
             count += 1
             failed += result.error is not None
             if count == batch:  # the first batch is out: the steady window starts
+                sampler = _start_spy(spy, spy_bin, f"pipeline_{streams}_{worker}.txt")
                 first_t, first_cpu, first_n = time.perf_counter(), time.process_time(), count
             if count % 256 == 0:
                 min_free = min(min_free, _free_device_memory())
             last_t, last_cpu = time.perf_counter(), time.process_time()
+        _stop_spy(sampler)
         # the window ends with the last result: the generator's teardown after it (threads joined, sources
         # closed, memory freed) is not throughput, and reported apart
         teardown = time.perf_counter() - last_t
@@ -192,6 +217,10 @@ def main() -> None:
                         help="start: what a pipeline file's cuda_mps: start does, before anything touches CUDA")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="sys.setswitchinterval for the run, in seconds (Python's default: 0.005)")
+    parser.add_argument("--spy", type=Path, default=None,
+                        help="a folder: py-spy samples the pipeline's process over each timed pipeline window "
+                        "(on-CPU threads; its start-up takes a little of the window's CPU time)")
+    parser.add_argument("--spy-bin", default="py-spy", help="the py-spy program")
     args = parser.parse_args()
     if args.cuda_mps == "start":
         from trtapps.gpu.mps import start_for_run
@@ -213,7 +242,8 @@ def main() -> None:
         for worker in args.workers.split(","):
             decode = decode_only_fps(args.video, n, worker, probe_idle=idle)
             backend = {"type": "onnxruntime_cuda", "cuda_graph": True} if args.cuda_graph else "onnxruntime_cuda"
-            pipe = pipeline_fps(args.model, args.video, n, args.batch, per_stream, worker, backend)
+            pipe = pipeline_fps(args.model, args.video, n, args.batch, per_stream, worker, backend,
+                                spy=args.spy, spy_bin=args.spy_bin)
             bound = min(decode["fps"], engine)
             rows.append({**pipe, "decode_only_fps": round(decode["fps"], 1), "engine_only_fps": round(engine, 1),
                          "decode_only_cpu_ms_per_frame": round(decode["cpu_ms_per_frame"], 4),

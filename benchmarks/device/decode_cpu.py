@@ -1,0 +1,183 @@
+"""Where a decoding process's host CPU goes: user and system CPU time per frame of NVDEC decode-only variants.
+
+The throughput issue asks for ≤ 0.2 ms of host CPU per frame; the decoding workers alone spend 0.6-0.9 ms
+(session 9). This splits that cost. Each variant runs in P spawned processes at once (one video each, all
+starting together after a warm-up), each decoding ``--frames`` frames; per variant it prints the aggregate fps and
+the user and system CPU milliseconds per frame (``os.times`` of the decoding processes over the timed window).
+High user time with little system time while the GPU works points at a busy wait (a spin in the driver); system
+time at ioctls and futexes.
+
+Variants (``--variants``):
+
+* ``demux``: PyNvVideoCodec's demuxer alone (packets read, nothing decoded): the floor of the file side.
+* ``raw``: demuxer + ``Decode`` per packet, the surfaces not read (PyNvVideoCodec alone).
+* ``raw_low`` / ``raw_zero``: the same with ``latency=DisplayDecodeLatencyType.LOW`` / ``ZERO``.
+* ``source``: trtapps' ``NvdecSource`` decoding in the reading thread (copy into a ring buffer + wait): what a
+  ``decode_worker: process`` worker does per frame, less the socket.
+* ``threaded``: PyNvVideoCodec's ``ThreadedDecoder``, batches of 16.
+
+Each variant runs with ``TRTAPPS_CUDA_WAIT`` = each of ``--waits`` (``block``: trtapps' default, threads sleep
+in CUDA waits; ``default``: CUDA's own heuristic, which spins when there are more cores than contexts), set on the
+primary context before the first CUDA call.
+
+Usage (GPU machine)::
+
+    python benchmarks/device/decode_cpu.py --video face_tracker.mp4 --procs 1 8 --json "$OUT/decode_cpu.json"
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+VARIANTS = ("demux", "raw", "raw_low", "raw_zero", "source", "threaded")
+WAITS = ("block", "default")
+
+
+def _set_wait(wait: str, device: int) -> None:
+    if wait == "default":
+        return  # CUDA's heuristic: nothing set
+    os.environ["TRTAPPS_CUDA_WAIT"] = wait
+    from trtapps.gpu.device import configure_host_wait
+
+    configure_host_wait(device)
+
+
+def _decode(variant: str, path: str, frames: int, device: int) -> int:
+    """Decode *frames* frames of *path* (from the start again at its end) the *variant*'s way; returns frames."""
+    import PyNvVideoCodec as nvc
+
+    done = 0
+    while done < frames:
+        before = done
+        if variant == "source":
+            from trtapps.gpu.nvdec import NvdecSource
+
+            source = NvdecSource(path, max_frames=frames - done, device=device, worker="thread")
+            for _ in source:
+                done += 1
+            source.close()
+        elif variant == "threaded":
+            decoder = nvc.ThreadedDecoder(path, buffer_size=32, gpu_id=device, use_device_memory=True,
+                                          output_color_type=nvc.OutputColorType.NATIVE)
+            while done < frames:
+                got = len(decoder.get_batch_frames(min(16, frames - done)))
+                if got == 0:
+                    break
+                done += got
+            decoder.end()
+            del decoder
+        else:
+            demuxer = nvc.CreateDemuxer(filename=path)
+            decoder = None
+            if variant != "demux":
+                kwargs: dict[str, Any] = {}
+                if variant in ("raw_low", "raw_zero"):
+                    kwargs["latency"] = getattr(nvc.DisplayDecodeLatencyType, variant.split("_")[1].upper())
+                decoder = nvc.CreateDecoder(gpuid=device, codec=demuxer.GetNvCodecId(), usedevicememory=True,
+                                            **kwargs)
+            for packet in demuxer:
+                done += 1 if decoder is None else len(decoder.Decode(packet))
+                if done >= frames:
+                    break
+            else:
+                if decoder is not None:
+                    with contextlib.suppress(Exception):
+                        done += len(decoder.Decode(nvc.PacketData()))
+            del decoder, demuxer
+        if done == before:
+            raise RuntimeError(f"{variant}: no frame from {path}")
+    return min(done, frames)
+
+
+def _child(conn: Any, ready: Any, go: Any, variant: str, wait: str, path: str, frames: int, device: int) -> None:
+    try:
+        _set_wait(wait, device)
+        _decode(variant, path, 60, device)  # warm-up: context, decoder
+        ready.wait()
+        go.wait()
+        t0, c0 = time.perf_counter(), os.times()
+        n = _decode(variant, path, frames, device)
+        t1, c1 = time.perf_counter(), os.times()
+        conn.send({"frames": n, "wall_s": t1 - t0, "user_s": c1.user - c0.user, "sys_s": c1.system - c0.system})
+    except BaseException as exc:  # reported, the other variants go on
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def measure(variant: str, wait: str, procs: int, path: str, frames: int, device: int, timeout: float) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    ready, go = ctx.Barrier(procs + 1), ctx.Event()
+    pipes, children = [], []
+    for _ in range(procs):
+        mine, theirs = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_child, args=(theirs, ready, go, variant, wait, path, frames, device), daemon=True)
+        child.start()
+        pipes.append(mine)
+        children.append(child)
+    row: dict[str, Any] = {"variant": variant, "wait": wait, "procs": procs}
+    try:
+        ready.wait(timeout=timeout)
+        go.set()
+        results = [p.recv() if p.poll(timeout) else {"error": "timed out"} for p in pipes]
+    except Exception as exc:  # a child died before the barrier
+        results = [{"error": f"{type(exc).__name__}: {exc}"}]
+    for child in children:
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        row["error"] = errors[0]
+        return row
+    total = sum(r["frames"] for r in results)
+    row.update(
+        frames=total,
+        fps=round(total / max(r["wall_s"] for r in results), 1),
+        user_ms_per_frame=round(1e3 * sum(r["user_s"] for r in results) / total, 4),
+        sys_ms_per_frame=round(1e3 * sum(r["sys_s"] for r in results) / total, 4),
+    )
+    row["cpu_ms_per_frame"] = round(row["user_ms_per_frame"] + row["sys_ms_per_frame"], 4)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--video", required=True)
+    parser.add_argument("--frames", type=int, default=1200, help="frames per process")
+    parser.add_argument("--procs", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--waits", nargs="+", choices=WAITS, default=list(WAITS))
+    parser.add_argument("--device", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    rows = []
+    print(f"{'variant':<10} {'wait':<8} {'procs':>5} {'fps':>9} {'user ms':>8} {'sys ms':>8} {'cpu ms':>8}")
+    for procs in args.procs:
+        for variant in args.variants:
+            for wait in args.waits:
+                row = measure(variant, wait, procs, args.video, args.frames, args.device, args.timeout)
+                rows.append(row)
+                if "error" in row:
+                    print(f"{variant:<10} {wait:<8} {procs:>5} error: {row['error'][:120]}")
+                else:
+                    print(f"{variant:<10} {wait:<8} {procs:>5} {row['fps']:>9.1f} {row['user_ms_per_frame']:>8.4f} "
+                          f"{row['sys_ms_per_frame']:>8.4f} {row['cpu_ms_per_frame']:>8.4f}", flush=True)
+                if args.json:
+                    args.json.write_text(json.dumps({"benchmark": "decode_cpu", "video": Path(args.video).name,
+                                                     "frames_per_process": args.frames, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
