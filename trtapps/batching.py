@@ -32,11 +32,11 @@ Item = Frame | FrameFailure
 
 
 class _Feed:
-    """One source's queue and state (guarded by the batcher's condition)."""
+    """One source's queue and state (guarded by the batcher's lock); its reader waits on ``room``."""
 
-    __slots__ = ("capacity", "done", "dropped", "live", "name", "queue", "source", "source_id")
+    __slots__ = ("capacity", "done", "dropped", "live", "name", "queue", "room", "source", "source_id")
 
-    def __init__(self, source: Source, source_id: int, capacity: int) -> None:
+    def __init__(self, source: Source, source_id: int, capacity: int, lock: threading.Lock) -> None:
         self.source = source
         self.source_id = source_id
         self.name = str(getattr(source, "name", type(source).__name__))
@@ -45,6 +45,7 @@ class _Feed:
         self.queue: deque[Item] = deque()
         self.done = False
         self.dropped = 0
+        self.room = threading.Condition(lock)  # notified when the consumer takes from this queue
 
 
 class Batcher:
@@ -85,9 +86,18 @@ class Batcher:
         self.key = key
         self.stage = stage
         self.discard = discard
-        self.feeds = [_Feed(source, i, capacity) for i, source in enumerate(sources)]
+        # One lock, one condition per waiter: each reader waits on its feed's ``room`` and is woken only when
+        # the consumer takes from its queue; the consumer waits on ``_ready`` and is woken only when what it
+        # waits for is there (``_want`` items queued, a key that closes its batch, a source that ended). With one
+        # condition for all, every put and every batch woke every blocked reader: with 16 NVDEC streams half of
+        # the pipeline process's on-CPU samples were readers waking up to find their queue still full (session 10).
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self.feeds = [_Feed(source, i, capacity, self._lock) for i, source in enumerate(sources)]
         self.errors: list[BaseException] = []
-        self._cond = threading.Condition()
+        self._queued = 0  # items in all queues
+        self._want = 1  # items the waiting consumer needs before it is worth waking
+        self._batch_key: Any = _UNSET  # the key of the batch the consumer is filling (a different key closes it)
         self._turn = 0  # the feed a batch starts from (round robin)
         self._threads: list[threading.Thread] = []
 
@@ -109,8 +119,10 @@ class Batcher:
 
     def wake(self) -> None:
         """Wake every waiting thread (call after setting ``stop``)."""
-        with self._cond:
-            self._cond.notify_all()
+        with self._lock:
+            self._ready.notify_all()
+            for feed in self.feeds:
+                feed.room.notify_all()
 
     def _read(self, feed: _Feed) -> None:
         try:
@@ -136,29 +148,36 @@ class Batcher:
                 self.errors.append(exc if isinstance(exc, UserError) else InputError(f"{feed.name}: reading "
                                                                                      f"frames failed: {exc}"))
         finally:
-            with self._cond:
+            with self._lock:
                 feed.done = True
-                self._cond.notify_all()
+                self._ready.notify_all()
 
     def _put(self, feed: _Feed, item: Item) -> None:
         dropped: Item | None = None
-        with self._cond:
+        with self._lock:
             while len(feed.queue) >= feed.capacity and not self.stop.is_set():
                 if feed.live:  # a live source cannot wait: its oldest queued frame makes room
                     dropped = feed.queue.popleft()
+                    self._queued -= 1
                     feed.dropped += 1
                     self.summary.count_drop(feed.name)
                     break
-                self._cond.wait(timeout=0.1)
+                feed.room.wait(timeout=0.1)
             if self.stop.is_set():
                 abandoned: Item | None = item
             else:
                 feed.queue.append(item)
+                self._queued += 1
                 abandoned = None
-                self._cond.notify_all()
+                if self._queued >= self._want or self._closes_batch(item):
+                    self._ready.notify()
         for lost in (dropped, abandoned):
             if isinstance(lost, Frame) and self.discard is not None:
                 self.discard(lost)
+
+    def _closes_batch(self, item: Item) -> bool:
+        """Whether *item* ends the batch the consumer is filling (a frame whose key differs from the batch's)."""
+        return self._batch_key is not _UNSET and isinstance(item, Frame) and self.key(item) != self._batch_key
 
     # -- batches ---------------------------------------------------------------------------------------------------
     def next_batch(self) -> list[Item] | None:
@@ -168,28 +187,34 @@ class Batcher:
         At least one item is returned otherwise; at most ``max_batch`` frames.
         """
         batch: list[Item] = []
-        with self._cond:
-            while not any(f.queue for f in self.feeds):
+        with self._lock:
+            while not self._queued:
                 if self.stop.is_set() or all(f.done for f in self.feeds):
                     return None
-                self._cond.wait(timeout=0.1)
+                self._want = 1
+                self._ready.wait(timeout=0.1)
             deadline = time.monotonic() + self.max_wait
             key: Any = _UNSET
-            while True:
-                key = self._take(batch, key)
-                frames = sum(1 for item in batch if isinstance(item, Frame))
-                if frames >= self.max_batch or self.stop.is_set():
-                    break
-                if any(f.queue for f in self.feeds):  # heads left whose key does not match: batch them next
-                    break
-                if all(f.done for f in self.feeds):
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(timeout=min(remaining, 0.1))  # wake regularly to notice stop
+            try:
+                while True:
+                    key = self._take(batch, key)
+                    frames = sum(1 for item in batch if isinstance(item, Frame))
+                    if frames >= self.max_batch or self.stop.is_set():
+                        break
+                    if self._queued:  # heads left whose key does not match: batch them next
+                        break
+                    if all(f.done for f in self.feeds):
+                        break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    # woken when the batch can be filled, a frame with another key or a source's end comes, and
+                    # regularly to notice stop
+                    self._want, self._batch_key = self.max_batch - frames, key
+                    self._ready.wait(timeout=min(remaining, 0.1))
+            finally:
+                self._want, self._batch_key = 1, _UNSET
             self._turn = (self._turn + 1) % len(self.feeds)
-            self._cond.notify_all()  # room in the queues for blocked readers
         return batch
 
     def _take(self, batch: list[Item], key: Any) -> Any:
@@ -205,27 +230,35 @@ class Batcher:
                     continue
                 head = feed.queue[0]
                 if isinstance(head, FrameFailure):
-                    batch.append(feed.queue.popleft())
+                    batch.append(self._pop(feed))
                     progressed = True
                     continue
                 head_key = self.key(head)
                 if key is not _UNSET and head_key != key:
                     continue
                 key = head_key
-                batch.append(feed.queue.popleft())
+                batch.append(self._pop(feed))
                 frames += 1
                 progressed = True
                 if frames >= self.max_batch:
                     break
         return key
 
+    def _pop(self, feed: _Feed) -> Item:
+        """The head of *feed*'s queue, removed; its reader, if blocked on a full queue, is woken (lock held)."""
+        self._queued -= 1
+        if len(feed.queue) >= feed.capacity:
+            feed.room.notify()
+        return feed.queue.popleft()
+
     def drain(self) -> list[Item]:
         """Remove and return whatever is still queued (the run is stopping)."""
-        with self._cond:
+        with self._lock:
             items = [item for f in self.feeds for item in f.queue]
             for f in self.feeds:
                 f.queue.clear()
-            self._cond.notify_all()
+                f.room.notify_all()
+            self._queued = 0
         return items
 
 

@@ -205,3 +205,62 @@ def test_a_source_that_dies_is_reported_as_an_input_error() -> None:
 def test_invalid_settings_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         make([ListFeed("a", 1)], **bad)
+
+
+class CountingCondition(threading.Condition):
+    """A condition that counts how often a waiter returned from ``wait`` (woken or timed out)."""
+
+    def __init__(self, lock: Any) -> None:
+        super().__init__(lock)
+        self.returns = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        woken = super().wait(timeout)
+        self.returns += 1
+        return woken
+
+
+def test_blocked_readers_wake_only_for_room_in_their_own_queue() -> None:
+    # 8 file sources behind a slow consumer: every reader sits on a full queue most of the time. A reader must be
+    # woken when the consumer takes from *its* queue, not by every other reader's put or every batch (with one
+    # shared condition, 16 NVDEC readers spent half the pipeline process's CPU waking up for nothing)
+    sources = [ListFeed(f"s{i}", 30) for i in range(8)]
+    batcher, _, _ = make(sources, max_batch=4, max_wait=float("inf"), capacity=2)
+    rooms = []
+    for feed in batcher.feeds:
+        feed.room = CountingCondition(batcher._lock)
+        rooms.append(feed.room)
+    batches = drain(batcher, consume_delay=0.002)
+    frames = sum(len(b) for b in batches)
+    assert frames == 240
+    # each reader waits at most once per frame the consumer took from its queue (timeouts every 0.1 s aside)
+    assert sum(r.returns for r in rooms) <= frames + 8 * 5
+
+
+def test_consumer_wakes_when_its_batch_can_fill_not_per_frame() -> None:
+    sources = [ListFeed(f"s{i}", 64, delay=0.0005) for i in range(4)]
+    batcher, _, _ = make(sources, max_batch=16, max_wait=float("inf"), capacity=32)
+    batcher._ready = ready = CountingCondition(batcher._lock)
+    batches = drain(batcher)
+    assert sum(len(b) for b in batches) == 256
+    assert all(len(b) == 16 for b in batches)  # files: full batches only
+    # one wake-up per batch (plus the first item and the 0.1 s timeouts), against one per frame before
+    assert ready.returns <= 3 * len(batches) + 10
+
+
+def test_a_frame_with_another_key_closes_the_waiting_batch_at_once() -> None:
+    # max_wait is unbounded for files: the consumer must still be woken when a frame with another key arrives,
+    # or a batch of one size would wait for frames that can never join it
+    small, large = ListFeed("small", 1, shape=(4, 6)), ListFeed("large", 1, shape=(8, 6), gate_at=0)
+    batcher, _, _ = make([small, large], max_batch=4, max_wait=float("inf"), capacity=4,
+                         key=lambda f: f.image.shape)
+    batcher.start()
+    threading.Timer(0.05, large.gate.set).start()
+    t0 = time.monotonic()
+    first = batcher.next_batch()  # "small"'s frame, waiting to fill its batch until "large"'s frame comes
+    assert first is not None
+    assert [f.source for f in first] == ["small"]
+    assert time.monotonic() - t0 < 2.0  # not the gate's 10 s
+    second = batcher.next_batch()
+    assert second is not None
+    assert [f.source for f in second] == ["large"]
