@@ -321,6 +321,17 @@ def nv12_layout(interfaces: Sequence[Mapping[str, Any]]) -> SurfaceLayout:
     return SurfaceLayout(width, height, luma, pitch, int(second["data"][0]), _pitch(second))
 
 
+#: format values already checked to be NV12 (the check runs once per value, not once per picture)
+_NV12_FORMATS: set[Any] = set()
+
+
+def _known_nv12(fmt: Any) -> bool:
+    try:
+        return fmt in _NV12_FORMATS
+    except TypeError:  # an unhashable stand-in: checked every time
+        return False
+
+
 def surface_layout(frame: Any) -> SurfaceLayout:
     """The layout of a PyNvVideoCodec ``DecodedFrame`` (through ``frame.cuda()``, its planes' CUDA array
     interfaces, or the frame's own interface).
@@ -329,8 +340,11 @@ def surface_layout(frame: Any) -> SurfaceLayout:
         ValueError: the frame is not an NV12 surface in device memory.
     """
     fmt = getattr(frame, "format", None)
-    if fmt is not None and enum_name(fmt).upper() != "NV12":
-        raise ValueError(f"the decoder produced {enum_name(fmt)} surfaces; only 8-bit 4:2:0 (NV12) is supported")
+    if fmt is not None and not _known_nv12(fmt):
+        if enum_name(fmt).upper() != "NV12":
+            raise ValueError(f"the decoder produced {enum_name(fmt)} surfaces; only 8-bit 4:2:0 (NV12) is supported")
+        with contextlib.suppress(TypeError):
+            _NV12_FORMATS.add(fmt)
     views = frame.cuda() if callable(getattr(frame, "cuda", None)) else [frame]
     if not isinstance(views, (list, tuple)):
         views = [views]
@@ -382,7 +396,10 @@ class FrameRing(Protocol):
     """Where the decoding loop copies each picture: :class:`DeviceFrameRing` in this process,
     :class:`~trtapps.gpu.nvdec_worker.SlabRing` in a worker process."""
 
-    def acquire(self, height: int, width: int) -> Any: ...
+    def target(self, height: int, width: int) -> tuple[int, Any]:
+        """``(device address, picture)``: where to copy one ``(height * 3 / 2, width)`` NV12 picture, and what the
+        decoding loop hands on as that picture once the copy is done (a device array, or a worker's slot)."""
+        ...
 
 
 class DeviceFrameRing:
@@ -406,6 +423,11 @@ class DeviceFrameRing:
         self._closed = False
         #: buffers allocated so far
         self.allocated = 0
+
+    def target(self, height: int, width: int) -> tuple[int, Any]:
+        """:meth:`acquire`'s array and its device address (the :class:`FrameRing` protocol)."""
+        out = self.acquire(height, width)
+        return int(out.data.ptr), out
 
     def acquire(self, height: int, width: int) -> Any:
         """A device array ``(height * 3 / 2, width)`` uint8 for one frame (contents undefined)."""
@@ -704,9 +726,8 @@ class _DecodeSession:
         from cupy.cuda import runtime
 
         layout = surface_layout(surface)
-        out = self.ring.acquire(layout.height, layout.width)
+        dst, out = self.ring.target(layout.height, layout.width)
         w, h = layout.width, layout.height
-        dst = int(out.data.ptr)
         kind = runtime.memcpyDeviceToDevice
         stream = int(self.stream.ptr)
         runtime.memcpy2DAsync(dst, w, layout.luma, layout.luma_pitch, w, h, kind, stream)

@@ -17,7 +17,8 @@ exports once with ``cudaIpcGetMemHandle``; the pipeline's process maps each slab
 For each decoded picture the worker copies NVDEC's surface into a free slot, waits for the copy, and sends
 ``("frame", index, slab, slot, error)`` over a socket pair (pickled tuples of a few dozen bytes). The pipeline's
 process wraps the slot in a CuPy array whose owner is a lease; when the last view of the frame is gone the lease
-sends ``("release", slab, slot)`` and the worker reuses the slot. A decoded frame never visits host memory, and
+gives the slot back, and every :data:`RELEASE_STEP` slots go back to the worker in one ``("release", ((slab, slot),
+...))`` for reuse. A decoded frame never visits host memory, and
 nothing is copied twice.
 
 Flow control. The worker may be at most ``ahead`` frames ahead of what the pipeline's process has received:
@@ -57,6 +58,10 @@ logger = logging.getLogger("trtapps.gpu.nvdec")
 AHEAD = 16
 #: credit is granted in steps of this many received frames
 CREDIT_STEP = 8
+#: freed slots go back to the worker in messages of this many: one message per frame cost the pipeline's process a
+#: send and the worker a receive per frame; holding back up to this many - 1 slots only makes the worker's ring
+#: that much larger (it allocates a slot when none is free, it never waits for one)
+RELEASE_STEP = 4
 #: slots of a size's first slab (one ``cudaMalloc`` and one IPC mapping each); each further slab of that size has
 #: twice as many as the one before, up to :data:`MAX_SLOTS_PER_SLAB`, so a stream needs few mappings (mapping a
 #: slab, ``cudaIpcOpenMemHandle``, takes milliseconds and holds the GIL: with a new slab every 8 frames, the
@@ -84,21 +89,25 @@ class SlabRing:
     """The worker's frame buffers: slabs of NV12 slots (:data:`SLOTS_PER_SLAB`, then twice as many each time),
     each slab exported through CUDA IPC.
 
-    Same interface as :class:`~trtapps.gpu.nvdec.DeviceFrameRing` for the decoding loop (:meth:`acquire`), but a
-    slot is free again only when the pipeline's process says so (:meth:`release`), not when a view dies.
+    The decoding loop's :class:`~trtapps.gpu.nvdec.FrameRing` (:meth:`target`): a picture is a ``(slab, slot)``
+    pair, which is all the pipeline's process needs to find it. A slot is free again only when the pipeline's
+    process says so (:meth:`release`).
 
     Args:
         device: CUDA device ordinal.
         announce: called with ``("slab", slab_id, ipc_handle, height, width, slots, slot_bytes)`` before a new
             slab's first slot is handed out.
+        refill: called when no slot of a size is free, before a new slab is allocated (the worker reads the
+            releases the pipeline's process sent meanwhile: they are read when needed, not after every frame).
     """
 
-    def __init__(self, device: int, announce: Callable[[tuple[Any, ...]], None]) -> None:
+    def __init__(self, device: int, announce: Callable[[tuple[Any, ...]], None],
+                 refill: Callable[[], None] | None = None) -> None:
         self.device = device
         self.announce = announce
+        self.refill = refill
         self._free: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._slabs: list[tuple[int, int, tuple[int, int]]] = []  # (pointer, slot bytes, (height, width))
-        self._where: dict[int, tuple[int, int]] = {}  # slot address → (slab, slot)
         #: slots handed out and not yet released
         self.in_use = 0
 
@@ -109,9 +118,6 @@ class SlabRing:
         with self._on_device():
             pointer = int(runtime.malloc(nbytes))
             return pointer, bytes(runtime.ipcGetMemHandle(pointer))
-
-    def _view(self, pointer: int, height: int, width: int) -> Any:
-        return nvdec.nv12_view(pointer, height, width, self, self.device)
 
     def _free_memory(self, pointer: int) -> None:
         from cupy.cuda import runtime
@@ -125,10 +131,13 @@ class SlabRing:
         return cupy.cuda.Device(self.device)
 
     # -- bookkeeping ------------------------------------------------------------------------------------------------
-    def acquire(self, height: int, width: int) -> Any:
-        """A ``(height * 3 / 2, width)`` uint8 device array in a free slot (a new slab when none is free)."""
+    def target(self, height: int, width: int) -> tuple[int, tuple[int, int]]:
+        """``(device address, (slab, slot))`` of a free ``(height * 3 / 2, width)`` NV12 slot (a new slab when
+        none is free)."""
         key = (int(height), int(width))
         free = self._free.setdefault(key, [])
+        if not free and self.refill is not None:
+            self.refill()
         if not free:
             slot_bytes = nv12_bytes(*key)
             earlier = sum(1 for _, _, k in self._slabs if k == key)
@@ -140,14 +149,8 @@ class SlabRing:
             free.extend((slab, slot) for slot in reversed(range(slots)))
         slab, slot = free.pop()
         pointer, slot_bytes, _ = self._slabs[slab]
-        address = pointer + slot * slot_bytes
-        self._where[address] = (slab, slot)
         self.in_use += 1
-        return self._view(address, *key)
-
-    def locate(self, image: Any) -> tuple[int, int]:
-        """``(slab, slot)`` of an array from :meth:`acquire`."""
-        return self._where[int(image.data.ptr)]
+        return pointer + slot * slot_bytes, (slab, slot)
 
     def release(self, slab: int, slot: int) -> None:
         """The pipeline's process is done with this slot."""
@@ -159,7 +162,6 @@ class SlabRing:
         """Free every slab (the pipeline's process has unmapped them)."""
         slabs, self._slabs = self._slabs, []
         self._free.clear()
-        self._where.clear()
         for pointer, _, _ in slabs:
             with contextlib.suppress(Exception):  # the driver frees what is left at exit anyway
                 self._free_memory(pointer)
@@ -204,7 +206,8 @@ class WorkerChannel:
             wait = 0.0
             kind = message[0]
             if kind == "release" and self.ring is not None:
-                self.ring.release(message[1], message[2])
+                for slab, slot in message[1]:
+                    self.ring.release(slab, slot)
             elif kind == "credit":
                 self.credit += message[1]
             elif kind == "stop":
@@ -215,14 +218,14 @@ class WorkerChannel:
 
 
 def run_worker(conn: Connection, nvc: Any | None = None, session_type: Any = None,
-               ring_type: Callable[[int, Callable[[tuple[Any, ...]], None]], SlabRing] = SlabRing) -> None:
+               ring_type: Callable[..., SlabRing] = SlabRing) -> None:
     """The worker's life: read the job, decode and send every picture, wait for ``bye``, free the slabs.
 
     *nvc* (the PyNvVideoCodec module), *session_type* and *ring_type* are for tests (stand-ins without a GPU).
     """
     job = conn.recv()
     channel = WorkerChannel(conn, None, int(job["ahead"]))
-    ring = ring_type(int(job["device"]), channel.send)
+    ring = ring_type(int(job["device"]), channel.send, lambda: channel.pump(block=False))
     channel.ring = ring
     log = logging.getLogger(f"trtapps.gpu.nvdec_worker.{os.getpid()}")
     log.propagate = False
@@ -244,7 +247,8 @@ def run_worker(conn: Connection, nvc: Any | None = None, session_type: Any = Non
         for index, image, error in session.events():
             if cpu0 is None:
                 cpu0 = time.process_time()
-            channel.pump(block=False)
+            # messages are read when credit runs out or the ring has no free slot (SlabRing.refill), not after
+            # every frame: a stop is noticed within AHEAD frames
             while channel.credit <= 0 and not channel.stopped:
                 channel.pump(block=True)
             if channel.stopped:
@@ -252,9 +256,8 @@ def run_worker(conn: Connection, nvc: Any | None = None, session_type: Any = Non
             if image is None:
                 channel.send(("frame", index, -1, -1, error))
             else:
-                slab, slot = ring.locate(image)
+                slab, slot = image
                 channel.send(("frame", index, slab, slot, None))
-            del image
             channel.credit -= 1
             if last is not None and index >= last:
                 break
@@ -329,6 +332,7 @@ class WorkerSession:
         self._slabs: dict[int, _Slab] = {}
         self._lock = threading.RLock()
         self._outstanding = 0  # frames handed out whose slots are not released yet
+        self._released: list[tuple[int, int]] = []  # freed slots not yet sent back (RELEASE_STEP)
         self._closed = False
         self._gone = False  # bye sent (or the worker is dead): nothing more is sent
         self._received = 0
@@ -405,7 +409,10 @@ class WorkerSession:
     def _release(self, slab: int, slot: int) -> None:
         with self._lock:
             self._outstanding -= 1
-            self._send(("release", slab, slot))
+            self._released.append((slab, slot))
+            if len(self._released) >= RELEASE_STEP:
+                self._send(("release", tuple(self._released)))
+                self._released.clear()
             if self._closed and self._outstanding == 0:
                 self._finish()
 
