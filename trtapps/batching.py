@@ -34,7 +34,7 @@ Item = Frame | FrameFailure
 class _Feed:
     """One source's queue and state (guarded by the batcher's lock); its reader waits on ``room``."""
 
-    __slots__ = ("capacity", "done", "dropped", "live", "name", "queue", "room", "source", "source_id")
+    __slots__ = ("capacity", "done", "dropped", "live", "low_water", "name", "queue", "room", "source", "source_id")
 
     def __init__(self, source: Source, source_id: int, capacity: int, lock: threading.Lock) -> None:
         self.source = source
@@ -42,6 +42,9 @@ class _Feed:
         self.name = str(getattr(source, "name", type(source).__name__))
         self.live = bool(getattr(source, "live", False))
         self.capacity = capacity
+        # a reader blocked on a full queue is woken once it has drained to here, and then refills several frames
+        # in a row, instead of waking (a futex, a context switch, the GIL) for every frame taken
+        self.low_water = capacity // 2
         self.queue: deque[Item] = deque()
         self.done = False
         self.dropped = 0
@@ -245,11 +248,13 @@ class Batcher:
         return key
 
     def _pop(self, feed: _Feed) -> Item:
-        """The head of *feed*'s queue, removed; its reader, if blocked on a full queue, is woken (lock held)."""
+        """The head of *feed*'s queue, removed; its reader, if blocked on a full queue, is woken when the queue
+        reaches its low-water mark (lock held)."""
         self._queued -= 1
-        if len(feed.queue) >= feed.capacity:
+        item = feed.queue.popleft()
+        if len(feed.queue) == feed.low_water:
             feed.room.notify()
-        return feed.queue.popleft()
+        return item
 
     def drain(self) -> list[Item]:
         """Remove and return whatever is still queued (the run is stopping)."""
