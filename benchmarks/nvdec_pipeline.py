@@ -28,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,57 @@ def _free_device_memory() -> int:
     import cupy
 
     return int(cupy.cuda.runtime.memGetInfo()[0])
+
+
+class ThreadCpu:
+    """CPU seconds of this process's threads by kind over a window (``/proc/self/task/*/stat``, sampled every
+    0.1 s by a thread of its own: a thread that ends inside the window keeps what was last sampled, one that starts
+    inside it counts from zero)."""
+
+    KINDS = (("trtapps-reader", "readers"), ("trtapps-worker", "inference"), ("MainThread", "main"))
+
+    def __init__(self) -> None:
+        self._first: dict[int, int] = {}
+        self._last: dict[int, int] = {}
+        self._kind: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._started = False
+        self._sample()  # the threads alive at the start count from here
+        self._started = True
+        self._thread = threading.Thread(target=self._run, name="cpu-monitor", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for entry in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended
+                continue
+            tid, ticks = int(entry), int(fields[11]) + int(fields[12])  # utime + stime
+            self._first.setdefault(tid, ticks if not self._started else 0)
+            self._last[tid] = ticks
+            name = names.get(tid, "")
+            kind = next((k for prefix, k in self.KINDS if name.startswith(prefix)), "other")
+            self._kind[tid] = "monitor" if name == "cpu-monitor" else kind
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample()
+
+    def stop(self) -> dict[str, float]:
+        """Seconds per kind (``other``: threads not started by trtapps, e.g. ONNX Runtime's and CUDA's)."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[str, float] = {}
+        for tid, last in self._last.items():
+            kind = self._kind[tid]
+            if kind != "monitor":
+                out[kind] = out.get(kind, 0.0) + (last - self._first[tid]) / tick
+        return out
 
 
 def _start_spy(spy: Path | None, spy_bin: str, name: str) -> subprocess.Popen[bytes] | None:
@@ -84,10 +136,12 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, 
             failed += result.error is not None
             if count == batch:  # the first batch is out: the steady window starts
                 sampler = _start_spy(spy, spy_bin, f"pipeline_{streams}_{worker}.txt")
+                by_thread = ThreadCpu()
                 first_t, first_cpu, first_n = time.perf_counter(), time.process_time(), count
             if count % 256 == 0:
                 min_free = min(min_free, _free_device_memory())
             last_t, last_cpu = time.perf_counter(), time.process_time()
+        thread_cpu = by_thread.stop()
         _stop_spy(sampler)
         # the window ends with the last result: the generator's teardown after it (threads joined, sources
         # closed, memory freed) is not throughput, and reported apart
@@ -102,6 +156,7 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, 
     n = count - first_n
     return {"streams": streams, "decode_worker": worker, "decode_worker_used": ",".join(used), "frames": count, "failed": failed,
             "fps": round(n / elapsed, 1), "cpu_ms_per_frame": round(1000 * cpu / n, 4),
+            "cpu_ms_per_frame_by_thread": {k: round(1000 * v / n, 4) for k, v in sorted(thread_cpu.items())},
             "worker_cpu_ms_per_frame": round(1000 * worker_cpu / count, 4),
             "slab_mapping_ms": round(1000 * map_seconds, 1), "teardown_s": round(teardown, 3),
             "device_memory_growth_mib": round((free_before - min_free) / 2**20, 1)}
@@ -269,6 +324,9 @@ def main() -> None:
         print(f"{r['streams']:>3} {worker:>14} {r['fps']:>13.1f} {r['decode_only_fps']:>12.1f} "
               f"{r['engine_only_fps']:>12.1f} {r['ratio']:>6.3f} {r['cpu_ms_per_frame']:>13.4f} "
               f"{r['worker_cpu_ms_per_frame']:>10.4f} {r['device_memory_growth_mib']:>8.1f}")
+    for r in rows:
+        split = ", ".join(f"{k} {v:.4f}" for k, v in r["cpu_ms_per_frame_by_thread"].items())
+        print(f"{r['streams']:>3} streams ({r['decode_worker']}): the pipeline's CPU ms/frame by thread: {split}")
     for r in rows:
         print(f"{r['streams']:>3} streams ({r['decode_worker']}): a pure-Python thread kept "
               f"{r['gil_left_while_decoding']:.0%} of its idle loop rate while NVDEC decoded")

@@ -71,6 +71,20 @@ class Leased(np.ndarray):
 
 
 class HostWorkerSession(nw.WorkerSession):
+    #: kinds of the messages every session received (the protocol's traffic)
+    received: list[str] = []
+
+    def events(self) -> Any:
+        recv = self.conn.recv
+
+        def counting() -> Any:
+            message = recv()
+            HostWorkerSession.received.append(message[0])
+            return message
+
+        self.conn.recv = counting  # type: ignore[method-assign]
+        return super().events()
+
     def _open(self, handle: bytes) -> int:
         return _HANDLES[handle]
 
@@ -130,6 +144,7 @@ def worker_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     _BUFFERS.clear()
     _HANDLES.clear()
     _UNMAPPED.clear()
+    HostWorkerSession.received = []
 
     def make(packets: list[Any], session_type: type = WorkerCpuSession, **kwargs: Any) -> tuple[Path, ThreadWorker]:
         clip, fake = make_fake(packets, **kwargs)
@@ -166,6 +181,35 @@ def test_every_picture_arrives_in_order_and_the_worker_frees_everything_at_the_e
     assert sorted(_UNMAPPED) == sorted(_HANDLES.values())
     assert _BUFFERS == {}
     source.close()
+
+
+def test_pictures_travel_in_groups_and_slots_come_back_in_groups(worker_env: Any) -> None:
+    # one message per picture cost the pipeline's reader a wake-up, two reads and the GIL per frame
+    clip, worker = worker_env(make_packets(64), frames_in_header=64)
+    source = nvdec.NvdecSource(clip, worker="process")
+    assert [f.index for f in source] == list(range(64))
+    groups = HostWorkerSession.received.count("frames")
+    assert 64 // nw.FRAME_GROUP <= groups <= 64 // nw.FRAME_GROUP + 8, HostWorkerSession.received
+    gc.collect()
+    worker.wait(5)
+    source.close()
+
+
+def test_a_failing_worker_still_delivers_the_pictures_it_decoded(worker_env: Any, caplog: Any) -> None:
+    class FailsAtTen(WorkerCpuSession):
+        def _copy(self, surface: Any) -> Any:
+            if surface.timestamp == 10:
+                raise MemoryError("out of device memory")
+            return super()._copy(surface)
+
+    clip, worker = worker_env(make_packets(30), session_type=FailsAtTen)
+    with caplog.at_level(logging.ERROR):
+        frames = list(nvdec.NvdecSource(clip, worker="process"))
+    assert [f.index for f in frames] == list(range(10))  # none held back in an unsent group
+    assert _records(caplog, "out of device memory")
+    del frames
+    gc.collect()
+    worker.wait(5)
 
 
 def test_slots_are_reused_only_after_release_and_kept_frames_keep_their_pixels(worker_env: Any) -> None:

@@ -14,8 +14,9 @@ takes worker processes exactly when the MPS control daemon is running (:func:`tr
 How frames cross. The worker runs the same :class:`~trtapps.gpu.nvdec._DecodeSession` as the in-process source,
 with a ring (:class:`SlabRing`) whose device buffers come in slabs the worker allocates with ``cudaMalloc`` and
 exports once with ``cudaIpcGetMemHandle``; the pipeline's process maps each slab once (``cudaIpcOpenMemHandle``).
-For each decoded picture the worker copies NVDEC's surface into a free slot, waits for the copy, and sends
-``("frame", index, slab, slot, error)`` over a socket pair (pickled tuples of a few dozen bytes). The pipeline's
+For each decoded picture the worker copies NVDEC's surface into a free slot and waits for the copy; it sends the
+pictures over a socket pair in groups of up to :data:`FRAME_GROUP`, ``("frames", ((index, slab, slot, error),
+...))`` (pickled tuples of a few dozen bytes each), and always before it waits for credit. The pipeline's
 process wraps the slot in a CuPy array whose owner is a lease; when the last view of the frame is gone the lease
 gives the slot back, and every :data:`RELEASE_STEP` slots go back to the worker in one ``("release", ((slab, slot),
 ...))`` for reuse. A decoded frame never visits host memory, and
@@ -58,6 +59,11 @@ logger = logging.getLogger("trtapps.gpu.nvdec")
 AHEAD = 16
 #: credit is granted in steps of this many received frames
 CREDIT_STEP = 8
+#: decoded pictures sent per message at most: the pipeline's reader thread then wakes, reads and takes the GIL once
+#: per group instead of once per picture (a group is sent early whenever the worker is about to wait for credit, so
+#: it never holds back what the pipeline is waiting for; NVDEC sources are files, for which a few frames' delay
+#: does not matter)
+FRAME_GROUP = 4
 #: freed slots go back to the worker in messages of this many: one message per frame cost the pipeline's process a
 #: send and the worker a receive per frame; holding back up to this many - 1 slots only makes the worker's ring
 #: that much larger (it allocates a slot when none is free, it never waits for one)
@@ -240,6 +246,13 @@ def run_worker(conn: Connection, nvc: Any | None = None, session_type: Any = Non
 
     session: Any = None
     cpu0: float | None = None
+    group: list[tuple[int, int, int, str | None]] = []
+
+    def flush() -> None:
+        if group:
+            channel.send(("frames", tuple(group)))
+            group.clear()
+
     try:
         session = (session_type or nvdec._DecodeSession)(
             nvc if nvc is not None else nvdec.import_pynvvideocodec(), Path(job["path"]), int(job["device"]), ring,
@@ -250,22 +263,24 @@ def run_worker(conn: Connection, nvc: Any | None = None, session_type: Any = Non
             # messages are read when credit runs out or the ring has no free slot (SlabRing.refill), not after
             # every frame: a stop is noticed within AHEAD frames
             while channel.credit <= 0 and not channel.stopped:
+                flush()  # what the pipeline waits for goes out before the worker waits for it
                 channel.pump(block=True)
             if channel.stopped:
                 break
-            if image is None:
-                channel.send(("frame", index, -1, -1, error))
-            else:
-                slab, slot = image
-                channel.send(("frame", index, slab, slot, None))
+            slab, slot = (-1, -1) if image is None else image
+            group.append((index, slab, slot, error))
             channel.credit -= 1
+            if len(group) >= FRAME_GROUP:
+                flush()
             if last is not None and index >= last:
                 break
         if not channel.stopped:
+            flush()
             cpu = time.process_time() - cpu0 if cpu0 is not None else 0.0
             channel.send(("end", session.skipped, cpu))
     except BaseException as exc:  # reported in one line by the pipeline's process, which ends the video
         with contextlib.suppress(Exception):
+            flush()  # the pictures decoded before the failure are delivered
             channel.send(("error", f"{type(exc).__name__}: {exc}".splitlines()[0]))
     finally:
         if session is not None:
@@ -379,12 +394,12 @@ class WorkerSession:
                 self._gone = True
                 return
             kind = message[0]
-            if kind == "frame":
-                _, index, slab, slot, error = message
-                self._received += 1
-                if self._received % CREDIT_STEP == 0:
-                    self._send(("credit", CREDIT_STEP))
-                yield index, (None if slab < 0 else self._frame(slab, slot)), error
+            if kind == "frames":
+                for index, slab, slot, error in message[1]:
+                    self._received += 1
+                    if self._received % CREDIT_STEP == 0:
+                        self._send(("credit", CREDIT_STEP))
+                    yield index, (None if slab < 0 else self._frame(slab, slot)), error
             elif kind == "slab":
                 _, slab, handle, height, width, _slots, slot_bytes = message
                 start = time.perf_counter()
