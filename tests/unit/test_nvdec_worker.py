@@ -21,7 +21,7 @@ import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -72,7 +72,7 @@ class Leased(np.ndarray):
 
 class HostWorkerSession(nw.WorkerSession):
     #: kinds of the messages every session received (the protocol's traffic)
-    received: list[str] = []
+    received: ClassVar[list[str]] = []
 
     def events(self) -> Any:
         recv = self.conn.recv

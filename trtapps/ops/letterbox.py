@@ -16,6 +16,7 @@ The GPU preprocessing kernels are tested against :func:`letterbox`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -58,9 +59,8 @@ class LetterboxTransform:
         """True when the image is resized (``cv2.resize`` runs), False when it is only padded."""
         return self.new_size != self.src_size
 
-    @classmethod
+    @staticmethod
     def compute(
-        cls,
         src_size: tuple[int, int],
         dst_size: tuple[int, int],
         *,
@@ -75,35 +75,42 @@ class LetterboxTransform:
             centered: Ultralytics' centred placement, or YOLOX's top-left one.
             scaleup: allow enlarging small images (``False`` caps the gain at 1, Ultralytics' val mode).
         """
-        h, w = int(src_size[0]), int(src_size[1])
-        hd, wd = int(dst_size[0]), int(dst_size[1])
-        if min(h, w, hd, wd) < 1:
-            raise ValueError(f"letterbox sizes must be positive, got source {src_size} and canvas {dst_size}")
-        r = min(hd / h, wd / w)
-        if not scaleup:
-            r = min(r, 1.0)
-        # max(1, …) only matters for degenerate strips (say 1×5000) that would otherwise vanish
-        if centered:
-            new_w, new_h = max(1, round(w * r)), max(1, round(h * r))
-            dw, dh = (wd - new_w) / 2, (hd - new_h) / 2
-            left, top = round(dw - 0.1), round(dh - 0.1)
-            pad_x = float(round((wd - w * r) / 2 - 0.1))
-            pad_y = float(round((hd - h * r) / 2 - 0.1))
-        else:
-            new_w, new_h = max(1, int(w * r)), max(1, int(h * r))
-            left = top = 0
-            pad_x = pad_y = 0.0
-        return cls(
-            src_size=(h, w),
-            dst_size=(hd, wd),
-            new_size=(new_h, new_w),
-            left=int(left),
-            top=int(top),
-            scale=float(r),
-            pad_x=pad_x,
-            pad_y=pad_y,
-            centered=centered,
-        )
+        # pure in its arguments and frozen: a stream's frames all share one instance (a pipeline computes one per
+        # frame, thousands per second)
+        return _compute(int(src_size[0]), int(src_size[1]), int(dst_size[0]), int(dst_size[1]), bool(centered),
+                        bool(scaleup))
+
+
+@functools.lru_cache(maxsize=1024)
+def _compute(h: int, w: int, hd: int, wd: int, centered: bool, scaleup: bool) -> LetterboxTransform:
+    """:meth:`LetterboxTransform.compute` on plain ints (cached)."""
+    if min(h, w, hd, wd) < 1:
+        raise ValueError(f"letterbox sizes must be positive, got source {(h, w)} and canvas {(hd, wd)}")
+    r = min(hd / h, wd / w)
+    if not scaleup:
+        r = min(r, 1.0)
+    # max(1, …) only matters for degenerate strips (say 1×5000) that would otherwise vanish
+    if centered:
+        new_w, new_h = max(1, round(w * r)), max(1, round(h * r))
+        dw, dh = (wd - new_w) / 2, (hd - new_h) / 2
+        left, top = round(dw - 0.1), round(dh - 0.1)
+        pad_x = float(round((wd - w * r) / 2 - 0.1))
+        pad_y = float(round((hd - h * r) / 2 - 0.1))
+    else:
+        new_w, new_h = max(1, int(w * r)), max(1, int(h * r))
+        left = top = 0
+        pad_x = pad_y = 0.0
+    return LetterboxTransform(
+        src_size=(h, w),
+        dst_size=(hd, wd),
+        new_size=(new_h, new_w),
+        left=int(left),
+        top=int(top),
+        scale=float(r),
+        pad_x=pad_x,
+        pad_y=pad_y,
+        centered=centered,
+    )
 
 
 def letterbox(
