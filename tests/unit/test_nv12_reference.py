@@ -267,10 +267,12 @@ def test_two_plane_surface_layouts() -> None:
     assert (layout.width, layout.height) == (1280, 720)
     assert (layout.luma, layout.luma_pitch) == (0x1000, 1280)
     assert (layout.chroma, layout.chroma_pitch) == (0x1000 + 720 * 1280, 1280)
+    assert layout.contiguous  # one copy moves both planes
     # a pitched surface (rows of 2048 bytes), chroma after padding rows, planes described as 2-D
     layout = nv12_layout([_cai(0x2000, (1080, 1920), (2048, 1)), _cai(0x9000000, (540, 1920), (2048, 1))])
     assert (layout.width, layout.height, layout.luma_pitch, layout.chroma_pitch) == (1920, 1080, 2048, 2048)
     assert layout.chroma == 0x9000000
+    assert not layout.contiguous  # padding rows between the planes: a copy per plane
     assert "1920x1080" in repr(layout)
 
 
@@ -278,6 +280,7 @@ def test_one_plane_surface_layout() -> None:
     layout = nv12_layout([_cai(0x4000, (1620, 1920), (2048, 1))])
     assert (layout.width, layout.height, layout.luma_pitch) == (1920, 1080, 2048)
     assert layout.chroma == 0x4000 + 1080 * 2048
+    assert layout.contiguous
 
 
 def test_non_nv12_surfaces_are_refused() -> None:

@@ -267,6 +267,11 @@ class SurfaceLayout:
         self.luma, self.luma_pitch = luma, luma_pitch
         self.chroma, self.chroma_pitch = chroma, chroma_pitch
 
+    @property
+    def contiguous(self) -> bool:
+        """The chroma rows follow the luma rows directly at the same pitch (one 2-D copy moves both planes)."""
+        return self.chroma == self.luma + self.height * self.luma_pitch and self.chroma_pitch == self.luma_pitch
+
     def __repr__(self) -> str:
         return (
             f"SurfaceLayout({self.width}x{self.height}, luma {self.luma:#x} pitch {self.luma_pitch}, "
@@ -722,7 +727,8 @@ class _DecodeSession:
         self._pending.extend(events)
 
     def _copy(self, surface: Any) -> Any:
-        """One decoded surface copied into a ring buffer (two 2-D copies on the decoder's stream)."""
+        """One decoded surface copied into a ring buffer on the decoder's stream: one 2-D copy when its chroma
+        rows follow its luma rows (:attr:`SurfaceLayout.contiguous`), else one per plane."""
         from cupy.cuda import runtime
 
         layout = surface_layout(surface)
@@ -730,8 +736,11 @@ class _DecodeSession:
         w, h = layout.width, layout.height
         kind = runtime.memcpyDeviceToDevice
         stream = int(self.stream.ptr)
-        runtime.memcpy2DAsync(dst, w, layout.luma, layout.luma_pitch, w, h, kind, stream)
-        runtime.memcpy2DAsync(dst + h * w, w, layout.chroma, layout.chroma_pitch, w, h // 2, kind, stream)
+        if layout.contiguous:
+            runtime.memcpy2DAsync(dst, w, layout.luma, layout.luma_pitch, w, h * 3 // 2, kind, stream)
+        else:
+            runtime.memcpy2DAsync(dst, w, layout.luma, layout.luma_pitch, w, h, kind, stream)
+            runtime.memcpy2DAsync(dst + h * w, w, layout.chroma, layout.chroma_pitch, w, h // 2, kind, stream)
         return out
 
     def close(self, *, destroy: bool = False) -> None:
