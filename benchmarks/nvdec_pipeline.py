@@ -44,8 +44,20 @@ def _free_device_memory() -> int:
     return int(cupy.cuda.runtime.memGetInfo()[0])
 
 
+def _thread_cpu_ns(tid: str) -> int:
+    """CPU nanoseconds of thread *tid* of this process: ``schedstat``'s run time (exact), else ``stat``'s utime +
+    stime (clock ticks, 10 ms: a thread's share is rounded down by up to a tick)."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
 class ThreadCpu:
-    """CPU seconds of this process's threads by kind over a window (``/proc/self/task/*/stat``, sampled every
+    """CPU seconds of this process's threads by kind over a window (``/proc/self/task/*/schedstat``, sampled every
     0.1 s by a thread of its own: a thread that ends inside the window keeps what was last sampled, one that starts
     inside it counts from zero)."""
 
@@ -66,11 +78,10 @@ class ThreadCpu:
         names = {t.native_id: t.name for t in threading.enumerate()}
         for entry in os.listdir("/proc/self/task"):
             try:
-                with open(f"/proc/self/task/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
+                ticks = _thread_cpu_ns(entry)
             except OSError:  # the thread ended
                 continue
-            tid, ticks = int(entry), int(fields[11]) + int(fields[12])  # utime + stime
+            tid = int(entry)
             self._first.setdefault(tid, ticks if not self._started else 0)
             self._last[tid] = ticks
             name = names.get(tid, "")
@@ -86,12 +97,11 @@ class ThreadCpu:
         self._stop.set()
         self._thread.join()
         self._sample()
-        tick = os.sysconf("SC_CLK_TCK")
         out: dict[str, float] = {}
         for tid, last in self._last.items():
             kind = self._kind[tid]
             if kind != "monitor":
-                out[kind] = out.get(kind, 0.0) + (last - self._first[tid]) / tick
+                out[kind] = out.get(kind, 0.0) + (last - self._first[tid]) / 1e9
         return out
 
 
