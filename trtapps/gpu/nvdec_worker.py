@@ -19,13 +19,14 @@ pictures over a socket pair in groups of up to :data:`FRAME_GROUP`, ``("frames",
 ...))`` (pickled tuples of a few dozen bytes each), and always before it waits for credit. The pipeline's
 process wraps the slot in a CuPy array whose owner is a lease; when the last view of the frame is gone the lease
 gives the slot back, and every :data:`RELEASE_STEP` slots go back to the worker in one ``("release", ((slab, slot),
-...))`` for reuse. A decoded frame never visits host memory, and
-nothing is copied twice.
+...))`` for reuse. A decoded frame never visits host memory, and nothing is copied twice. Grouping both ways
+took the 16-stream pipeline's process from 0.28 to 0.17 ms of CPU per frame on the H100 (session 10).
 
 Flow control. The worker may be at most ``ahead`` frames ahead of what the pipeline's process has received:
 the receiver grants credit as it takes frames (``("credit", n)``), so a worker never decodes far past a pipeline
-that is busy. Slots are allocated when none is free: their number follows the frames alive in the pipeline
-(which the pipeline bounds) plus ``ahead``.
+that is busy. The worker reads what the pipeline sent only when its credit runs out or its ring has no free slot
+(:attr:`SlabRing.refill`). Slots are allocated when none is free: their number follows the frames alive in the
+pipeline (which the pipeline bounds) plus ``ahead`` plus the releases not yet sent.
 
 End and failures. At the end of the file the worker sends ``("end", skipped, cpu_seconds)``, then waits until
 the pipeline's process says ``("bye",)`` (sent once the source is closed and every frame from this worker is
