@@ -19,8 +19,9 @@ pictures over a socket pair in groups of up to :data:`FRAME_GROUP`, ``("frames",
 ...))`` (pickled tuples of a few dozen bytes each), and always before it waits for credit. The pipeline's
 process wraps the slot in a CuPy array whose owner is a lease; when the last view of the frame is gone the lease
 gives the slot back, and every :data:`RELEASE_STEP` slots go back to the worker in one ``("release", ((slab, slot),
-...))`` for reuse. A decoded frame never visits host memory, and nothing is copied twice. Grouping both ways
-took the 16-stream pipeline's process from 0.28 to 0.17 ms of CPU per frame on the H100 (session 10).
+...))`` for reuse. A decoded frame never visits host memory, and nothing is copied twice. With grouping both ways
+the 16-stream pipeline's process used 0.17 and 0.27 ms of CPU per frame on two H100 machines, against 0.28 on the
+two that ran without it (session 10; different machines, so not a like-for-like comparison).
 
 Flow control. The worker may be at most ``ahead`` frames ahead of what the pipeline's process has received:
 the receiver grants credit as it takes frames (``("credit", n)``), so a worker never decodes far past a pipeline
