@@ -264,3 +264,33 @@ def test_a_frame_with_another_key_closes_the_waiting_batch_at_once() -> None:
     second = batcher.next_batch()
     assert second is not None
     assert [f.source for f in second] == ["large"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_mixes_of_sources_never_hang_and_account_for_every_frame(seed: int) -> None:
+    # files and live sources, failures, two frame sizes (keys), slow readers, a slow consumer, every wait mode,
+    # and a stop in the middle of some runs: the batcher ends, and without a stop frames in = out + dropped
+    rng = np.random.default_rng(seed)
+    sources = [
+        ListFeed(f"s{i}", int(rng.integers(0, 40)), delay=float(rng.choice([0.0, 0.0005])), live=bool(rng.random() < 0.3),
+                 fail_at=tuple(int(v) for v in rng.choice(40, 2)), shape=(4, 6) if rng.random() < 0.5 else (8, 6))
+        for i in range(int(rng.integers(1, 7)))
+    ]
+    batcher, _, stop = make(sources, max_batch=int(rng.integers(1, 12)), capacity=int(rng.integers(1, 6)),
+                            max_wait=float(rng.choice([0.0, 0.003, float("inf")])), key=lambda f: f.image.shape)
+    stop_after = int(rng.choice([0, 3, 8]))
+    batcher.start()
+    taken, batches, t0 = 0, 0, time.monotonic()
+    while (batch := batcher.next_batch()) is not None:
+        taken += len(batch)
+        batches += 1
+        assert len({f.image.shape for f in batch if isinstance(f, Frame)}) <= 1  # one key per batch
+        if rng.random() < 0.2:
+            time.sleep(0.002)
+        if batches == stop_after:
+            stop.set()
+            batcher.wake()
+        assert time.monotonic() - t0 < 20, "the batcher stopped handing out batches"
+    assert batcher.join(5)
+    if not stop.is_set():
+        assert taken + sum(f.dropped for f in batcher.feeds) == sum(s.n for s in sources)
