@@ -76,13 +76,16 @@ def _decode_nvdec(path: Path, frames: int, device: int) -> int:
     return done
 
 
-def _decode_nvdec_raw(path: Path, frames: int, device: int) -> int:
+def _decode_nvdec_raw(path: Path, frames: int, device: int, latency: str | None = None) -> int:
+    """PyNvVideoCodec's demuxer + decoder alone; *latency*: a ``DisplayDecodeLatencyType`` name (``LOW``,
+    ``ZERO``) for ``CreateDecoder``, or its default."""
     import PyNvVideoCodec as nvc
 
+    options = {} if latency is None else {"latency": getattr(nvc.DisplayDecodeLatencyType, latency)}
     done = 0
     while done < frames:
         demuxer = nvc.CreateDemuxer(filename=str(path))
-        decoder = nvc.CreateDecoder(gpuid=device, codec=demuxer.GetNvCodecId(), usedevicememory=True)
+        decoder = nvc.CreateDecoder(gpuid=device, codec=demuxer.GetNvCodecId(), usedevicememory=True, **options)
         before = done
         for packet in demuxer:
             done += len(decoder.Decode(packet))

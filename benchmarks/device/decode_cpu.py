@@ -28,7 +28,6 @@ Usage (GPU machine)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import multiprocessing
 import os
@@ -39,6 +38,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parent))  # nvdec_decode (its decoders), also in a spawned child
 
 VARIANTS = ("demux", "raw", "raw_low", "raw_zero", "source", "threaded")
 WAITS = ("block", "default")
@@ -54,50 +54,34 @@ def _set_wait(wait: str, device: int) -> None:
 
 
 def _decode(variant: str, path: str, frames: int, device: int) -> int:
-    """Decode *frames* frames of *path* (from the start again at its end) the *variant*'s way; returns frames."""
+    """Decode *frames* frames of *path* (from the start again at its end) the *variant*'s way; returns frames.
+    The decoders are ``nvdec_decode.py``'s, so both benchmarks measure the same code."""
+    from nvdec_decode import _decode_nvdec, _decode_nvdec_raw, _decode_nvdec_threaded
+
+    if variant == "demux":
+        return _demux(path, frames)
+    if variant == "source":
+        return _decode_nvdec(Path(path), frames, device)
+    if variant == "threaded":
+        return _decode_nvdec_threaded(Path(path), frames, device, buffer_size=32, batch=16)
+    latency = variant.split("_")[1].upper() if variant in ("raw_low", "raw_zero") else None
+    return _decode_nvdec_raw(Path(path), frames, device, latency=latency)
+
+
+def _demux(path: str, frames: int) -> int:
+    """PyNvVideoCodec's demuxer alone: *frames* packets read (from the start again at the end), none decoded."""
     import PyNvVideoCodec as nvc
 
     done = 0
     while done < frames:
         before = done
-        if variant == "source":
-            from trtapps.gpu.nvdec import NvdecSource
-
-            source = NvdecSource(path, max_frames=frames - done, device=device, worker="thread")
-            for _ in source:
-                done += 1
-            source.close()
-        elif variant == "threaded":
-            decoder = nvc.ThreadedDecoder(path, buffer_size=32, gpu_id=device, use_device_memory=True,
-                                          output_color_type=nvc.OutputColorType.NATIVE)
-            while done < frames:
-                got = len(decoder.get_batch_frames(min(16, frames - done)))
-                if got == 0:
-                    break
-                done += got
-            decoder.end()
-            del decoder
-        else:
-            demuxer = nvc.CreateDemuxer(filename=path)
-            decoder = None
-            if variant != "demux":
-                kwargs: dict[str, Any] = {}
-                if variant in ("raw_low", "raw_zero"):
-                    kwargs["latency"] = getattr(nvc.DisplayDecodeLatencyType, variant.split("_")[1].upper())
-                decoder = nvc.CreateDecoder(gpuid=device, codec=demuxer.GetNvCodecId(), usedevicememory=True,
-                                            **kwargs)
-            for packet in demuxer:
-                done += 1 if decoder is None else len(decoder.Decode(packet))
-                if done >= frames:
-                    break
-            else:
-                if decoder is not None:
-                    with contextlib.suppress(Exception):
-                        done += len(decoder.Decode(nvc.PacketData()))
-            del decoder, demuxer
+        for _ in nvc.CreateDemuxer(filename=path):
+            done += 1
+            if done >= frames:
+                break
         if done == before:
-            raise RuntimeError(f"{variant}: no frame from {path}")
-    return min(done, frames)
+            raise RuntimeError(f"demux: no packet in {path}")
+    return done
 
 
 def _child(conn: Any, ready: Any, go: Any, variant: str, wait: str, path: str, frames: int, device: int) -> None:
