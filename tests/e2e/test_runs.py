@@ -47,6 +47,16 @@ def test_cli_run_on_images_writes_every_frame_and_the_bus(tmp_path: Path, capsys
     assert "frames in 4 · out 4 · failed 0" in capsys.readouterr().err
 
 
+def test_cli_run_source_replaces_the_files_source(tmp_path: Path) -> None:
+    # the README's `trtapps run configs/… --source other` on a file that has a source: section of its own
+    bus, zidane = shared_path("media/bus.jpg"), shared_path("media/zidane.jpg")
+    main(["run", str(REPO / "configs" / "yolo_images.yaml"), "--source", str(zidane), "--source", str(bus),
+          "--output", str(tmp_path), "--quiet"])
+    lines = jsonl(tmp_path / "results.jsonl")
+    assert sorted(Path(line["source"]).name for line in lines) == ["bus.jpg", "zidane.jpg"]
+    assert {line["source_id"] for line in lines} == {0}  # images side by side are one source
+
+
 def test_yolox_and_retinaface_end_to_end(tmp_path: Path) -> None:
     bus = shared_path("media/bus.jpg")
     main(["predict", "--app", "yolo", "--model", str(shared_path("models/yolox_nano.onnx")), "--source", str(bus),

@@ -109,6 +109,19 @@ def test_overrides_replace_sections(registries) -> None:
     assert str(cfg.output_dir()) == "/tmp/x"
 
 
+def test_a_source_override_replaces_the_files_source_in_either_spelling(registries) -> None:
+    new = [{"type": "video", "path": "/v/other.mp4"}]
+    assert "source:" in GOOD
+    cfg = load_config_text(GOOD, registries, overrides={"sources": new})
+    assert [(s.type, s.path) for s in cfg.sources] == [("video", "/v/other.mp4")]
+    as_list = GOOD.replace("source:", "sources:\n  -", 1)
+    cfg = load_config_text(as_list, registries, overrides={"source": new[0], "sources": None})
+    assert [(s.type, s.path) for s in cfg.sources] == [("video", "/v/other.mp4")]
+    # None counts as not given: the file's source stays
+    cfg = load_config_text(GOOD, registries, overrides={"sources": None, "backend": None})
+    assert [s.type for s in cfg.sources] == ["images"]
+
+
 def test_backend_options_are_validated_by_the_backend(registries) -> None:
     lines = problems_of(GOOD + "backend: {type: onnxruntime, threads: -2}\n", registries)
     assert lines == ["p.yaml:9:39: backend.threads: input should be greater than or equal to 0 (got -2)"]

@@ -36,11 +36,15 @@ def source_from_argument(value: str) -> dict[str, Any]:
 def _sources_override(sources: list[str] | None) -> dict[str, Any]:
     if not sources:
         return {}
-    mappings = [source_from_argument(s) for s in sources]
-    images = [m["path"] for m in mappings if m["type"] == "images"]
-    others = [m for m in mappings if m["type"] != "images"]
-    merged = ([{"type": "images", "path": images}] if images else []) + others
-    return {"source": None, "sources": merged}
+    merged: list[dict[str, Any]] = []
+    for mapping in map(source_from_argument, sources):
+        if mapping["type"] == "images" and merged and merged[-1]["type"] == "images":
+            merged[-1]["path"].append(mapping["path"])  # images side by side on the command line: one source
+        elif mapping["type"] == "images":
+            merged.append({"type": "images", "path": [mapping["path"]]})
+        else:
+            merged.append(mapping)
+    return {"sources": merged}  # in the order given: source_id is the position
 
 
 #: modules of ``trtapps.cli`` that add command groups, each through its own ``register(app)``
@@ -56,13 +60,7 @@ def register(app: typer.Typer) -> None:
     app.command("schema")(schema)
     app.command("plugins")(plugins)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"trtapps.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"trtapps.cli.{name}":
-                raise
-            continue  # not written yet on this branch
-        module.register(app)
+        importlib.import_module(f"trtapps.cli.{name}").register(app)
 
 
 # -- run -------------------------------------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def load_config(
         path: the YAML file.
         registries: the component registries of a plugin manager (phase 2 needs them).
         overrides: top-level sections replacing the file's (``source``, ``backend``, ``output``…),
-            e.g. from command-line options.
+            e.g. from command-line options (see :func:`apply_overrides`).
 
     Raises:
         ConfigError: with one ``file:line:col: path: message`` line per problem.
@@ -187,8 +187,25 @@ def load_config_text(
         problems.raise_if_any()
     data = _interpolate(data, (), problems)
     if overrides:
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        apply_overrides(data, overrides)
     return validate_data(data, registries, problems, path=path)
+
+
+#: the two spellings of a pipeline's source section: an override of either replaces whichever the file used
+SOURCE_KEYS = ("source", "sources")
+
+
+def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Replace top-level sections of *data* by *overrides* (``None`` values count as not given).
+
+    ``source`` and ``sources`` are one section: overriding either removes both from the file's data, so
+    ``--source`` replaces a file's ``sources:`` list and a ``sources`` override replaces its ``source:``.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if any(k in given for k in SOURCE_KEYS):
+        for key in SOURCE_KEYS:
+            data.pop(key, None)
+    data.update(given)
 
 
 def validate_data(
