@@ -3,6 +3,10 @@
 Each line is ``frame,id,x,y,w,h,score,-1,-1,-1`` with 1-based frames and top-left/size boxes in pixels.
 Frames without tracks write nothing (MOTChallenge files list boxes, not frames); frames that failed, and
 detections without track ids (no tracker in the pipeline), are skipped — the latter with one warning.
+
+A video's or stream's frame number is its frame index + 1. An image source is a sequence (a MOTChallenge
+``img1/`` folder, say): its frame number is the image's position in the source (failed images count), and its
+file is named after the images' folder (the sequence's folder for ``SEQ/img1/``).
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from typing import IO, Any
 import numpy as np
 from pydantic import Field
 
+from trtapps.ops.boxes import xyxy_to_tlwh
 from trtapps.registry import SinkOptions
+from trtapps.sinks import is_image_result, safe_stem
 from trtapps.structures import FrameResult
+from trtapps_plugins.trackers.mot import format_mot_rows
 
 log = logging.getLogger("trtapps.mot")
 
@@ -40,11 +47,17 @@ class MotSink:
         self.path = Path(path)
         self._files: dict[int, IO[str]] = {}
         self._names: dict[int, str] = {}
+        self._seen: dict[int, int] = {}  # results per source so far: an image's frame number
         self._warned = False
         self.rows_written = 0
 
     def _target(self, result: FrameResult) -> Path:
-        stem = Path(result.source).stem or f"source{result.source_id}"
+        where = Path(result.source)
+        if is_image_result(result):
+            folder = where.parent
+            stem = (folder.parent.name if folder.name == "img1" else folder.name) or safe_stem(result.source)
+        else:
+            stem = safe_stem(result.source)
         if stem in self._names.values():
             stem = f"{stem}-{result.source_id}"
         self._names[result.source_id] = stem
@@ -61,6 +74,7 @@ class MotSink:
         return self.path / f"{stem}.txt"
 
     def write(self, result: FrameResult) -> None:
+        seen = self._seen[result.source_id] = self._seen.get(result.source_id, 0) + 1
         if not result.ok or result.detections is None:
             return
         dets = result.detections.to_host()
@@ -76,14 +90,11 @@ class MotSink:
             handle = self._files[result.source_id] = target.open("w", encoding="utf8")
         if not len(dets):
             return
-        boxes = np.asarray(dets.boxes, dtype=np.float64)
-        frame = result.index + 1
-        lines = [
-            f"{frame},{int(tid)},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(s):.4g},-1,-1,-1\n"
-            for tid, (x1, y1, x2, y2), s in zip(dets.track_ids.tolist(), boxes.tolist(), dets.scores.tolist())
-        ]
-        handle.writelines(lines)
-        self.rows_written += len(lines)
+        frame = seen if is_image_result(result) else result.index + 1
+        tlwh = xyxy_to_tlwh(np.asarray(dets.boxes, dtype=np.float64))
+        rows = np.column_stack([np.full(len(dets), frame), dets.track_ids, tlwh, dets.scores])
+        handle.write(format_mot_rows(rows))
+        self.rows_written += len(rows)
 
     def close(self, summary: Any = None) -> None:
         """Flush and close every file (safe to call twice)."""

@@ -68,6 +68,23 @@ def test_mot_sink_writes_one_file_per_source_and_closes(tmp_path: Path) -> None:
     assert (tmp_path / "mot" / "b.txt").read_text().count("\n") == 1
 
 
+def test_mot_sink_numbers_an_image_sequence_by_position_and_names_it_after_the_sequence(tmp_path: Path) -> None:
+    sink = build_mot_sink(MotSinkOptions(), RunContext(output_dir=tmp_path))
+    tracked = Detections(
+        boxes=np.array([[10, 20, 40, 80]], np.float32), scores=np.array([0.5], np.float32),
+        class_ids=np.zeros(1, np.int32), track_ids=np.array([3]),
+    )
+    frames = [f"/data/MOT17-09/img1/{i:06d}.jpg" for i in (1, 2, 3)]  # image results all have index 0
+    sink.write(FrameResult(source=frames[0], index=0, width=64, height=64, detections=tracked))
+    sink.write(FrameResult(source=frames[1], index=0, width=64, height=64, error="corrupt"))  # still frame 2
+    sink.write(FrameResult(source=frames[2], index=0, width=64, height=64, detections=tracked))
+    sink.write(FrameResult(source="/shots/a.png", index=0, width=64, height=64, detections=tracked, source_id=1))
+    sink.close(None)
+    assert (tmp_path / "mot" / "MOT17-09.txt").read_text() == "1,3,10.00,20.00,30.00,60.00,0.5,-1,-1,-1\n" \
+                                                             "3,3,10.00,20.00,30.00,60.00,0.5,-1,-1,-1\n"
+    assert (tmp_path / "mot" / "shots.txt").read_text().startswith("1,3,")
+
+
 def test_params_are_yaml_scalars_and_validated_by_the_options_model(tmp_path: Path) -> None:
     assert parse_params(["track_thresh=0.6", "fuse_score=false", "new_track_thresh=null"]) == {
         "track_thresh": 0.6, "fuse_score": False, "new_track_thresh": None,
