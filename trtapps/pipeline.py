@@ -252,9 +252,22 @@ class Pipeline:
         spec = self.registries.tracker.get(options.type)
         return lambda source_id: spec.factory(options, self.context)
 
+    def _build_each(self, registry: Any, options: Sequence[Options], close: Callable[[Any], Any]) -> list[Any]:
+        """Build one component per options entry; when one fails, those already built are closed first."""
+        built: list[Any] = []
+        try:
+            for entry in options:
+                built.append(self._build(registry, entry))  # noqa: PERF401 (one at a time: a failure keeps those built)
+        except BaseException:
+            for component in built:
+                _quietly(close, component)
+            raise
+        return built
+
     def build_sources(self) -> list[Source]:
         """The sources of this run (built on demand, so a pipeline used only for ``predict`` needs none)."""
-        built = [self._build(self.registries.source, o) for o in self.config.sources] + list(self._extra_sources)
+        built = self._build_each(self.registries.source, self.config.sources, lambda source: source.close())
+        built += self._extra_sources
         nvdec = sys.modules.get("trtapps.gpu.nvdec")  # loaded when a video source chose NVDEC
         hint = nvdec.mps_hint(built) if nvdec is not None else None
         if hint is not None:
@@ -262,7 +275,8 @@ class Pipeline:
         return built
 
     def build_sinks(self) -> list[Sink]:
-        return [self._build(self.registries.sink, o) for o in self.config.sinks] + list(self._extra_sinks)
+        built: list[Sink] = self._build_each(self.registries.sink, self.config.sinks, lambda sink: sink.close(None))
+        return built + list(self._extra_sinks)
 
     def info(self, sources: Sequence[Source] = (), sinks: Sequence[Sink] = ()) -> PipelineInfo:
         return PipelineInfo(
@@ -450,51 +464,62 @@ class Pipeline:
         summary = summary if summary is not None else RunSummary()
         summary.backend, summary.device = self.runner.backend, self.runner.device
         sources = list(sources) if sources is not None else self.build_sources()
-        summary.sources = [_describe(s) for s in sources]
-        summary.cuda_mps = self.cuda_mps
-        if not sources:
-            raise ConfigError("no source given; add a source to the pipeline or pass --source")
-        sinks = self.build_sinks() if write else []
-        keep_images = any(getattr(s, "needs_images", False) for s in sinks)
-        info = self.info(sources, sinks)
-        stop = threading.Event()
-        queued = max(2, self.batch_size * self.config.queue_size)  # frames waiting for the model, all sources
-        per_source = max(2, -(-queued // len(sources)))
-        in_flight = max(2, self.config.queue_size)  # batches between the worker and the consumer
+        sinks: list[Sink] = []
         stager: Any = None
-        stream: Any = None
-        if self.device_path:
-            from trtapps.gpu.frames import DeviceFrameStager
-            from trtapps.gpu.stream import pipeline_stream
+        try:  # until the run starts, a failure closes what was already opened here
+            summary.sources = [_describe(s) for s in sources]
+            summary.cuda_mps = self.cuda_mps
+            if not sources:
+                raise ConfigError("no source given; add a source to the pipeline or pass --source")
+            sinks = self.build_sinks() if write else []
+            keep_images = any(getattr(s, "needs_images", False) for s in sinks)
+            info = self.info(sources, sinks)
+            stop = threading.Event()
+            queued = max(2, self.batch_size * self.config.queue_size)  # frames waiting for the model, all sources
+            per_source = max(2, -(-queued // len(sources)))
+            in_flight = max(2, self.config.queue_size)  # batches between the worker and the consumer
+            stream: Any = None
+            if self.device_path:
+                from trtapps.gpu.frames import DeviceFrameStager
+                from trtapps.gpu.stream import pipeline_stream
 
-            # a device slot for every frame that can be queued, batched, in flight or being finished at once
-            slots = per_source * len(sources) + self.batch_size * (in_flight + 2) + len(sources)
-            stager = DeviceFrameStager(slots, device=self.context.device)
-            stream = pipeline_stream(self.context, self.context.device)
-            allocator = stager.frame_allocator()
-            if allocator is not None:  # sources that can decode into page-locked buffers do so: one DMA per frame
-                for source in sources:
-                    offer = getattr(source, "use_frame_allocator", None)
-                    if offer is not None:
-                        offer(allocator, max_buffers=slots)
-        if self.config.max_wait_ms is not None:
-            max_wait = self.config.max_wait_ms / 1000.0
-        else:  # files gain nothing from partial batches; live frames should not wait long for company
-            max_wait = LIVE_MAX_WAIT if any(getattr(s, "live", False) for s in sources) else math.inf
-        batcher = Batcher(
-            sources, max_batch=self.batch_size, max_wait=max_wait, capacity=per_source,
-            summary=summary, stop=stop, key=self.app.batch_key,
-            stage=stager.stage if stager is not None else None,
-            discard=(lambda frame: stager.release(frame, None)) if stager is not None else None,
-        )
-        results_q: queue.Queue[Any] = queue.Queue(maxsize=in_flight)
-        errors: list[BaseException] = []
-        worker = threading.Thread(
-            target=self._work, args=(batcher, results_q, stop, summary, errors), name="trtapps-worker", daemon=True
-        )
-        trackers: dict[int, Tracker] = {}
-        limit_heap_retention()  # frame-sized buffers freed in a long run go back to the OS (see trtapps.heap)
-        self.manager.pipeline_started(info=info, context=self.context)
+                # a device slot for every frame that can be queued, batched, in flight or being finished at once
+                slots = per_source * len(sources) + self.batch_size * (in_flight + 2) + len(sources)
+                stager = DeviceFrameStager(slots, device=self.context.device)
+                stream = pipeline_stream(self.context, self.context.device)
+                allocator = stager.frame_allocator()
+                if allocator is not None:  # sources that can decode into page-locked buffers do so: one DMA per frame
+                    for source in sources:
+                        offer = getattr(source, "use_frame_allocator", None)
+                        if offer is not None:
+                            offer(allocator, max_buffers=slots)
+            if self.config.max_wait_ms is not None:
+                max_wait = self.config.max_wait_ms / 1000.0
+            else:  # files gain nothing from partial batches; live frames should not wait long for company
+                max_wait = LIVE_MAX_WAIT if any(getattr(s, "live", False) for s in sources) else math.inf
+            batcher = Batcher(
+                sources, max_batch=self.batch_size, max_wait=max_wait, capacity=per_source,
+                summary=summary, stop=stop, key=self.app.batch_key,
+                stage=stager.stage if stager is not None else None,
+                discard=(lambda frame: stager.release(frame, None)) if stager is not None else None,
+            )
+            results_q: queue.Queue[Any] = queue.Queue(maxsize=in_flight)
+            errors: list[BaseException] = []
+            worker = threading.Thread(
+                target=self._work, args=(batcher, results_q, stop, summary, errors), name="trtapps-worker", daemon=True
+            )
+            trackers: dict[int, Tracker] = {}
+            limit_heap_retention()  # frame-sized buffers freed in a long run go back to the OS (see trtapps.heap)
+            self.manager.pipeline_started(info=info, context=self.context)
+        except BaseException as exc:
+            summary.error = f"{type(exc).__name__}: {exc}"
+            if stager is not None:
+                _quietly(stager.close)
+            for source in sources:
+                _quietly(source.close)
+            for sink in sinks:
+                _quietly(sink.close, summary)
+            raise
         batcher.start()
         worker.start()
         try:
@@ -559,6 +584,8 @@ class Pipeline:
             summary.frames_unfinished = max(0, summary.frames_in - summary.frames_out - summary.frames_dropped)
             for source in sources:
                 _quietly(source.close)
+            for tracker in trackers.values():
+                _close(tracker)  # a tracker with a model of its own (DeepSORT's ReID) lets it go
             for sink in sinks:
                 _quietly(sink.close, summary)
             self.manager.pipeline_finished(info=info, summary=summary, context=self.context)
@@ -724,6 +751,13 @@ def _describe(source: Source) -> dict[str, Any]:
         except Exception as exc:  # a plugin's describe() must not fail the run
             entry["describe_error"] = f"{type(exc).__name__}: {exc}"
     return entry
+
+
+def _close(component: Any) -> None:
+    """Close *component* if it has a ``close()`` (a tracker may have one)."""
+    close = getattr(component, "close", None)
+    if close is not None:
+        _quietly(close)
 
 
 def _quietly(fn: Callable[..., Any], *args: Any) -> None:

@@ -167,7 +167,11 @@ class Postprocessor(Protocol):
 
 @runtime_checkable
 class Tracker(Protocol):
-    """Assigns track ids to the detections of consecutive frames of one source."""
+    """Assigns track ids to the detections of consecutive frames of one source.
+
+    The pipeline builds one per source when its first frame comes. A tracker may also have ``close()``: it is
+    called when the run ends (however it ends), e.g. to let a model of its own go.
+    """
 
     def update(self, detections: Detections, frame: Frame) -> Detections:
         """Return the tracked detections of this frame with ``track_ids`` set."""

@@ -25,12 +25,14 @@ from trtapps import (
     Frame,
     FrameFailure,
     Runner,
+    SinkOptions,
     SourceOptions,
     TrackerOptions,
     hookimpl,
 )
 from trtapps.cli import build_app
-from trtapps.errors import BackendUnavailableError
+from trtapps.errors import BackendUnavailableError, StageError
+from trtapps.metrics import RunSummary
 from trtapps.plugins import PluginManager
 from trtapps.runners.onnxruntime import OnnxRuntimeRunner
 from trtapps.testing import InlinePlugin, synthetic_frames
@@ -141,6 +143,41 @@ def test_a_plugin_source_is_validated_and_runs(make_pipeline: Any) -> None:
     assert len(built) == 1
     assert built[0].closed  # the pipeline closes its sources
     assert pipe.registries.source.get("synthetic").plugin == "synthetic_source"
+
+
+class BrokenSinkOptions(SinkOptions):
+    type: str = "broken"
+
+
+def test_a_run_that_cannot_start_closes_the_sources_and_sinks_it_opened(make_pipeline: Any) -> None:
+    built: list[SyntheticSource] = []
+
+    def source_factory(options: SyntheticOptions, context: Any) -> SyntheticSource:
+        if options.count == 13:
+            raise OSError("the thirteenth camera is unplugged")
+        built.append(SyntheticSource(options))
+        return built[-1]
+
+    def broken_sink(options: SinkOptions, context: Any) -> Any:
+        raise OSError("the disk is full")
+
+    plugin = InlinePlugin("unlucky", sources=[ComponentSpec("synthetic", SyntheticOptions, source_factory)],
+                          sinks=[ComponentSpec("broken", BrokenSinkOptions, broken_sink)])
+    pipe = make_pipeline({"app": retinaface(), "sources": [{"type": "synthetic"}, {"type": "synthetic", "count": 13}]},
+                         plugins=[plugin])
+    with pytest.raises(StageError, match="thirteenth camera"):
+        pipe.build_sources()
+    assert len(built) == 1
+    assert built[0].closed  # the first was built, then closed when the second failed
+
+    pipe = make_pipeline({"app": retinaface(), "sources": [{"type": "synthetic"}, {"type": "synthetic"}],
+                          "sinks": [{"type": "jsonl"}, {"type": "broken"}]}, plugins=[plugin])
+    summary = RunSummary()
+    with pytest.raises(StageError, match="the disk is full"):
+        next(pipe.iter_results(summary=summary))
+    assert len(built) == 3
+    assert all(s.closed for s in built[1:])
+    assert "the disk is full" in summary.error
 
 
 # -- trtapps_register_backends ------------------------------------------------------------------------------------------
@@ -255,3 +292,25 @@ def test_a_plugin_tracker_gets_one_instance_per_source(make_pipeline: Any, tmp_p
            for sid in (0, 1)}
     assert ids == {0: [[10, 11], [12, 13]], 1: [[10, 11]]}  # two faces per photo; the second source starts again
     assert len(made) == 2
+
+
+class ClosingTracker(NumberingTracker):
+    closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_trackers_with_close_are_closed_when_the_run_ends(make_pipeline: Any) -> None:
+    made: list[ClosingTracker] = []
+
+    def factory(options: NumberingOptions, context: Any) -> ClosingTracker:
+        made.append(ClosingTracker(options.first))
+        return made[-1]
+
+    plugin = InlinePlugin("closing", trackers=[ComponentSpec("numbering", NumberingOptions, factory)])
+    zidane = str(shared_path("media/zidane.jpg"))
+    pipe = make_pipeline({"app": retinaface(), "sources": [{"type": "images", "path": zidane}] * 2,
+                          "tracker": {"type": "numbering"}}, plugins=[plugin])
+    pipe.run()
+    assert [t.closed for t in made] == [1, 1]

@@ -94,28 +94,34 @@ def run(
 
 
 def _execute(pipe: Any, quiet: bool) -> None:
-    sources = pipe.build_sources()
-    total = sum(len(s) for s in sources) or None
-    info = pipe.info(sources)
-    console.print(
-        f"[bold]trtapps[/] {info.app} · model {Path(info.model).name} · backend {info.backend} ({info.device}) · "
-        f"batch {info.batch_size} · {len(sources)} source(s) · output {pipe.context.output_dir}"
-    )
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(), console=console, disable=quiet,
-        transient=False,
-    )
-    with progress:
-        task = progress.add_task("frames", total=total, fps=0.0)
-
-        def on_result(result: Any, summary: Any) -> None:
-            progress.update(task, advance=1, fps=summary.fps)
-
+    """Run *pipe* over its sources with a progress bar; the pipeline is closed however the run ends."""
+    try:
+        sources = pipe.build_sources()
         try:
+            total = sum(len(s) for s in sources) or None
+            info = pipe.info(sources)
+        except BaseException:  # the run never started, so it cannot close them
+            for source in sources:
+                source.close()
+            raise
+        console.print(
+            f"[bold]trtapps[/] {info.app} · model {Path(info.model).name} · backend {info.backend} ({info.device})"
+            f" · batch {info.batch_size} · {len(sources)} source(s) · output {pipe.context.output_dir}"
+        )
+        progress = Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(), console=console, disable=quiet,
+            transient=False,
+        )
+        with progress:
+            task = progress.add_task("frames", total=total, fps=0.0)
+
+            def on_result(result: Any, summary: Any) -> None:
+                progress.update(task, advance=1, fps=summary.fps)
+
             summary = pipe.run(on_result=on_result, sources=sources)
-        finally:
-            pipe.close()
+    finally:
+        pipe.close()
     _print_summary(summary, pipe.context.output_dir)
 
 

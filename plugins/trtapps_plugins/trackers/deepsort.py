@@ -26,12 +26,15 @@ app default ``max_cosine_distance 0.2``, ``nms_max_overlap 1.0``) and its tracke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import Field
 
+from trtapps.context import StashKey
 from trtapps.errors import ConfigError
+from trtapps.ops.boxes import tlwh_to_xyxy, xyxy_to_tlwh
 from trtapps.registry import TrackerOptions
 from trtapps.structures import Detections, Frame
 from trtapps_plugins.trackers.kalman import CHI2INV95, XyahKalman, tlwh_to_xyah, xyah_to_tlwh
@@ -203,9 +206,11 @@ class DeepSortTracker:
         embedder: computes appearance features for detections that carry none (see :mod:`.reid`).
     """
 
-    def __init__(self, options: DeepSortOptions | None = None, embedder: ReidEmbedder | None = None) -> None:
+    def __init__(self, options: DeepSortOptions | None = None, embedder: ReidEmbedder | None = None,
+                 release: Callable[[], None] | None = None) -> None:
         self.options = options or DeepSortOptions()
         self.embedder = embedder
+        self._release = release  # how close() lets the embedder go (the factory's; an embedder passed in stays)
         self.kf = XyahKalman()
         self._next_id = 1
         self.mean = np.zeros((0, 8))
@@ -221,6 +226,12 @@ class DeepSortTracker:
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
+
+    def close(self) -> None:
+        """The run is over: give up the ReID model the factory loaded (its last user closes it)."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     def _keep(self, rows: np.ndarray) -> None:
         self.mean, self.cov, self.ids = self.mean[rows], self.cov[rows], self.ids[rows]
@@ -248,8 +259,7 @@ class DeepSortTracker:
             detections = detections.to_host()
 
         # -- deep_sort_app's detection filtering and ordering -------------------------------------------------
-        tlwh = np.asarray(detections.boxes, dtype=np.float64)
-        tlwh[:, 2:] -= tlwh[:, :2]
+        tlwh = xyxy_to_tlwh(np.asarray(detections.boxes, dtype=np.float64))
         keep = (tlwh[:, 3] >= opts.min_detection_height) & (detections.scores >= np.float32(opts.min_confidence))
         sel = np.flatnonzero(keep)
         sel = sel[_app_order(tlwh[sel], detections.scores[sel], opts.nms_max_overlap)]
@@ -307,8 +317,7 @@ class DeepSortTracker:
             self._keep(np.flatnonzero(alive))
 
         out = np.flatnonzero((self.state == CONFIRMED) & (self.time_since_update <= 1))
-        t = xyah_to_tlwh(self.mean[out])
-        t[:, 2:] += t[:, :2]
+        t = tlwh_to_xyxy(xyah_to_tlwh(self.mean[out]))
         return Detections(boxes=t, scores=self.scores[out], class_ids=self.class_ids[out], track_ids=self.ids[out])
 
     def _match(
@@ -364,19 +373,53 @@ class DeepSortTracker:
         return matches_a + matches_b, unmatched_tracks, unmatched_detections
 
 
+#: the ReID models loaded by :func:`build_deepsort` in one pipeline, by (path, batch, backend), with their users
+_EMBEDDERS: StashKey[dict[tuple[str, int, str], _SharedEmbedder]] = StashKey("trtapps_plugins.deepsort.embedders")
+
+
+class _SharedEmbedder:
+    """One ReID model serving the trackers of every source of a pipeline (they run on one thread, in turn)."""
+
+    def __init__(self, embedder: ReidEmbedder) -> None:
+        self.embedder = embedder
+        self.users = 0
+
+    def take(self, forget: Callable[[], None]) -> Callable[[], None]:
+        """One more user; returns its release, which closes the model when the last user is done."""
+        self.users += 1
+
+        def release() -> None:
+            self.users -= 1
+            if self.users == 0:
+                forget()
+                self.embedder.close()
+
+        return release
+
+
 def build_deepsort(options: DeepSortOptions, context: Any) -> DeepSortTracker:
     """The ``deepsort`` factory: a tracker, with a ReID embedder when ``reid_model`` is set.
 
     The ReID model runs on ``reid_backend``, by default the backend the pipeline resolved for its detector
     (``context.backend``): on the GPU data path the crops are then cut from the frame already on the device.
+    The pipeline builds a tracker per source; they share one loaded model, closed with the last of them.
     """
-    embedder = None
-    if options.reid_model:
-        from trtapps.zoo import resolve_model
-        from trtapps_plugins.trackers.reid import ReidEmbedder
+    if not options.reid_model:
+        return DeepSortTracker(options)
+    from trtapps.zoo import resolve_model
+    from trtapps_plugins.trackers.reid import ReidEmbedder
 
-        base = context.config_dir if context is not None else None
-        path = resolve_model(options.reid_model, base)  # a path, or a zoo name such as osnet_x0_25_msmt17
-        backend = options.reid_backend or getattr(context, "backend", None) or "onnxruntime"
+    base = context.config_dir if context is not None else None
+    path = resolve_model(options.reid_model, base)  # a path, or a zoo name such as osnet_x0_25_msmt17
+    backend = options.reid_backend or getattr(context, "backend", None) or "onnxruntime"
+    stash = getattr(context, "stash", None)
+    loaded = stash.get(_EMBEDDERS, {}) if stash is not None else {}
+    if stash is not None:
+        stash[_EMBEDDERS] = loaded
+    key = (str(path), options.reid_batch_size, str(backend))
+    shared = loaded.get(key)
+    if shared is None:
         embedder = ReidEmbedder.from_path(path, batch_size=options.reid_batch_size, backend=backend, context=context)
-    return DeepSortTracker(options, embedder=embedder)
+        shared = loaded[key] = _SharedEmbedder(embedder)
+    release = shared.take(lambda: loaded.pop(key, None))
+    return DeepSortTracker(options, embedder=shared.embedder, release=release)

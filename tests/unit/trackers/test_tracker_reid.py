@@ -168,6 +168,32 @@ def test_deepsort_reid_backend_follows_the_pipeline(monkeypatch: pytest.MonkeyPa
     assert asked[0][1] is gpu_run  # the run's context: its device and CUDA stream
 
 
+def test_deepsort_trackers_of_one_pipeline_share_one_reid_model_closed_with_the_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = shared_path("models/osnet_x0_25_msmt17.onnx")
+    closed: list[OnnxRuntimeRunner] = []
+
+    class Runner(OnnxRuntimeRunner):
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    monkeypatch.setattr(reid, "build_reid_runner", lambda path, backend, context, **kw: Runner(path))
+    run = RunContext(backend="onnxruntime")
+    first, second = (build_deepsort(DeepSortOptions(reid_model=str(model)), run) for _ in range(2))
+    assert first.embedder is second.embedder  # one model for every source of the pipeline
+    first.close()
+    first.close()  # twice is once
+    assert closed == []  # the second tracker still uses it
+    second.close()
+    assert closed == [second.embedder.runner]
+    third = build_deepsort(DeepSortOptions(reid_model=str(model)), run)  # a later run loads it again
+    assert third.embedder is not second.embedder
+    third.close()
+    assert len(closed) == 2
+
+
 def test_unknown_reid_backend_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"tracker\.reid_backend"):
         build_reid_runner(shared_path("models/osnet_x0_25_msmt17.onnx"), "no_such_backend")
