@@ -80,9 +80,12 @@ class BrokenCommands:
         raise RuntimeError("cannot build my commands")
 
 
-def test_a_plugin_whose_commands_fail_is_reported_and_the_cli_still_works() -> None:
+def test_a_plugin_whose_commands_fail_is_reported_and_the_cli_still_works(capsys: pytest.CaptureFixture[str]) -> None:
     manager = PluginManager([BrokenCommands(), GreetingCommands()])
     app = build_app(manager)
+    warning = capsys.readouterr().err
+    assert warning.startswith("warning: plugin 'BrokenCommands-0': trtapps_register_commands raised RuntimeError")
+    assert "cannot build my commands (its commands are missing; other plugins are unaffected)" in warning
     (failure,) = manager.failures
     assert failure.name == "BrokenCommands-0"
     assert "trtapps_register_commands raised RuntimeError: cannot build my commands" in failure.reason

@@ -76,7 +76,10 @@ def build_app(manager: Any = None) -> typer.Typer:
 
     commands.register(app)
     manager = manager if manager is not None else PluginManager()
+    known = len(manager.failures)
     manager.register_commands(cli=app)
+    for failure in manager.failures[known:]:  # said here: later commands build managers of their own
+        typer.echo(f"warning: {failure} (its commands are missing; other plugins are unaffected)", err=True)
     return app
 
 
