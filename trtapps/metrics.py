@@ -26,6 +26,10 @@ class StageTimer:
         return 1000.0 * self.seconds / self.frames if self.frames else 0.0
 
 
+#: failed frames a run summary lists (it counts all of them)
+FAILURES_KEPT = 1000
+
+
 @dataclass
 class RunSummary:
     """What a run did. ``frames_in == frames_out + frames_dropped + frames_unfinished`` holds at the end of every
@@ -48,6 +52,8 @@ class RunSummary:
         error: why the run stopped early (``"interrupted"`` after Ctrl-C), or ``None``.
         sources: per source, its name and type and what its ``describe()`` says (e.g. ``decoder: nvdec``,
             ``decode_worker: process``).
+        failures: the first :data:`FAILURES_KEPT` failed frames (source, frame, error); ``frames_failed``
+            counts them all.
         cuda_mps: the CUDA MPS control pipe the run started or joined for ``cuda_mps: start``, else ``None``.
     """
 
@@ -75,6 +81,13 @@ class RunSummary:
         with self._lock:
             for name, n in increments.items():
                 setattr(self, name, getattr(self, name) + n)
+
+    def add_failure(self, source: str, frame: int, error: str) -> None:
+        """Count a failed frame; the first :data:`FAILURES_KEPT` are listed (a long live run that keeps failing
+        must not grow without bound; the JSONL has every one)."""
+        self.frames_failed += 1
+        if len(self.failures) < FAILURES_KEPT:
+            self.failures.append({"source": source, "frame": frame, "error": error})
 
     def count_drop(self, source: str) -> None:
         with self._lock:

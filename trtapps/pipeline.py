@@ -543,9 +543,7 @@ class Pipeline:
                                 sink.write(result)
                         summary.frames_out += 1
                         if result.error is not None:
-                            summary.frames_failed += 1
-                            summary.failures.append({"source": result.source, "frame": result.index,
-                                                     "error": result.error})
+                            summary.add_failure(result.source, result.index, result.error)
                         elif result.detections is not None:
                             summary.detections += len(result.detections)
                         yield result
@@ -640,20 +638,22 @@ class Pipeline:
 
     def submit(self, image: np.ndarray | str | Path) -> Future[FrameResult]:
         """Queue one image; returns a future. Safe from many threads: concurrent requests share batches."""
-        if self._closed:
-            raise PipelineClosedError("the pipeline is closed; build a new one")
         with self._service_lock:
+            if self._closed:
+                raise PipelineClosedError("the pipeline is closed; build a new one")
             if self._service is None:
                 self._service = _Service(self)
                 self._service.start()
-        return self._service.submit(_as_frame(image))
+            service = self._service
+        return service.submit(_as_frame(image))  # fails the same way if close() stops it meanwhile
 
     def close(self) -> None:
         """Stop the single-image service and release the model."""
-        self._closed = True
-        if self._service is not None:
-            self._service.stop()
-            self._service = None
+        with self._service_lock:
+            self._closed = True
+            service, self._service = self._service, None
+        if service is not None:
+            service.stop()
         if self._uploader is not None:
             _quietly(self._uploader.close)
             self._uploader = None
@@ -678,19 +678,25 @@ class _Service(threading.Thread):
 
     def submit(self, frame: Frame) -> Future[FrameResult]:
         future: Future[FrameResult] = Future()
-        if self._stop_event.is_set():
+        # a full queue makes the caller wait for room, unless the service stops meanwhile
+        if self._stop_event.is_set() or not _put(self.requests, (frame, future), self._stop_event):
             raise PipelineClosedError("the pipeline is closed; build a new one")
-        self.requests.put((frame, future))
+        if self._stop_event.is_set():  # stopped while this was put: stop() may have drained already
+            self._fail_queued()
         return future
 
     def stop(self) -> None:
         self._stop_event.set()
         self.join(timeout=10)
-        while True:  # fail whatever is still queued
+        self._fail_queued()
+
+    def _fail_queued(self) -> None:
+        """Fail whatever is still queued (each request is taken once, by whoever gets it)."""
+        while True:
             try:
                 _, future = self.requests.get_nowait()
             except queue.Empty:
-                break
+                return
             future.set_exception(PipelineClosedError("the pipeline was closed before this request ran"))
 
     def run(self) -> None:

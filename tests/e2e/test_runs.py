@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO, shared_path
 from trtapps import ComponentSpec, PostprocessorOptions, hookimpl
 from trtapps.cli import main
-from trtapps.errors import ModelError, StageError
+from trtapps.errors import ModelError, PipelineClosedError, StageError
 from trtapps.lifecycle import ErrorAction
 from trtapps.pipeline import Pipeline
 
@@ -309,6 +309,44 @@ def test_python_api_from_file_iteration_predict_and_futures(tmp_path: Path) -> N
             assert len(future.result(timeout=60).detections) == expected[i]
     with pytest.raises(Exception, match="closed"):
         pipe.submit(images[0])
+
+
+def test_close_while_many_threads_submit_leaves_no_future_waiting() -> None:
+    image = cv2.imread(str(shared_path("media/bus.jpg")))
+    pipe = Pipeline.from_objects(app=yolo_app(batch_size=2))
+    futures: list = []
+    refused = []
+    lock = threading.Lock()
+    started = threading.Barrier(9)
+
+    def client() -> None:
+        started.wait()
+        for _ in range(40):  # more than the bounded queue holds: some submits wait for room when close() comes
+            try:
+                future = pipe.submit(image)
+            except PipelineClosedError:
+                with lock:
+                    refused.append(1)
+                return
+            with lock:
+                futures.append(future)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    started.wait()
+    time.sleep(0.2)
+    pipe.close()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    outcomes = {"done": 0, "closed": 0}
+    for future in futures:  # every future ends: a result, or the pipeline's closing
+        error = future.exception(timeout=30)
+        assert error is None or isinstance(error, PipelineClosedError), error
+        outcomes["done" if error is None else "closed"] += 1
+    assert outcomes["done"] > 0
+    assert refused  # threads still submitting were told the pipeline is closed
 
 
 def test_model_that_does_not_fit_the_app() -> None:

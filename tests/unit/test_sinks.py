@@ -337,3 +337,15 @@ def test_summary_sink_without_a_summary_writes_nothing(tmp_path: Path, caplog: p
         sink.close(None)
     assert not (tmp_path / "summary.json").exists()
     assert "not written" in caplog.text
+
+
+def test_the_summary_lists_the_first_failures_and_counts_them_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    import trtapps.metrics as metrics
+
+    monkeypatch.setattr(metrics, "FAILURES_KEPT", 3)
+    summary = RunSummary()
+    for frame in range(5):
+        summary.add_failure("cam", frame, "unreadable")
+    listed = summary.to_json()
+    assert listed["frames_failed"] == 5
+    assert [f["frame"] for f in listed["failures"]] == [0, 1, 2]

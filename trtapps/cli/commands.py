@@ -141,8 +141,8 @@ def _print_summary(summary: Any, output_dir: Path) -> None:
     )
     for failure in summary.failures[:10]:
         console.print(f"[yellow]failed[/] {failure['source']} frame {failure['frame']}: {failure['error']}")
-    if len(summary.failures) > 10:
-        console.print(f"[yellow]… and {len(summary.failures) - 10} more failures (see the JSONL)[/]")
+    if summary.frames_failed > 10:
+        console.print(f"[yellow]… and {summary.frames_failed - 10} more failures (see the JSONL)[/]")
 
 
 # -- predict ---------------------------------------------------------------------------------------------------------
