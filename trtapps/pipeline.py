@@ -406,7 +406,7 @@ class Pipeline:
         keep_images: bool,
     ) -> FrameResult:
         if isinstance(dets, StageError):
-            return self._failed(frame, dets, summary)
+            return self._failed(frame, dets)
         stage = "postprocess"
         try:
             with Stopwatch(summary, "postprocess", 1):
@@ -422,7 +422,7 @@ class Pipeline:
         except (KeyboardInterrupt, UserError):
             raise
         except Exception as exc:
-            return self._failed(frame, StageError(stage, None, exc, frame=frame.index), summary)
+            return self._failed(frame, StageError(stage, None, exc, frame=frame.index))
         return FrameResult(
             source=frame.source,
             index=frame.index,
@@ -435,7 +435,7 @@ class Pipeline:
             labels=self.app.labels,
         )
 
-    def _failed(self, frame: Frame, error: StageError, summary: RunSummary) -> FrameResult:
+    def _failed(self, frame: Frame, error: StageError) -> FrameResult:
         action = self.manager.handle_stage_error(error=error, context=self.context)
         if action == ErrorAction.ABORT:
             raise error
