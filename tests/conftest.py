@@ -42,6 +42,20 @@ def shared_path(relative: str) -> Path:
     return path
 
 
+def require_module(name: str, reason: str = "") -> Any:
+    """``import name``; skips the test when it is not installed (fails under ``CI=true``, which installs ``.[test]``
+    and the example plugin: a missing module there is a broken install, not a reason to skip)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        message = f"{name} is not installed ({reason or type(exc).__name__}: {exc})"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

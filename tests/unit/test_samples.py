@@ -4,7 +4,6 @@ hooks used in a run), and the example plugin package's own test suite when it is
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO, shared_path
+from conftest import REPO, require_module, shared_path
 from trtapps import ComponentSpec, ConfigError, ModelError, PostprocessorOptions, hookspecs
 from trtapps.cli import build_app
 from trtapps.errors import StageError
@@ -194,8 +193,7 @@ def test_docs_stage_error_policy_aborts_after_max_failures(tmp_path: Path) -> No
 
 # -- samples/trtapps-example-plugin ---------------------------------------------------------------------------------------
 def test_example_plugin_passes_its_own_tests() -> None:
-    if importlib.util.find_spec("trtapps_example") is None:
-        pytest.skip("the example plugin is not installed: pip install -e samples/trtapps-example-plugin")
+    require_module("trtapps_example", "the example plugin: pip install -e samples/trtapps-example-plugin")
     env = {**os.environ, "TRTAPPS_DATA": str(data())}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=EXAMPLE_PLUGIN,
                           capture_output=True, text=True, timeout=600, env=env)

@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 import trtapps.sources as sources_module
-from conftest import shared_path
+from conftest import require_module, shared_path
 from trtapps.context import RunContext
 from trtapps.errors import InputError
 from trtapps.framebuffers import FREE_REFCOUNT
@@ -207,7 +207,7 @@ def test_relative_paths_resolve_against_the_config_folder(image_folder: Path) ->
 
 
 def test_pkg_path_resolves_inside_an_installed_package() -> None:
-    pytest.importorskip("matplotlib")
+    require_module("matplotlib", "its sample photo is the test image (the test extra installs it)")
     source = ImagesSource("pkg:matplotlib/mpl-data/sample_data/grace_hopper.jpg")
     (frame,) = list(source)
     assert isinstance(frame, Frame)

