@@ -232,7 +232,7 @@ def resolve_input_size(
     if fixed:
         raise ModelError(
             f"{runner.model_path}: the model's input is {runner.inputs[0].describe()} (only one of height "
-            "and width is fixed); set app.input_size to [height, width] for app {app!r}"
+            f"and width is fixed); set app.input_size to [height, width] for app {app!r}"
         )
     return default
 

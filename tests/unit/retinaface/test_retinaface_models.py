@@ -226,3 +226,17 @@ def test_misfit_models_raise_one_line_model_errors(app: type[App], model: str) -
 def test_fixed_scrfd_refuses_another_input_size(scrfd: Any) -> None:
     with pytest.raises(ModelError, match=r"fixed at 640.*remove app.input_size"):
         scrfd_app(scrfd, input_size=[480, 640])
+
+
+def test_a_partly_fixed_input_size_error_names_the_app() -> None:
+    from types import SimpleNamespace
+
+    from trtapps_plugins.retinaface._common import resolve_input_size
+
+    runner: Any = SimpleNamespace(model_path="m.onnx", inputs=[SimpleNamespace(describe=lambda: "input [1, 3, 640, ?]")])
+    with pytest.raises(ModelError) as exc:
+        resolve_input_size(runner, "scrfd", (640, None), None, (640, 640))
+    assert str(exc.value) == (
+        "m.onnx: the model's input is input [1, 3, 640, ?] (only one of height and width is fixed); set "
+        "app.input_size to [height, width] for app 'scrfd'"
+    )
