@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from trtapps.bench.resources import cpu_description
+from trtapps.ops.boxes import xyxy_to_tlwh
 from trtapps_plugins.trackers.bytetrack import ByteTracker, ByteTrackOptions
 from trtapps_plugins.trackers.deepsort import DeepSortOptions, DeepSortTracker
 from trtapps_plugins.trackers.mot import evaluate, find_sequences, load_sequence
@@ -90,8 +91,7 @@ def time_tracker(name: str, sequences: list[Any], runs: int) -> tuple[list[float
                     r = np.empty((len(result), 7))
                     r[:, 0] = index + 1
                     r[:, 1] = result.track_ids
-                    r[:, 2:4] = result.boxes[:, :2]
-                    r[:, 4:6] = result.boxes[:, 2:] - result.boxes[:, :2]
+                    r[:, 2:6] = xyxy_to_tlwh(result.boxes)
                     r[:, 6] = result.scores
                     out.append(r)
             rows[seq.name] = np.concatenate(out) if out else np.zeros((0, 7))

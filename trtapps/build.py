@@ -36,6 +36,8 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 PROOF_BATCH_MAX = 8
 #: metadata key of the check/fix summary (alongside the precision step's ``trtapps.*`` keys)
 PREPARATION_KEY = "trtapps.preparation"
+#: trtapps metadata keys that ``trtapps info`` shows on its summary lines (ModelInfo's own fields), not as build fields
+SUMMARY_KEYS = ("app", "variant", "labels", "precision", "batch")
 
 
 @dataclass
@@ -375,8 +377,10 @@ def _labels(metadata: dict[str, Any]) -> list[str]:
 
 
 def _build_fields(metadata: dict[str, Any]) -> dict[str, Any]:
-    keys = ("source", "source_sha256", "tools", "calibration", "precision_report", "preparation")
-    return {k: metadata[f"trtapps.{k}"] for k in keys if f"trtapps.{k}" in metadata}
+    """The trtapps keys ``trtapps info`` lists one per line: all but those of its summary line."""
+    from trtapps.onnx.metadata import PREFIX, TRTAPPS_KEYS
+
+    return {k: metadata[PREFIX + k] for k in TRTAPPS_KEYS if k not in SUMMARY_KEYS and PREFIX + k in metadata}
 
 
 def _opt_str(value: Any) -> str | None:

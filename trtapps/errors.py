@@ -7,6 +7,20 @@ User errors (:class:`UserError` and subclasses) are printed by the CLI as one li
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of *exc*'s message (its type's name when the message is empty), to quote a foreign error
+    inside a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def error_line(exc: BaseException) -> str:
+    """:func:`first_line` after the exception's type (``ImportError: …``); the type's name alone when the message
+    is empty."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 class TrtAppsError(Exception):
     """Base class of every error raised on purpose by trtapps."""
 

@@ -78,6 +78,7 @@ def info(
 ) -> None:
     """Show a model's inputs/outputs, precision, batch range, app/variant, class names and build metadata."""
     from trtapps.build import model_info
+    from trtapps.onnx.graph import format_dims
 
     found = model_info(path)
     if as_json:
@@ -89,7 +90,7 @@ def info(
         table.add_column(col)
     for kind, tensors in (("input", found.inputs), ("output", found.outputs)):
         for t in tensors:
-            shape = "[" + ", ".join("?" if d is None else str(d) for d in (t["shape"] or [])) + "]"
+            shape = format_dims(t["shape"] or [])  # no shape at all: [] (not [?])
             if t.get("profile"):
                 shape += f"  profile min {t['profile'][0]} opt {t['profile'][1]} max {t['profile'][2]}"
             table.add_row(kind, escape(t["name"]), t["dtype"], escape(shape))

@@ -38,7 +38,7 @@ from trtapps.engine.cache import (
     atomic_write,
     engine_key,
 )
-from trtapps.engine.dtypes import dtype_name
+from trtapps.engine.dtypes import dtype_name, trt_shape
 from trtapps.errors import ModelError
 
 if TYPE_CHECKING:
@@ -169,10 +169,6 @@ def resolve_input_shape(
     return lo, list(hi), hi
 
 
-def _dims(dims: Any) -> list[int]:
-    return [int(dims[i]) for i in range(len(dims))]
-
-
 # -- TensorRT logging --------------------------------------------------------------------------------------------
 def make_logger(errors: deque[str] | None = None) -> trt.ILogger:
     """A ``tensorrt.ILogger`` that forwards to the ``trtapps.tensorrt`` Python logger.
@@ -282,7 +278,7 @@ def build_engine(
     profile = None
     for index in range(network.num_inputs):
         tensor = network.get_input(index)
-        shape = _dims(tensor.shape)
+        shape = list(trt_shape(tensor.shape))
         shapes = resolve_input_shape(tensor.name, shape, options, onnx_path.name)
         meta = TensorMeta(tensor.name, shape, dtype_name(tensor.dtype))
         if shapes is not None:
@@ -295,7 +291,7 @@ def build_engine(
     if profile is not None:
         config.add_optimization_profile(profile)
     outputs = [
-        TensorMeta(t.name, _dims(t.shape), dtype_name(t.dtype))
+        TensorMeta(t.name, list(trt_shape(t.shape)), dtype_name(t.dtype))
         for t in (network.get_output(i) for i in range(network.num_outputs))
     ]
 

@@ -1,4 +1,4 @@
-"""TensorRT data types as NumPy dtypes, without importing TensorRT.
+"""TensorRT data types as NumPy dtypes, and TensorRT dimensions as ints, without importing TensorRT.
 
 TensorRT's ``DataType`` members are matched by name (``FLOAT``, ``HALF``…), which is the same in TensorRT 10 and
 11 and lets this mapping be tested on machines without TensorRT.
@@ -23,11 +23,6 @@ TRT_TO_NUMPY: dict[str, np.dtype[Any]] = {
     "UINT8": np.dtype(np.uint8),
 }
 
-#: TensorRT types with no NumPy/CuPy equivalent (packed or 8-bit float formats); an engine exposing one at
-#: its inputs or outputs is refused with a message
-UNSUPPORTED = ("BF16", "FP8", "INT4", "FP4", "E8M0")
-
-
 def dtype_name(trt_dtype: Any) -> str:
     """The member name of a TensorRT ``DataType`` (``"FLOAT"``), or ``str()`` of anything else."""
     name = getattr(trt_dtype, "name", None)
@@ -35,6 +30,11 @@ def dtype_name(trt_dtype: Any) -> str:
         return name
     text = str(trt_dtype)
     return text.rsplit(".", 1)[-1]
+
+
+def trt_shape(dims: Any) -> tuple[int, ...]:
+    """A TensorRT ``Dims`` (anything indexable with a length) as a tuple of ints; ``-1`` marks a dynamic dimension."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
 
 
 def numpy_dtype(trt_dtype: Any, tensor: str = "") -> np.dtype[Any]:

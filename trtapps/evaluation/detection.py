@@ -34,6 +34,7 @@ import numpy as np
 from trtapps.datasets.coco import COCO80, COCO80_TO_COCO91
 from trtapps.errors import ConfigError, InputError, UserError
 from trtapps.evaluation.inference import EvalRun, ImageItem, check_images_exist, evaluate_app, image_folder
+from trtapps.ops.boxes import xyxy_to_tlwh
 from trtapps.structures import Detections, FrameResult
 
 _COCO_JSON_NAMES = ("instances.json", "annotations.json")
@@ -291,7 +292,7 @@ def to_coco_results(detections: Mapping[Any, Detections], class_to_category: np.
         if len(dets) == 0:
             continue
         boxes = np.asarray(dets.boxes, dtype=np.float64)
-        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).round(3)
+        xywh = xyxy_to_tlwh(boxes).round(3)
         cats = class_to_category[np.asarray(dets.class_ids)]
         scores = np.asarray(dets.scores, dtype=np.float64).round(5)
         for box, cat, score in zip(xywh.tolist(), cats.tolist(), scores.tolist()):

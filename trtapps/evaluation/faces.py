@@ -34,6 +34,7 @@ import numpy as np
 
 from trtapps.errors import InputError
 from trtapps.evaluation.inference import EvalRun, ImageItem, check_images_exist, evaluate_app, image_folder
+from trtapps.ops.boxes import tlwh_to_xyxy, xyxy_to_tlwh
 from trtapps.structures import Detections, FrameResult
 
 SETTINGS: tuple[str, ...] = ("easy", "medium", "hard")
@@ -103,8 +104,7 @@ def wider_predictions(dets: Detections) -> np.ndarray:
     """``(n, 5)`` float64 ``x, y, w, h, score`` as ``test_widerface.py`` writes them (int-truncated box)."""
     boxes = np.trunc(np.asarray(dets.boxes, dtype=np.float64))
     out = np.empty((len(dets), 5), dtype=np.float64)
-    out[:, :2] = boxes[:, :2]
-    out[:, 2:4] = boxes[:, 2:4] - boxes[:, :2]
+    out[:, :4] = xyxy_to_tlwh(boxes)
     out[:, 4] = np.asarray(dets.scores, dtype=np.float64)
     return out
 
@@ -157,10 +157,8 @@ def image_eval(
         ``(pred_recall, proposal_list)``: ``(P,)`` count of counted faces matched by detections ``0…h``;
         ``(P,)`` 1 for a proposal, −1 for a detection matched to an ignored face.
     """
-    p = np.array(pred[:, :4], dtype=np.float64, copy=True)
-    g = np.array(gt[:, :4], dtype=np.float64, copy=True)
-    p[:, 2:] += p[:, :2]
-    g[:, 2:] += g[:, :2]
+    p = tlwh_to_xyxy(np.asarray(pred[:, :4], dtype=np.float64))
+    g = tlwh_to_xyxy(np.asarray(gt[:, :4], dtype=np.float64))
     n = p.shape[0]
     if n == 0 or g.shape[0] == 0:
         return np.zeros(n), np.ones(n)

@@ -12,7 +12,7 @@ import os
 import threading
 from typing import Any
 
-from trtapps.errors import BackendUnavailableError, ConfigError
+from trtapps.errors import BackendUnavailableError, ConfigError, error_line
 
 logger = logging.getLogger("trtapps.gpu.device")
 
@@ -24,11 +24,6 @@ _waits_set: dict[int, str] = {}
 _waits_lock = threading.Lock()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 def gpu_reason() -> str | None:
     """``None`` when CuPy sees at least one CUDA device, else why not (one line, for ``available()`` hooks)."""
     try:
@@ -36,11 +31,11 @@ def gpu_reason() -> str | None:
     except ImportError:
         return "CuPy is not installed (pip install cupy-cuda13x, or cupy-cuda12x for CUDA 12)"
     except Exception as exc:  # a broken install raises more than ImportError
-        return f"CuPy cannot be imported ({_first_line(exc)})"
+        return f"CuPy cannot be imported ({error_line(exc)})"
     try:
         count = int(cupy.cuda.runtime.getDeviceCount())
     except Exception as exc:  # no driver, driver too old, no device
-        return f"CuPy sees no usable CUDA device ({_first_line(exc)})"
+        return f"CuPy sees no usable CUDA device ({error_line(exc)})"
     if count < 1:
         return "CuPy sees no CUDA device"
     return None
@@ -114,7 +109,7 @@ def configure_host_wait(ordinal: int) -> str:
             (err,) = driver.cuDevicePrimaryCtxSetFlags(dev, HOST_WAITS[mode])
             _check_driver(driver, err, "cuDevicePrimaryCtxSetFlags")
         except Exception as exc:  # keep CUDA's default: slower on the host, never wrong
-            logger.warning("CUDA device %d: host waits stay CUDA's default (%s)", ordinal, _first_line(exc))
+            logger.warning("CUDA device %d: host waits stay CUDA's default (%s)", ordinal, error_line(exc))
             mode = "default"
         _waits_set[ordinal] = mode
         return mode

@@ -54,7 +54,7 @@ from typing import Any, Protocol
 
 import cv2
 
-from trtapps.errors import BackendUnavailableError, InputError
+from trtapps.errors import BackendUnavailableError, InputError, error_line
 from trtapps.sources import VideoWindow
 from trtapps.stages import FrameFailure
 from trtapps.structures import Frame
@@ -76,12 +76,6 @@ class NvdecUnavailable(Exception):
     """NVDEC cannot decode this file here; the message is one line saying why."""
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
 def import_pynvvideocodec() -> Any:
     """The ``PyNvVideoCodec`` module.
 
@@ -93,7 +87,7 @@ def import_pynvvideocodec() -> Any:
     except ImportError as exc:
         raise NvdecUnavailable(f"PyNvVideoCodec is not installed (pip install pynvvideocodec; {exc})") from None
     except Exception as exc:  # it imports the driver's video libraries at import time and raises RuntimeError
-        raise NvdecUnavailable(f"PyNvVideoCodec cannot be imported ({_first_line(exc)})") from None
+        raise NvdecUnavailable(f"PyNvVideoCodec cannot be imported ({error_line(exc)})") from None
     return PyNvVideoCodec
 
 
@@ -527,7 +521,7 @@ class _DecodeSession:
         try:
             self._demuxer = nvc.CreateDemuxer(filename=str(path))
         except Exception as exc:
-            raise NvdecUnavailable(f"PyNvVideoCodec's demuxer cannot open the file ({_first_line(exc)})") from None
+            raise NvdecUnavailable(f"PyNvVideoCodec's demuxer cannot open the file ({error_line(exc)})") from None
         codec = self._demuxer.GetNvCodecId()
         self.codec = enum_name(codec)
         if self.codec.upper() not in NVDEC_CODECS:
@@ -542,7 +536,7 @@ class _DecodeSession:
                 gpuid=device, codec=codec, cudacontext=context, cudastream=int(self.stream.ptr), usedevicememory=True
             )
         except Exception as exc:
-            raise NvdecUnavailable(f"NVDEC cannot create a {self.codec} decoder ({_first_line(exc)})") from None
+            raise NvdecUnavailable(f"NVDEC cannot create a {self.codec} decoder ({error_line(exc)})") from None
         self._packets = iter(self._demuxer)
 
     # -- the CUDA side (separate methods, so the decoding logic can be exercised without a GPU) --------------------
@@ -623,7 +617,7 @@ class _DecodeSession:
         except Exception as exc:  # a demuxer read error: the readable part has been delivered
             self._finished = True
             self.log.warning("%s: the demuxer failed after frame %d (%s); ending the video",
-                             self.path, self.next_index - 1, _first_line(exc))
+                             self.path, self.next_index - 1, error_line(exc))
             self._flush()
             return
         try:
@@ -633,14 +627,14 @@ class _DecodeSession:
             if self.first_key_pts is None and not getattr(packet, "key", 0):
                 # a picture before the first keyframe (a cut stream): FFmpeg drops it too, it is no frame
                 self.skipped += 1
-                self.log.debug("%s: packet before the first keyframe failed (%s)", self.path, _first_line(exc))
+                self.log.debug("%s: packet before the first keyframe failed (%s)", self.path, error_line(exc))
                 return
             if strict:
-                raise NvdecUnavailable(f"NVDEC failed on the first {self.codec} packets ({_first_line(exc)})") from None
+                raise NvdecUnavailable(f"NVDEC failed on the first {self.codec} packets ({error_line(exc)})") from None
             index = self.next_index
             self.next_index += 1
             self._pending.append((index, None, f"{self.path}: frame {index} could not be decoded by NVDEC "
-                                  f"({_first_line(exc)}); re-encode the file or set source.decoder: opencv"))
+                                  f"({error_line(exc)}); re-encode the file or set source.decoder: opencv"))
             return
         if int(getattr(packet, "bsl", 1) or 0) == 0:  # the demuxer's own end-of-stream packet flushed the decoder
             self._finished = True
@@ -698,7 +692,7 @@ class _DecodeSession:
             with self.stream:
                 surfaces = self._decoder.Decode(packet)
         except Exception as exc:  # nothing was pending, or the decoder was flushed already
-            self.log.debug("%s: end-of-stream flush: %s", self.path, _first_line(exc))
+            self.log.debug("%s: end-of-stream flush: %s", self.path, error_line(exc))
             return
         self._take(surfaces, strict=False)
 

@@ -38,6 +38,7 @@ from trtapps.onnx.graph import (
     Shapes,
     default_opset,
     elem_type_name,
+    format_dims,
     infer_shapes,
     load_model,
     mentions_batch,
@@ -304,16 +305,10 @@ def _summary(value: onnx.ValueInfoProto) -> TensorSummary:
 
 
 def pretty_dims(dims: Sequence[Dim] | None) -> str:
-    """Dimensions as text, with the traced batch symbol shown as ``batch``."""
+    """:func:`~trtapps.onnx.graph.format_dims`, with the traced batch symbol shown as ``batch``."""
     if dims is None:
-        return "[?]"
-    parts = []
-    for d in dims:
-        if d is None:
-            parts.append("?")
-        else:
-            parts.append(str(d).replace(BATCH_SYMBOL, "batch"))
-    return "[" + ", ".join(parts) + "]"
+        return format_dims(None)
+    return format_dims([None if d is None else str(d).replace(BATCH_SYMBOL, "batch") for d in dims])
 
 
 class _Checker:
@@ -794,7 +789,7 @@ class _Checker:
         self, node: onnx.NodeProto, pos: int, chain: list[onnx.NodeProto], sources: list[onnx.NodeProto]
     ) -> None:
         label = self.index.label(node)
-        read = self._dims_read(chain, sources)
+        read = self._dims_read(sources)
         kinds = []
         if any(d == BATCH_SYMBOL for d in read):
             kinds.append("the batch")
@@ -834,7 +829,7 @@ class _Checker:
                     names.add(d)
         return names
 
-    def _dims_read(self, chain: list[onnx.NodeProto], sources: list[onnx.NodeProto]) -> list[Dim]:
+    def _dims_read(self, sources: list[onnx.NodeProto]) -> list[Dim]:
         """The dimensions of the ``Shape`` inputs the chain reads (through ``Gather``/``Slice`` of the shape)."""
         read: list[Dim] = []
         for shape_node in sources:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trtapps.errors import ModelError
+from trtapps.errors import ModelError, first_line
 from trtapps.onnx.check import CheckReport, check_model, pretty_dims
 from trtapps.onnx.graph import (
     BATCH_NAME,
@@ -213,7 +213,7 @@ def fix_model(
 
         onnx.checker.check_model(model)
     except Exception as exc:
-        raise FixError(f"cannot fix {source}: the rewritten graph is not valid ONNX ({_first_line(exc)})") from exc
+        raise FixError(f"cannot fix {source}: the rewritten graph is not valid ONNX ({first_line(exc)})") from exc
     verification = verify_equivalent(
         original,
         model,
@@ -273,11 +273,6 @@ def _op_counts(model: onnx.ModelProto) -> dict[str, int]:
     for node in model.graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _Fixer:
@@ -538,7 +533,7 @@ class _Fixer:
         try:
             slimmed = onnxslim.slim(copy.deepcopy(model))
         except Exception as exc:  # a simplifier bug must not stop the fix: the graph is still correct
-            self.notes.append(f"onnxslim failed ({_first_line(exc)}); continuing without simplification")
+            self.notes.append(f"onnxslim failed ({first_line(exc)}); continuing without simplification")
             return model
         if slimmed is None:
             self.notes.append("onnxslim returned nothing; continuing without simplification")
@@ -719,7 +714,7 @@ def verify_equivalent(
         orig_session = _session(original)
         fixed_session = _session(fixed)
     except Exception as exc:
-        raise FixError(f"cannot fix {where}: ONNX Runtime cannot load the model ({_first_line(exc)})") from exc
+        raise FixError(f"cannot fix {where}: ONNX Runtime cannot load the model ({first_line(exc)})") from exc
     outputs = [o.name for o in original.graph.output]
     fixed_outputs = {o.name for o in fixed.graph.output}
     missing = [o for o in outputs if o not in fixed_outputs]
@@ -783,7 +778,7 @@ def _run(
     try:
         return [np.asarray(v) for v in session.run(outputs, batch_feeds)]
     except Exception as exc:
-        raise FixError(f"cannot fix {where}: {what} fails at batch {hi - lo} ({_first_line(exc)})") from exc
+        raise FixError(f"cannot fix {where}: {what} fails at batch {hi - lo} ({first_line(exc)})") from exc
 
 
 def _split(value: np.ndarray, n: int, name: str, where: Any) -> list[np.ndarray]:

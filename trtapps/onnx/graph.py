@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trtapps.errors import ModelError
+from trtapps.errors import ModelError, first_line
 
 if TYPE_CHECKING:
     import onnx
@@ -51,8 +51,7 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     try:
         return onnx.load(str(path))
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a readable ONNX model ({first}); export it again") from exc
+        raise ModelError(f"{path}: not a readable ONNX model ({first_line(exc)}); export it again") from exc
 
 
 def tensor_dims(value: onnx.ValueInfoProto) -> list[Dim] | None:
@@ -208,10 +207,6 @@ class Shapes:
         dims = self.dims.get(name)
         return dims is not None and len(dims) > axis and dims[axis] == BATCH_SYMBOL
 
-    def first_dim(self, name: str) -> Dim:
-        dims = self.dims.get(name)
-        return dims[0] if dims else None
-
 
 def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = (), symbolic: bool = True) -> Shapes:
     """Infer every tensor's shape on a copy of *model* (which is not modified).
@@ -254,7 +249,7 @@ def infer_shapes(model: onnx.ModelProto, *, trace_batch: Iterable[str] = (), sym
             inferred, conflicts = infer(work)
             break
         except Exception as exc:  # inference bugs on exotic graphs: try the next, else keep the declarations
-            errors.append(f"{infer.__name__.strip('_')}: {_first_line(exc)}")
+            errors.append(f"{infer.__name__.strip('_')}: {first_line(exc)}")
     if inferred is None:
         shapes.error = "; ".join(errors)
         log.debug("shape inference failed: %s", shapes.error)
@@ -442,11 +437,6 @@ def _onnx_data_prop(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]
     import onnx
 
     return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True), []
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def mentions_batch(dim: Dim) -> bool:

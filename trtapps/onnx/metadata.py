@@ -19,27 +19,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trtapps.errors import ModelError
+from trtapps.errors import ModelError, first_line
 
 #: the prefix of every key trtapps writes
 PREFIX = "trtapps."
-#: keys Ultralytics exports write; trtapps never rewrites them (listed for ``trtapps info``)
-ULTRALYTICS_KEYS = (
-    "description",
-    "author",
-    "date",
-    "version",
-    "license",
-    "docs",
-    "stride",
-    "task",
-    "batch",
-    "imgsz",
-    "names",
-    "args",
-    "channels",
-    "end2end",
-)
 #: the trtapps keys, without the prefix, in the order ``trtapps info`` shows them
 TRTAPPS_KEYS = (
     "app",
@@ -52,6 +35,7 @@ TRTAPPS_KEYS = (
     "tools",
     "calibration",
     "precision_report",
+    "preparation",
 )
 
 
@@ -71,8 +55,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a readable ONNX model ({first}); export it again") from exc
+        raise ModelError(f"{path}: not a readable ONNX model ({first_line(exc)}); export it again") from exc
     return {p.key: p.value for p in model.metadata_props}
 
 
@@ -189,7 +172,6 @@ def tool_versions(extra: Sequence[str] = ()) -> dict[str, str]:
 __all__ = [
     "PREFIX",
     "TRTAPPS_KEYS",
-    "ULTRALYTICS_KEYS",
     "decode_metadata",
     "file_sha256",
     "read_metadata",

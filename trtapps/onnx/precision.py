@@ -504,21 +504,19 @@ def stem_layers(graph: Any, max_channels: int = STEM_CHANNELS) -> list[str]:
     WIDER AP point (``benchmarks/results/accuracy.md``). They hold few weights; at full resolution their share of
     the compute is larger, the price paid for accuracy.
     """
-    from onnx import numpy_helper
-
     weights = {init.name: init for init in graph.initializer}
     stem: list[str] = []
     for node in graph.node:
         if node.op_type not in WEIGHTED_OPS:
             continue
-        channels = _input_channels(node, weights, numpy_helper)
+        channels = _input_channels(node, weights)
         if channels is None or channels > max_channels:
             break
         stem.append(node.name)
     return stem
 
 
-def _input_channels(node: Any, weights: dict[str, Any], numpy_helper: Any) -> int | None:
+def _input_channels(node: Any, weights: dict[str, Any]) -> int | None:
     """Input channels of a Conv (``weight.shape[1] × group``) or the K of a Gemm/MatMul with a constant weight."""
     if len(node.input) < 2 or node.input[1] not in weights:
         return None

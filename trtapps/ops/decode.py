@@ -44,7 +44,6 @@ FACE_WIDTH = 16
 SCORE_COL = 4
 YOLO_CLASS_COL = 5
 YOLO_ANCHOR_COL = 6
-FACE_ANCHOR_COL = 15
 #: biubug6 RetinaFace configuration (cfg_mnet / cfg_re50)
 RETINAFACE_STEPS = (8, 16, 32)
 RETINAFACE_MIN_SIZES = ((16, 32), (64, 128), (256, 512))

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from trtapps.engine.cache import BuildOptions, EngineCache, EngineMetadata
-from trtapps.engine.dtypes import numpy_dtype
+from trtapps.engine.dtypes import numpy_dtype, trt_shape
 from trtapps.errors import CudaError, ModelError
 from trtapps.gpu.graphs import CUDA_GRAPH_DESCRIPTION
 from trtapps.hookspecs import hookimpl
@@ -93,10 +93,6 @@ class TensorRTOptions(BackendOptions):
             tf32=self.tf32,
             optimization_level=self.optimization_level,
         )
-
-
-def _dims(dims: Any) -> tuple[int, ...]:
-    return tuple(int(dims[i]) for i in range(len(dims)))
 
 
 def _sidecar_metadata(engine_path: Path) -> EngineMetadata | None:
@@ -241,12 +237,12 @@ class TensorRTRunner(DeviceRunner):
         for index in range(engine.num_io_tensors):
             name = engine.get_tensor_name(index)
             dtype = numpy_dtype(engine.get_tensor_dtype(name), name)
-            shape = _dims(engine.get_tensor_shape(name))
+            shape = trt_shape(engine.get_tensor_shape(name))
             if engine.get_tensor_mode(name) != trt.TensorIOMode.INPUT:
                 self.outputs.append(TensorInfo(name, tuple(None if d < 0 else d for d in shape), dtype))
                 continue
             if any(d < 0 for d in shape):
-                lo, _opt, hi = (_dims(s) for s in engine.get_tensor_profile_shape(name, 0))
+                lo, _opt, hi = (trt_shape(s) for s in engine.get_tensor_profile_shape(name, 0))
                 dims = tuple(None if a != b else a for a, b in zip(lo, hi))
                 max_shapes[name] = hi
                 if not self.inputs:
@@ -265,7 +261,7 @@ class TensorRTRunner(DeviceRunner):
                 )
         cp = self._cupy
         for info in self.outputs:
-            shape = _dims(context.get_tensor_shape(info.name))
+            shape = trt_shape(context.get_tensor_shape(info.name))
             if any(d < 0 for d in shape):
                 raise ModelError(
                     f"{self.model_path.name}: output {info.name!r} has a data-dependent shape {shape}; trtapps "
@@ -323,7 +319,7 @@ class TensorRTRunner(DeviceRunner):
             context.set_tensor_address(info.name, int(array.data.ptr))
         results: dict[str, Array] = {}
         for info in self.outputs:
-            shape = _dims(context.get_tensor_shape(info.name))
+            shape = trt_shape(context.get_tensor_shape(info.name))
             buffer = self._buffers[info.name]
             view = buffer.reshape(-1)[: math.prod(shape)].reshape(shape)
             context.set_tensor_address(info.name, int(buffer.data.ptr))
@@ -387,7 +383,7 @@ class TensorRTRunner(DeviceRunner):
             context.set_tensor_address(info.name, int(inputs[info.name].data.ptr))
         outputs: dict[str, Any] = {}
         for info in self.outputs:
-            shape = _dims(context.get_tensor_shape(info.name))
+            shape = trt_shape(context.get_tensor_shape(info.name))
             buffer = self._buffers[info.name]
             outputs[info.name] = buffer.reshape(-1)[: math.prod(shape)].reshape(shape)
             context.set_tensor_address(info.name, int(buffer.data.ptr))

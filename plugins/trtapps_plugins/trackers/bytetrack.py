@@ -29,9 +29,10 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from trtapps.ops.boxes import tlwh_to_xyxy, xyxy_to_tlwh
 from trtapps.registry import TrackerOptions
 from trtapps.structures import Detections, Frame
-from trtapps_plugins.trackers.kalman import XyahKalman, tlwh_to_xyah
+from trtapps_plugins.trackers.kalman import XyahKalman, tlwh_to_xyah, xyah_to_tlwh
 from trtapps_plugins.trackers.matching import iou_xyxy_plus_one, lapjv_matches
 
 TRACKED, LOST, REMOVED = 1, 2, 3
@@ -101,10 +102,6 @@ class ByteTracker:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
-    @property
-    def n_lost(self) -> int:
-        return len(self) - self.n_tracked
-
     def _take(self, rows: np.ndarray) -> None:
         for name in self._FIELDS:
             setattr(self, name, getattr(self, name)[rows])
@@ -114,12 +111,7 @@ class ByteTracker:
             setattr(self, name, np.concatenate([getattr(self, name), cols[name]]))
 
     def _tlbr(self, rows: np.ndarray) -> np.ndarray:
-        m = self.mean[rows]
-        tlbr = m[:, :4].copy()
-        tlbr[:, 2] *= tlbr[:, 3]
-        tlbr[:, :2] -= tlbr[:, 2:] / 2
-        tlbr[:, 2:] += tlbr[:, :2]
-        return tlbr
+        return tlwh_to_xyxy(xyah_to_tlwh(self.mean[rows]))
 
     def _cost(self, rows: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
         cost = 1 - iou_xyxy_plus_one(self._tlbr(rows), boxes)
@@ -199,9 +191,8 @@ class ByteTracker:
         rows = np.concatenate(upd_rows)
         if rows.size:
             dets = np.concatenate(upd_dets)
-            tlwh = boxes[dets].copy()
-            tlwh[:, 2:] -= tlwh[:, :2]
-            self.mean[rows], self.cov[rows] = self.kf.update(self.mean[rows], self.cov[rows], tlwh_to_xyah(tlwh))
+            xyah = tlwh_to_xyah(xyxy_to_tlwh(boxes[dets]))
+            self.mean[rows], self.cov[rows] = self.kf.update(self.mean[rows], self.cov[rows], xyah)
             self.state[rows] = TRACKED
             self.activated[rows] = True
             self.last_frame[rows] = fid
@@ -214,9 +205,7 @@ class ByteTracker:
         k = new_dets.shape[0]
         first_new = len(self)
         if k:
-            tlwh = boxes[new_dets].copy()
-            tlwh[:, 2:] -= tlwh[:, :2]
-            mean, cov = self.kf.initiate(tlwh_to_xyah(tlwh))
+            mean, cov = self.kf.initiate(tlwh_to_xyah(xyxy_to_tlwh(boxes[new_dets])))
             self._append(
                 mean=mean,
                 cov=cov,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from trtapps import App, ConfigError, Detections, Frame, ModelError, Residency, RunContext, Runner
+from trtapps.onnx.graph import format_dims
 from trtapps.ops.cuda.buffers import DeviceBuffer, PinnedStorage
 from trtapps.ops.cuda.candidates import CandidatePlan, top_candidates
 from trtapps.ops.letterbox import PAD_VALUE, LetterboxTransform, letterbox, scale_boxes
@@ -225,7 +226,7 @@ class YoloApp(App):
             if d1 is not None and (d2 is None or d1 < d2):
                 return "v8"  # [B, 4 + C, N], channel-first: C + 4 < N
             if d2 is None:
-                _fail(model, f"output shape {_dims(shape)} is dynamic", "set app.variant (v5, v8 or yolox)")
+                _fail(model, f"output shape {format_dims(shape)} is dynamic", "set app.variant (v5, v8 or yolox)")
             # [B, N, 5 + C]: Ultralytics' YOLOv5 exports carry names/stride metadata, YOLOX exports carry none
             return "v5" if ("names" in metadata or "stride" in metadata) else "yolox"
         channel_first = variant == "v8"
@@ -235,7 +236,7 @@ class YoloApp(App):
             want = "[batch, 4+classes, anchors]" if channel_first else "[batch, anchors, 5+classes]"
             _fail(
                 model,
-                f"app.variant {variant} needs an output {want}, the model's is {_dims(shape)}",
+                f"app.variant {variant} needs an output {want}, the model's is {format_dims(shape)}",
                 "set app.variant: auto or the variant of this model",
             )
         return variant
@@ -246,9 +247,10 @@ class YoloApp(App):
         option = self.options.input_size
         if option is not None:
             if any(f is not None and f != o for f, o in zip(fixed, option, strict=True)):
+                size = "x".join("?" if f is None else str(f) for f in fixed)
                 _fail(
                     model,
-                    f"the model input is fixed at {_dims(fixed, 'x')}, but app.input_size is {option[0]}x{option[1]}",
+                    f"the model input is fixed at {size}, but app.input_size is {option[0]}x{option[1]}",
                     f"remove app.input_size or set it to [{fixed[0] or option[0]}, {fixed[1] or option[1]}]",
                 )
             return option
@@ -257,7 +259,7 @@ class YoloApp(App):
         imgsz = _parse_imgsz(metadata.get("imgsz"))
         if imgsz is not None and all(f is None or f == i for f, i in zip(fixed, imgsz, strict=True)):
             return imgsz
-        _fail(model, f"the model input has a dynamic size {_dims(shape)}", "set app.input_size, e.g. [640, 640]")
+        _fail(model, f"the model input has a dynamic size {format_dims(shape)}", "set app.input_size, e.g. [640, 640]")
 
     def _labels(self, model: Path, num_classes: int, metadata: Mapping[str, str]) -> tuple[list[str], str]:
         """Class names and where they came from: the ``names`` option, metadata, COCO-80 or the ids."""
@@ -569,11 +571,6 @@ def create_app(options: YoloOptions, context: RunContext) -> YoloApp:
 
 def _fail(model: Path, problem: str, fix: str) -> NoReturn:
     raise ModelError(f"{model}: {problem}; {fix}")
-
-
-def _dims(shape: Sequence[int | None], sep: str = ", ") -> str:
-    text = sep.join("?" if d is None else str(d) for d in shape)
-    return text if sep == "x" else f"[{text}]"
 
 
 def _parse_imgsz(text: str | None) -> tuple[int, int] | None:
