@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
-# On the GPU machine, after benchmarks/device/stage.sh: the batch-32 pipeline of an older commit against the working
-# tree, alternating, in one call (runs on different calls are not comparable: the same code measured 0.55 and 0.94
-# of level (i) on 2026-11-24, with the host in different states). Before the call, put the older code beside the
-# tree (untracked, so it travels with the checkout); `bash ab_old_new.sh [ROUNDS]` (default 2):
+# On the GPU machine, after benchmarks/device/stage.sh: the same benchmark on several code trees, alternating, in
+# one call (runs on different calls, or different machines, are not comparable: the same code measured 0.55 and
+# 0.94 of level (i) on 2026-11-24 with the host in different states). Before the call, put each older tree beside
+# the working tree (untracked, so it travels with the checkout):
 #   rm -rf abtest_old && mkdir abtest_old && git archive REV trtapps plugins | tar x -C abtest_old
-# MODE=nvdec measures benchmarks/nvdec_pipeline.py instead (STREAMS streams, default 16, decode_worker auto under
-# the run's own MPS daemon, CUDA graphs): the pipeline's and the decoding processes' CPU per frame and the ratio;
-# the decoding processes run the same code as their pipeline (they import trtapps from its directory).
+# then `TREES="abtest_old ." bash ab_old_new.sh [ROUNDS]` (TREES default "abtest_old .", ROUNDS default 2; "."
+# is the working tree). Default: `trtapps bench`, batch 32, one stream. MODE=nvdec measures
+# benchmarks/nvdec_pipeline.py instead (STREAMS streams, default 16, decode_worker auto under the run's own MPS
+# daemon, CUDA graphs): the pipeline's and the decoding processes' CPU per frame and the ratio; the decoding
+# processes run the same code as their pipeline (they import trtapps from its directory). Each run gets RUN_S
+# seconds (default 240); a run that writes no JSON prints the tail of its log instead of a row.
 source benchmarks/device/setup.sh >/dev/null || exit 1
 M=$TRTAPPS_DATA/models/yolov8n_dequant.onnx
 V=$TRTAPPS_DATA/media/face_tracker.mp4
-NEWPATH="$PYTHONPATH"
-OLDPATH="$PWD/abtest_old:$PWD/abtest_old/plugins:$PYTHONPATH"
+BASEPATH="$PYTHONPATH"
 for round in $(seq 1 "${1:-2}"); do
-for which in old new; do
-  if [ $which = old ]; then P="$OLDPATH"; else P="$NEWPATH"; fi
+for tree in ${TREES:-abtest_old .}; do
+  if [ "$tree" = . ]; then name=new; P="$BASEPATH"; else name=$(basename "$tree"); P="$PWD/$tree:$PWD/$tree/plugins:$BASEPATH"; fi
+  tag="${name}_$round"
   if [ "${MODE:-bench}" = nvdec ]; then
-    PYTHONPATH="$P" python3 benchmarks/nvdec_pipeline.py --model "$M" --video "$V" --streams "${STREAMS:-16}" \
-      --workers auto --cuda-mps start --cuda-graph --json "$OUT/ab_nvdec_${which}_$round.json" > "$OUT/ab_nvdec_${which}_$round.log" 2>&1
-    python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['rows'][0]; print(sys.argv[2], r['streams'], 'streams', r['fps'], 'fps, ratio', r['ratio'], '| CPU ms/frame', r['cpu_ms_per_frame'], '+ workers', r['worker_cpu_ms_per_frame'], r.get('cpu_ms_per_frame_by_thread'))" "$OUT/ab_nvdec_${which}_$round.json" "$which$round"
+    json="$OUT/ab_nvdec_$tag.json"
+    PYTHONPATH="$P" timeout -k 10 "${RUN_S:-240}" python3 benchmarks/nvdec_pipeline.py --model "$M" --video "$V" \
+      --streams "${STREAMS:-16}" --workers auto --cuda-mps start --cuda-graph --json "$json" > "$OUT/ab_nvdec_$tag.log" 2>&1; rc=$?
+    if [ ! -s "$json" ]; then echo "$tag: no result (exit $rc); log tail:"; tail -n 15 "$OUT/ab_nvdec_$tag.log"; continue; fi
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['rows'][0]; print(sys.argv[2], r['streams'], 'streams', r['fps'], 'fps, ratio', r['ratio'], '| CPU ms/frame', r['cpu_ms_per_frame'], '+ workers', r['worker_cpu_ms_per_frame'], r.get('cpu_ms_per_frame_by_thread'))" "$json" "$tag"
     continue
   fi
-  PYTHONPATH="$P" python3 -m trtapps bench --model "$M" --video "$V" --backend onnxruntime_cuda --batch 32 --streams 1 --frames 8192 --json "$OUT/ab_${which}_$round.json" > "$OUT/ab_${which}_$round.log" 2>&1
-  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); r=d['levels'][0]; s=d['streams'][0]; print(sys.argv[2], 'frames', r['pipeline']['frames'], '(i)', r['i_runner_img_s'], '(ii)', r['ii_runner_gpu_prepost_img_s'], '(iii)', r['iii_pipeline_img_s'], 'iii/i', r['ratio_iii_i'], 'stream run', s['aggregate_fps'], 'stages', r['pipeline']['stages_ms_per_frame'], 'cpu', r['pipeline']['cpu']['ms_per_frame'])" "$OUT/ab_${which}_$round.json" "$which$round"
+  json="$OUT/ab_$tag.json"
+  PYTHONPATH="$P" timeout -k 10 "${RUN_S:-240}" python3 -m trtapps bench --model "$M" --video "$V" --backend onnxruntime_cuda --batch 32 --streams 1 --frames 8192 --json "$json" > "$OUT/ab_$tag.log" 2>&1; rc=$?
+  if [ ! -s "$json" ]; then echo "$tag: no result (exit $rc); log tail:"; tail -n 15 "$OUT/ab_$tag.log"; continue; fi
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); r=d['levels'][0]; s=d['streams'][0]; print(sys.argv[2], 'frames', r['pipeline']['frames'], '(i)', r['i_runner_img_s'], '(ii)', r['ii_runner_gpu_prepost_img_s'], '(iii)', r['iii_pipeline_img_s'], 'iii/i', r['ratio_iii_i'], 'stream run', s['aggregate_fps'], 'stages', r['pipeline']['stages_ms_per_frame'], 'cpu', r['pipeline']['cpu']['ms_per_frame'])" "$json" "$tag"
 done; done
