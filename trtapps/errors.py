@@ -52,6 +52,22 @@ class InputError(UserError):
     """An input (image, video, stream) cannot be opened at all."""
 
 
+class OutputError(UserError):
+    """An output file or folder cannot be written (the message names it and the fix), or would replace an input."""
+
+    @classmethod
+    def from_os_error(cls, what: str, exc: OSError, fix: str) -> OutputError:
+        """One line from an ``OSError`` raised while writing: *what* failed, on which file, why, and *fix*."""
+        where = f"{exc.filename}: " if exc.filename else ""
+        if isinstance(exc, FileExistsError):  # what mkdir says of a file where a folder must go
+            why = "a file is in the way of a folder"
+        elif isinstance(exc, NotADirectoryError):
+            why = "a part of the path is a file, not a folder"
+        else:
+            why = exc.strerror or first_line(exc)
+        return cls(f"{what}: {where}{why}; {fix}")
+
+
 class BackendUnavailableError(UserError):
     """The requested inference backend cannot run on this machine (missing package or GPU)."""
 

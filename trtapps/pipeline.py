@@ -40,7 +40,7 @@ from trtapps.batching import Batcher
 from trtapps.config.loader import load_config, validate_data
 from trtapps.config.schema import PipelineConfig
 from trtapps.context import RunContext
-from trtapps.errors import ConfigError, InputError, PipelineClosedError, StageError, UserError
+from trtapps.errors import ConfigError, InputError, OutputError, PipelineClosedError, StageError, UserError
 from trtapps.heap import limit_heap_retention
 from trtapps.lifecycle import ON_ERROR, ErrorAction
 from trtapps.metrics import RunSummary, Stopwatch
@@ -58,6 +58,8 @@ _END = object()
 
 #: how long a partly filled batch waits for more frames by default when a live source is present (seconds)
 LIVE_MAX_WAIT = 0.010
+#: what to do about an output that cannot be written
+WRITE_FIX = "choose an output folder you can write (--output, or the pipeline's output:) or change the sink's path"
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,10 @@ class Pipeline:
             return spec.factory(options, self.context)
         except UserError:
             raise
+        except OSError as exc:
+            if registry.kind == "sink":
+                raise OutputError.from_os_error(f"sink {options.type!r}", exc, WRITE_FIX) from exc
+            raise StageError(f"{registry.kind} {options.type!r}", spec.plugin or None, exc) from exc
         except Exception as exc:
             raise StageError(f"{registry.kind} {options.type!r}", spec.plugin or None, exc) from exc
 
@@ -540,7 +546,11 @@ class Pipeline:
                             result = self._finish_frame(entry, next(found), summary, trackers, keep_images)
                         with Stopwatch(summary, "write", 1):
                             for sink in sinks:
-                                sink.write(result)
+                                try:
+                                    sink.write(result)
+                                except OSError as exc:
+                                    raise OutputError.from_os_error(f"sink {type(sink).__name__}", exc,
+                                                                    WRITE_FIX) from exc
                         summary.frames_out += 1
                         if result.error is not None:
                             summary.add_failure(result.source, result.index, result.error)
@@ -584,9 +594,18 @@ class Pipeline:
                 _quietly(source.close)
             for tracker in trackers.values():
                 _close(tracker)  # a tracker with a model of its own (DeepSORT's ReID) lets it go
+            unwritten: list[OSError] = []
             for sink in sinks:
-                _quietly(sink.close, summary)
+                try:
+                    sink.close(summary)
+                except OSError as exc:  # an output that could not be completed: the run must not look finished
+                    log.error("sink %s: %s", type(sink).__name__, exc)
+                    unwritten.append(exc)
+                except Exception as exc:
+                    log.warning("while closing: %s: %s", type(exc).__name__, exc)
             self.manager.pipeline_finished(info=info, summary=summary, context=self.context)
+            if unwritten and summary.error is None:  # otherwise the error already on its way says why
+                raise OutputError.from_os_error("closing the outputs", unwritten[0], WRITE_FIX)
 
     def run(
         self,

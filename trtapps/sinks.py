@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 
 from trtapps.context import RunContext
 from trtapps.draw import TrailHistory, annotate
-from trtapps.errors import UserError
+from trtapps.errors import OutputError, UserError
 from trtapps.hookspecs import hookimpl
 from trtapps.registry import ComponentSpec, Register, SinkOptions
 from trtapps.sources import IMAGE_EXTENSIONS
@@ -54,6 +54,19 @@ def safe_stem(source: str) -> str:
     stem = Path(tail).stem if "://" not in tail or "/" in tail.split("://", 1)[1] else tail.split("://", 1)[1]
     stem = re.sub(r"[^\w.-]+", "_", stem).strip("._")
     return stem or "source"
+
+
+def refuse_input_as_output(path: Path, result: FrameResult, sink: str) -> None:
+    """Raise :class:`OutputError` when *path*, where *sink* is about to write, is the file *result* was read from
+    (``predict -s clip.mp4 -o .`` would otherwise truncate the video while it is being read)."""
+    source = Path(result.source)
+    try:
+        same = os.path.samefile(path, source)
+    except OSError:  # one of them does not exist (yet), or the source is a URL
+        same = path.resolve() == source.resolve() if "://" not in result.source else False
+    if same:
+        raise OutputError(f"{sink} sink: {path} is an input of this run and would be overwritten; choose another "
+                          "output folder (--output) or sink path")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -205,6 +218,7 @@ class ImagesSink:
         if not ok:
             raise RuntimeError(f"images sink: JPEG encoding of {result.source} frame {result.index} failed")
         path = self.dir / name
+        refuse_input_as_output(path, result, "images")
         _write_atomic(path, buffer.tobytes())
         self.written.append(path)
 
@@ -315,6 +329,7 @@ class VideoSink:
         while candidate in self._used:
             n += 1
             candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+        refuse_input_as_output(candidate, result, "video")
         self._used.add(candidate)
         return candidate
 

@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO, shared_path
 from trtapps import ComponentSpec, PostprocessorOptions, hookimpl
 from trtapps.cli import main
-from trtapps.errors import ModelError, PipelineClosedError, StageError
+from trtapps.errors import ModelError, OutputError, PipelineClosedError, StageError
 from trtapps.lifecycle import ErrorAction
 from trtapps.pipeline import Pipeline
 
@@ -124,6 +124,32 @@ def test_bad_config_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     proc = _cli("validate", str(config), env={"TRTAPPS_FULL_ERROR": "1"})
     assert "Traceback" in proc.stderr
+
+
+def test_outputs_that_cannot_be_written_are_one_line(tmp_path: Path) -> None:
+    config = str(REPO / "configs" / "yolo_images.yaml")
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("not a folder")
+    proc = _cli("run", config, "--quiet", "--output", str(in_the_way))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: sink 'jsonl': {in_the_way}: a file is in the way of a folder; choose an output folder you can "
+        "write (--output, or the pipeline's output:) or change the sink's path"
+    )
+    proc = _cli("run", config, "--quiet", "--batch", "5000", "--output", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: --batch 5000: input should be less than or equal to 1024 (app.batch_size of {config})"
+
+
+def test_a_summary_that_cannot_be_written_fails_the_run(tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the summary's folder should be")
+    pipe = Pipeline.from_objects(app=yolo_app(), source={"type": "images", "path": str(shared_path("media/bus.jpg"))},
+                                 sinks=[{"type": "jsonl"}, {"type": "summary", "path": str(blocked / "s.json")}],
+                                 output=tmp_path / "out")
+    with pytest.raises(OutputError, match=r"closing the outputs: .*blocked"):
+        pipe.run()
+    assert len(jsonl(tmp_path / "out" / "results.jsonl")) == 1  # the other outputs were completed
 
 
 def test_missing_and_corrupt_models_are_one_line(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 import trtapps.sinks as sinks_module
 from conftest import shared_path
 from trtapps.context import RunContext
-from trtapps.errors import UserError
+from trtapps.errors import OutputError, UserError
 from trtapps.metrics import RunSummary
 from trtapps.plugins import PluginManager
 from trtapps.registry import ComponentSpec, SinkOptions
@@ -185,6 +185,24 @@ def test_images_sink_every_n_for_video_frames(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
         "clip_000000.jpg", "clip_000010.jpg", "live_000005.jpg",
     ]
+
+
+def test_sinks_refuse_to_write_over_an_input_of_the_run(tmp_path: Path) -> None:
+    image = np.zeros((60, 80, 3), np.uint8)
+    photo = tmp_path / "images" / "bus.jpg"  # `predict -s out/images -o out`: the annotated copy would replace it
+    photo.parent.mkdir()
+    photo.write_bytes(b"the original")
+    sink = _registered("images", {}, tmp_path)
+    with pytest.raises(OutputError, match=r"images sink: .*bus\.jpg is an input of this run"):
+        sink.write(_ok(str(photo), 0, image))
+    assert photo.read_bytes() == b"the original"
+    clip = tmp_path / "clip.mp4"  # `predict -s out/clip.mp4 -o out`: {stem}.mp4 is the input itself
+    clip.write_bytes(b"the original video")
+    video = _registered("video", {}, tmp_path)
+    with pytest.raises(OutputError, match=r"video sink: .*clip\.mp4 is an input of this run"):
+        video.write(_ok(str(clip), 0, image, timestamp=0.0))
+    video.close(None)
+    assert clip.read_bytes() == b"the original video"
 
 
 def test_images_sink_needs_the_image(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -88,7 +89,11 @@ def run(
         overrides["backend"] = backend
     cfg = load_config(config, manager.registries, overrides=overrides)
     if batch is not None:
-        cfg.app = type(cfg.app).model_validate({**cfg.app.model_dump(), "batch_size": batch})
+        try:
+            cfg.app = type(cfg.app).model_validate({**cfg.app.model_dump(), "batch_size": batch})
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"].lower()
+            raise ConfigError(f"--batch {batch}: {reason} (app.batch_size of {config})") from None
     pipe = Pipeline(cfg, manager=manager)
     _execute(pipe, quiet)
 
