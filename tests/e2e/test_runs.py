@@ -171,7 +171,8 @@ def test_missing_and_corrupt_models_are_one_line(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_leaves_valid_outputs(tmp_path: Path) -> None:
-    """SIGINT in the middle of a video run: complete JSONL lines, a playable video, exit status 130."""
+    """SIGINT in the middle of a video run, and again while it closes its outputs: complete JSONL lines, a
+    playable video, summary.json, exit status 130."""
     video = shared_path("media/vtest.avi")
     model = shared_path("models/yolov8n_dequant.onnx")
     proc = subprocess.Popen(
@@ -186,8 +187,12 @@ def test_ctrl_c_leaves_valid_outputs(tmp_path: Path) -> None:
     while time.time() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 5):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # an impatient second press, while the outputs are closed or just after
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["error"] == "interrupted"
     lines = results.read_text().splitlines()
     assert 5 <= len(lines) < 795
     frames = [json.loads(line)["frame"] for line in lines]  # every line parses

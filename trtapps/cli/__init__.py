@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from trtapps.cli.interrupts import handling_interrupts
 from trtapps.errors import ConfigError, UserError
 
 #: environment variable with the log level of the command line (debug, info, warning, error)
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     full = bool(os.environ.get("TRTAPPS_FULL_ERROR"))
     try:
         app = build_app()
-        code = app(args=argv, prog_name="trtapps", standalone_mode=False)
+        with handling_interrupts(restore=argv is not None):  # argv None: this process is the trtapps command
+            code = app(args=argv, prog_name="trtapps", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into Exit(130), returned as a value outside standalone mode
             raise KeyboardInterrupt
         if isinstance(code, int) and code != 0:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from trtapps.cli import interrupts
 from trtapps.errors import ConfigError, UserError
 
 console = Console(stderr=True)
@@ -124,6 +125,7 @@ def _execute(pipe: Any, quiet: bool) -> None:
             def on_result(result: Any, summary: Any) -> None:
                 progress.update(task, advance=1, fps=summary.fps)
 
+            interrupts.current.check()  # a Ctrl-C swallowed while the pipeline was being built
             summary = pipe.run(on_result=on_result, sources=sources)
     finally:
         pipe.close()
