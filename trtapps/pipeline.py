@@ -590,6 +590,7 @@ class Pipeline:
             summary.finished = time.perf_counter()
             # every frame read is written, dropped, or (a run stopped early) unfinished
             summary.frames_unfinished = max(0, summary.frames_in - summary.frames_out - summary.frames_dropped)
+            summary.sources = [_describe(s) for s in sources]  # again: what only the end knows (undelivered)
             for source in sources:
                 _quietly(source.close)
             for tracker in trackers.values():

@@ -502,8 +502,10 @@ class VideoSource(VideoWindow, DecodesIntoBuffers):
             raise past_end
 
     def describe(self) -> dict[str, Any]:
-        """For the run summary: decoded on the CPU by OpenCV (FFmpeg)."""
-        return {"decoder": "opencv", "frames_in_header": self.frame_count, "fps": self.fps}
+        """For the run summary: decoded on the CPU by OpenCV (FFmpeg); ``undelivered``: frames the header
+        promised that the file did not have (known once it was read to the end)."""
+        return {"decoder": "opencv", "frames_in_header": self.frame_count, "fps": self.fps,
+                "undelivered": self.undelivered}
 
     def _frame(self, cap: Capture, image: np.ndarray, pos: int) -> Frame:
         msec = _finite(cap.get(cv2.CAP_PROP_POS_MSEC))

@@ -204,6 +204,19 @@ def test_ctrl_c_leaves_valid_outputs(tmp_path: Path) -> None:
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= len(lines) - 8  # the writer was closed, not truncated
 
 
+def test_the_summary_counts_the_frames_a_truncated_video_never_delivered(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(shared_path("media/vtest.avi").read_bytes()[:300_000])  # the header still promises 795
+    sinks = [{"type": "summary", "path": str(tmp_path / "s.json")}]
+    Pipeline.from_objects(app=yolo_app(batch_size=8), source={"type": "video", "path": str(cut)}, sinks=sinks,
+                          backend="onnxruntime").run()
+    summary = json.loads((tmp_path / "s.json").read_text())
+    (source,) = summary["sources"]
+    assert source["frames_in_header"] == 795
+    assert 0 < summary["frames_in"] < 795
+    assert source["undelivered"] == 795 - summary["frames_in"]
+
+
 def test_an_interrupted_run_accounts_for_every_frame_it_read(tmp_path: Path) -> None:
     """Frames read but still queued when Ctrl-C came are counted as unfinished, next to those written."""
     source = {"type": "video", "path": str(shared_path("media/vtest.avi")), "max_frames": 300}

@@ -930,9 +930,11 @@ class NvdecSource(VideoWindow):
                       "in a worker process" if self.worker == "process" else "in the reading thread", why)
 
     def describe(self) -> dict[str, Any]:
-        """For the run summary: NVDEC, the codec, and where it decoded (and what ``decode_worker`` asked)."""
+        """For the run summary: NVDEC, the codec, where it decoded (and what ``decode_worker`` asked), and the
+        frames the header promised that never came (``undelivered``, known at the end)."""
         return {"decoder": "nvdec", "codec": self.codec, "decode_worker": self.worker,
-                "decode_worker_asked": self.worker_setting, "frames_in_header": self.frame_count, "fps": self.fps}
+                "decode_worker_asked": self.worker_setting, "frames_in_header": self.frame_count, "fps": self.fps,
+                "undelivered": self.undelivered}
 
     def _open(self) -> Any:
         return self._open_worker() if self.worker == "process" else self._open_here()
