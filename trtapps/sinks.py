@@ -14,11 +14,13 @@ writer so the videos play.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,7 @@ from pydantic import Field, field_validator
 
 from trtapps.context import RunContext
 from trtapps.draw import TrailHistory, annotate
-from trtapps.errors import OutputError, UserError
+from trtapps.errors import ConfigError, OutputError, UserError
 from trtapps.hookspecs import hookimpl
 from trtapps.registry import ComponentSpec, Register, SinkOptions
 from trtapps.sources import IMAGE_EXTENSIONS
@@ -472,7 +474,29 @@ def _images(options: ImagesSinkOptions, context: RunContext) -> ImagesSink:
                       show_scores=options.show_scores)
 
 
+@functools.lru_cache(maxsize=16)
+def video_writer_works(suffix: str, codec: str) -> bool:
+    """Whether OpenCV can write *suffix* files (``.mp4``) with FourCC *codec* here: a tiny trial file."""
+    log = cv2.utils.logging
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)  # a failed trial is an answer, not a warning
+    try:
+        with tempfile.TemporaryDirectory(prefix="trtapps-codec-") as folder:
+            path = str(Path(folder) / f"probe{suffix}")
+            writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*codec), 25.0, (64, 64))
+            works = bool(writer.isOpened())
+            writer.release()
+            return works
+    finally:
+        log.setLogLevel(level)
+
+
 def _video(options: VideoSinkOptions, context: RunContext) -> VideoSink:
+    # checked before the run, not at the first frame: by then the other sinks have written part of the results
+    suffix = Path(options.path).suffix
+    if not video_writer_works(suffix, options.codec):
+        raise ConfigError(f"video sink: OpenCV cannot write {suffix or 'extension-less'} files with codec "
+                          f"{options.codec!r} here; use codec mp4v and a .mp4 or .avi path")
     return VideoSink(options.path, output_dir=context.output_path("."), fps=options.fps, codec=options.codec,
                      trail=options.trail, show_scores=options.show_scores)
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 import trtapps.sinks as sinks_module
 from conftest import shared_path
 from trtapps.context import RunContext
-from trtapps.errors import OutputError, UserError
+from trtapps.errors import ConfigError, OutputError, UserError
 from trtapps.metrics import RunSummary
 from trtapps.plugins import PluginManager
 from trtapps.registry import ComponentSpec, SinkOptions
@@ -319,6 +319,9 @@ def test_video_sink_options_and_writer_errors(tmp_path: Path) -> None:
         VideoSinkOptions.model_validate({"type": "video", "codec": "h264x"})
     with pytest.raises(ValidationError, match="stem"):
         VideoSinkOptions.model_validate({"type": "video", "path": "{name}.mp4"})
+    for options in ({"codec": "abcd"}, {"path": "{stem}.txt"}):  # refused before the run, not at its 8th frame
+        with pytest.raises(ConfigError, match=r"video sink: OpenCV cannot write .* use codec mp4v"):
+            _registered("video", options, tmp_path)
     sink = VideoSink("{source_id}-{stem}.unknownext", output_dir=tmp_path, fps=10)
     with pytest.raises(UserError) as exc:
         sink.write(_ok("clip.mp4", 0, np.zeros((16, 16, 3), np.uint8), n=0))
