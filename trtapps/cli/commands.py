@@ -15,24 +15,26 @@ from rich.table import Table
 
 from trtapps.cli import interrupts
 from trtapps.errors import ConfigError, UserError
+from trtapps.sources import IMAGE_EXTENSIONS
 
 console = Console(stderr=True)
 out = Console()
 
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
-
-
 def source_from_argument(value: str) -> dict[str, Any]:
-    """A source mapping for a ``--source`` value: a camera index, a stream URL, a video, or images."""
+    """A source mapping for a ``--source`` value: a camera index, a stream URL, images (an image file, a folder,
+    a glob, a ``pkg:`` resource), or else a video (any other file: FFmpeg reads far more containers than a list
+    here would name, e.g. ``.3gp``)."""
     if value.isdigit():
         return {"type": "camera", "index": int(value)}
     if re.match(r"^(rtsp|rtmp|http|https|udp|tcp)://", value, re.IGNORECASE):
         return {"type": "stream", "url": value}
-    if Path(value).suffix.lower() in VIDEO_EXTENSIONS:
-        return {"type": "video", "path": str(Path(value).resolve())}
-    if value.startswith("pkg:"):
+    if value.startswith("pkg:") or any(c in value for c in "*?["):
         return {"type": "images", "path": value}
-    return {"type": "images", "path": str(Path(value).resolve()) if not any(c in value for c in "*?[") else value}
+    path = Path(value)
+    suffix = path.suffix.lower()
+    if suffix and suffix not in IMAGE_EXTENSIONS and not path.is_dir():
+        return {"type": "video", "path": str(path.resolve())}
+    return {"type": "images", "path": str(path.resolve())}
 
 
 def _sources_override(sources: list[str] | None) -> dict[str, Any]:
