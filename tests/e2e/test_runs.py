@@ -233,7 +233,7 @@ def test_an_interrupted_run_accounts_for_every_frame_it_read(tmp_path: Path) -> 
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["error"] == "interrupted"
     assert summary["sources"] == [{"name": source["path"], "type": "VideoSource", "decoder": "opencv",
-                                   "frames_in_header": 795, "fps": 10.0}]
+                                   "frames_in_header": 795, "fps": 10.0, "undelivered": 0}]
     assert summary["cuda_mps"] is None
     written = len((tmp_path / "out.jsonl").read_text().splitlines())
     assert summary["frames_out"] == written

@@ -31,7 +31,7 @@ from trtapps import (
     hookimpl,
 )
 from trtapps.cli import build_app
-from trtapps.errors import BackendUnavailableError, StageError
+from trtapps.errors import BackendUnavailableError, OutputError, StageError
 from trtapps.metrics import RunSummary
 from trtapps.plugins import PluginManager
 from trtapps.runners.onnxruntime import OnnxRuntimeRunner
@@ -176,7 +176,7 @@ def test_a_run_that_cannot_start_closes_the_sources_and_sinks_it_opened(make_pip
     pipe = make_pipeline({"app": retinaface(), "sources": [{"type": "synthetic"}, {"type": "synthetic"}],
                           "sinks": [{"type": "jsonl"}, {"type": "broken"}]}, plugins=[plugin])
     summary = RunSummary()
-    with pytest.raises(StageError, match="the disk is full"):
+    with pytest.raises(OutputError, match="the disk is full"):
         next(pipe.iter_results(summary=summary))
     assert len(built) == 3
     assert all(s.closed for s in built[1:])
