@@ -21,6 +21,8 @@ MOT15 counts ground-truth rows with ``flag != 0``. MOT16/17/20 count rows with `
 from __future__ import annotations
 
 import configparser
+import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -30,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from trtapps.errors import UserError
+from trtapps.errors import FrameError, InputError, UserError, first_line
 from trtapps.structures import Detections, Frame
+
+log = logging.getLogger("trtapps.trackers.mot")
 
 #: MOT16/17/20 classes whose matched tracker boxes are ignored (person on vehicle, static person,
 #: distractor, reflection)
@@ -156,24 +160,113 @@ def find_sequences(data: str | Path) -> list[Path]:
 
 
 def _read_seqinfo(path: Path) -> configparser.SectionProxy:
+    """The ``[Sequence]`` section of ``path/seqinfo.ini``.
+
+    Raises:
+        InputError: the file is missing, unreadable or not an INI file with a ``[Sequence]`` section.
+    """
+    file = path / "seqinfo.ini"
     ini = configparser.ConfigParser()
-    if not ini.read(path / "seqinfo.ini", encoding="utf8") or "Sequence" not in ini:
-        raise UserError(f"{path / 'seqinfo.ini'}: missing or without a [Sequence] section")
+    try:
+        found = ini.read(file, encoding="utf8")
+    except configparser.MissingSectionHeaderError:
+        raise InputError(
+            f"{file}: no [Sequence] header before the first field; start the file with a [Sequence] line"
+        ) from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{file}: not a readable INI file ({first_line(exc)}); write it as MOTChallenge does: "
+            "[Sequence] then one key=value per line"
+        ) from None
+    if not found or "Sequence" not in ini:
+        raise UserError(f"{file}: missing or without a [Sequence] section")
     return ini["Sequence"]
+
+
+#: the numeric fields of ``seqinfo.ini``: (type, positive, what the value is)
+_SEQINFO_FIELDS: dict[str, tuple[type, bool, str]] = {
+    "frameRate": (float, True, "the frames per second"),
+    "seqLength": (int, True, "the number of frames"),
+    "imWidth": (int, False, "the image width in pixels"),
+    "imHeight": (int, False, "the image height in pixels"),
+}
+
+
+def _seqinfo_number(info: configparser.SectionProxy, file: Path, key: str, default: str | None) -> Any:
+    """Field *key* of a ``seqinfo.ini`` as a number (see :data:`_SEQINFO_FIELDS`).
+
+    Raises:
+        InputError: the field is missing (and has no default) or not a valid number; the message names it.
+    """
+    kind, positive, meaning = _SEQINFO_FIELDS[key]
+    what = ("a positive " if positive else "a ") + ("whole number" if kind is int else "number")
+    value = info.get(key, default)
+    if value is None:
+        raise InputError(f"{file}: no {key} field; add {key}=<{meaning}> to the [Sequence] section")
+    try:
+        number = kind(value.strip())
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number) or number < 0 or (positive and number == 0):
+        raise InputError(f"{file}: {key}={value!r} is not {what}; set {key} to {meaning}")
+    return number
+
+
+def _parse_rows(path: Path, text: str) -> np.ndarray:
+    """Comma-separated rows parsed line by line (the slow path, after ``np.loadtxt`` failed): blank lines and
+    ``#`` comments are skipped, as ``np.loadtxt`` does.
+
+    Raises:
+        InputError: the first malformed line, by its line number in *path*.
+    """
+    rows: list[list[float]] = []
+    width = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if rows and len(fields) != width:
+            raise InputError(
+                f"{path}:{number}: {len(fields)} comma-separated values where the lines before have {width}; "
+                "fix or remove that line"
+            )
+        try:
+            rows.append([float(f) for f in fields])
+        except ValueError:
+            column = next(i for i, f in enumerate(fields, start=1) if not _is_float(f))
+            raise InputError(
+                f"{path}:{number}: column {column} is {fields[column - 1]!r}, not a number; fix or remove that line"
+            ) from None
+        width = len(fields)
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _load_txt(path: Path, min_cols: int) -> np.ndarray:
     try:
-        text = path.read_text()
-        if not text.strip():  # an empty results file is valid: the tracker output nothing
-            return np.zeros((0, min_cols))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; MOTChallenge rows are comma-separated numbers") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror or first_line(exc)})") from None
+    if not text.strip():  # an empty results file is valid: the tracker output nothing
+        return np.zeros((0, min_cols))
+    try:
         rows = np.loadtxt(text.splitlines(), delimiter=",", ndmin=2, dtype=np.float64)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read as MOTChallenge rows ({exc})") from exc
+    except ValueError:  # numpy's message gives 0-based rows and its own advice: find the line ourselves
+        rows = _parse_rows(path, text)
     if rows.size == 0:
         return np.zeros((0, min_cols))
     if rows.shape[1] < min_cols:
-        raise UserError(f"{path}: expected at least {min_cols} comma-separated columns, got {rows.shape[1]}")
+        raise InputError(f"{path}: expected at least {min_cols} comma-separated columns, got {rows.shape[1]}")
     return rows
 
 
@@ -194,12 +287,11 @@ def load_sequence(
     """
     seq_path = Path(path)
     info = _read_seqinfo(seq_path)
-    try:
-        frame_rate = float(info.get("frameRate", "30"))
-        length = int(info["seqLength"])
-        width, height = int(info.get("imWidth", "0")), int(info.get("imHeight", "0"))
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"{seq_path / 'seqinfo.ini'}: bad or missing field ({exc})") from exc
+    ini = seq_path / "seqinfo.ini"
+    frame_rate = _seqinfo_number(info, ini, "frameRate", "30")
+    length = _seqinfo_number(info, ini, "seqLength", None)
+    width = _seqinfo_number(info, ini, "imWidth", "0")
+    height = _seqinfo_number(info, ini, "imHeight", "0")
     features = None
     if det_file is not None:
         source = Path(det_file)
@@ -214,7 +306,12 @@ def load_sequence(
     if not source.is_file():
         raise UserError(f"{source}: detection file not found")
     if source.suffix == ".npy":
-        array = np.load(source)
+        try:
+            array = np.load(source)
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputError(
+                f"{source}: not a readable .npy array ({first_line(exc)}); save it again with numpy.save"
+            ) from None
         if array.ndim != 2 or array.shape[1] < 7:
             raise UserError(f"{source}: expected an (N, 7 + D) array, got shape {array.shape}")
         detections = np.ascontiguousarray(array[:, :7], dtype=np.float64)
@@ -250,6 +347,8 @@ class TrackingRun:
         frames: frames tracked.
         update_seconds: time spent inside ``tracker.update`` only.
         embed_seconds: time spent computing ReID features (not included in ``update_seconds``).
+        frame_errors: one line per ``img1/`` frame that could not be read (file and reason); those frames were
+            still tracked, without appearance (see :func:`run_tracker_on_sequence`).
     """
 
     sequence: str
@@ -257,6 +356,7 @@ class TrackingRun:
     frames: int
     update_seconds: float
     embed_seconds: float = 0.0
+    frame_errors: list[str] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -277,6 +377,12 @@ def run_tracker_on_sequence(
 ) -> TrackingRun:
     """Feed every frame's public detections (frames 1 … seqLength) to ``tracker.update``.
 
+    An ``img1/`` frame that cannot be read (missing, truncated, corrupt) does not stop the run: it is logged as a
+    warning naming the file, listed in :attr:`TrackingRun.frame_errors`, and the frame still gets its tracking
+    step, on a blank image. Its detections that would take their appearance from that image (no precomputed
+    features, and an *embedder* or *read_images*) are withheld from that step, since no appearance can be computed
+    for them: the tracks coast on their motion model for that frame, as over a frame without detections.
+
     Args:
         tracker: a :class:`trtapps.Tracker`, fresh for this sequence.
         sequence: from :func:`load_sequence`.
@@ -288,7 +394,7 @@ def run_tracker_on_sequence(
     Raises:
         UserError: images are needed but the sequence has none.
     """
-    import cv2
+    from trtapps.sources import read_image
 
     need_images = read_images or (embedder is not None and sequence.features is None)
     if need_images and sequence.image_dir is None:
@@ -297,6 +403,7 @@ def run_tracker_on_sequence(
         )
     blank = _blank_image(sequence.width, sequence.height)
     out: list[np.ndarray] = []
+    errors: list[str] = []
     update_s = embed_s = 0.0
     clock = time.perf_counter
     for frame_no in range(1, sequence.length + 1):
@@ -304,10 +411,17 @@ def run_tracker_on_sequence(
         image = blank
         if need_images:
             p = sequence.image_path(frame_no)
-            loaded = cv2.imread(str(p)) if p is not None else None
-            if loaded is None:
-                raise UserError(f"{p}: cannot read frame image")
-            image = loaded
+            assert p is not None  # image_dir is set
+            try:
+                image = read_image(p)
+            except FrameError as exc:
+                errors.append(str(exc))
+                if dets.embeddings is None and len(dets):  # no appearance can be computed for them
+                    how = f"without its {len(dets)} detections (no appearance without the image)"
+                    dets = Detections.empty()
+                else:
+                    how = "on a blank image"
+                log.warning("%s; frame %d is tracked %s", exc, frame_no, how)
         if embedder is not None and dets.embeddings is None and len(dets):
             t0 = clock()
             dets = dets.replace(embeddings=embedder(image, dets.boxes))
@@ -327,7 +441,7 @@ def run_tracker_on_sequence(
             rows[:, 6] = result.scores
             out.append(rows)
     rows = np.concatenate(out) if out else np.zeros((0, 7))
-    return TrackingRun(sequence.name, rows, sequence.length, update_s, embed_s)
+    return TrackingRun(sequence.name, rows, sequence.length, update_s, embed_s, errors)
 
 
 def format_mot_rows(rows: np.ndarray) -> str:
@@ -477,7 +591,8 @@ def evaluate(
         info = _read_seqinfo(seq_path)
         gt = _load_txt(gt_file, 9)
         bench = MotSequence(name, seq_path, 0, 0, 0, 0, np.zeros((0, 7))).benchmark
-        accs.append(accumulate(gt, hyp, bench, int(info.get("seqLength", "0")) or None))
+        length = _seqinfo_number(info, seq_path / "seqinfo.ini", "seqLength", None) if "seqLength" in info else None
+        accs.append(accumulate(gt, hyp, bench, length))
         names.append(name)
     if not accs:
         where = "the given arrays" if isinstance(results, dict) else str(results)

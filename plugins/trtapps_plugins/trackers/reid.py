@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from trtapps.context import RunContext
-from trtapps.errors import BackendUnavailableError, ConfigError, InputError
+from trtapps.errors import BackendUnavailableError, ConfigError, InputError, ModelError
 from trtapps.ops.preprocess import rects_from_boxes
 from trtapps.runners.base import Runner, select_backend
 from trtapps.stages import Residency
@@ -228,8 +228,19 @@ class ReidEmbedder:
         info = runner.input()
         self.input_name = info.name
         self.input_dtype = info.dtype
+        model = runner.model_path.name
         if len(info.shape) != 4 or info.shape[1] not in (3, None):
-            raise ValueError(f"{runner.model_path.name}: ReID input must be [B, 3, H, W], got {info.describe()}")
+            raise ModelError(
+                f"{model}: a ReID model must take [batch, 3, height, width] images; got input {info.describe()}; "
+                "give a ReID model (e.g. osnet_x0_25_msmt17.onnx)"
+            )
+        first = runner.outputs[0] if runner.outputs else None
+        if first is None or (first.shape and len(first.shape) != 2):  # an unknown rank is checked on the first call
+            got = "no output" if first is None else f"output {first.describe()}"
+            raise ModelError(
+                f"{model}: a ReID model must output [batch, features]; got {got}; "
+                "give a ReID model (e.g. osnet_x0_25_msmt17.onnx)"
+            )
         spec = spec or CropSpec()
         h = info.shape[2] or spec.height
         w = info.shape[3] or spec.width
@@ -304,7 +315,8 @@ class ReidEmbedder:
                 pad = np.zeros((self.fixed_batch - k, *chunk.shape[1:]), dtype=chunk.dtype)
                 chunk = np.concatenate([chunk, pad])
             out = self.runner.infer({self.input_name: chunk})[self.output_name]
-            outputs.append(np.asarray(out, dtype=np.float32).reshape(chunk.shape[0], -1)[:k])
+            self._check_output(out.shape, chunk.shape[0])
+            outputs.append(np.asarray(out, dtype=np.float32)[:k])
         feats = np.concatenate(outputs)
         norms = np.linalg.norm(feats, axis=1, keepdims=True)
         return feats / np.maximum(norms, 1e-12)
@@ -368,7 +380,8 @@ class ReidEmbedder:
                 k = min(self.batch_size, n - start)
                 chunk = batch[start : start + min(self.batch_size, rows - start)]
                 out = self.runner.infer({self.input_name: chunk}, stream)[self.output_name]
-                out = out.reshape(chunk.shape[0], -1)[:k]
+                self._check_output(out.shape, chunk.shape[0])
+                out = out[:k]
                 if feats is None:
                     feats = cp.empty((n, out.shape[1]), dtype=np.float32)
                 feats[start : start + k] = out  # copied before the next call overwrites the runner's output
@@ -377,6 +390,15 @@ class ReidEmbedder:
             result: np.ndarray = feats.get(stream=stream)  # blocks until the stream is done
         self.dim = int(result.shape[1])
         return result
+
+    def _check_output(self, shape: tuple[int, ...], rows: int) -> None:
+        """Refuse an output that is not ``[rows, D]`` (a model whose output rank the file leaves open)."""
+        if len(shape) != 2 or shape[0] != rows:
+            raise ModelError(
+                f"{self.runner.model_path.name}: a ReID model must output [batch, features]; got "
+                f"{self.output_name} of shape {list(shape)} for {rows} crops; give a ReID model "
+                "(e.g. osnet_x0_25_msmt17.onnx)"
+            )
 
     def close(self) -> None:
         self.runner.close()
