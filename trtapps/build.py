@@ -265,7 +265,11 @@ def model_info(path: str | Path) -> ModelInfo:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: file not found; check the path")
-    if path.suffix.lower() in ENGINE_SUFFIXES or (path.suffix == ".json" and _is_engine_meta(path)):
+    engine = path.suffix.lower() in ENGINE_SUFFIXES
+    if path.stat().st_size == 0:  # protobuf reads 0 bytes as a valid, empty model
+        fix = "build the engine again" if engine else "export the model again"
+        raise ModelError(f"{path}: the file is empty; {fix}")
+    if engine or (path.suffix == ".json" and _is_engine_meta(path)):
         return _engine_info(path)
     return _onnx_info(path)
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trtapps.errors import ModelError
 from trtapps.onnx.graph import (
     BATCH_SYMBOL,
     Dim,
@@ -275,6 +276,9 @@ def check_model(
         ModelError: the file is missing or not ONNX.
     """
     if isinstance(model_or_path, (str, Path)):
+        if Path(model_or_path).is_file() and Path(model_or_path).stat().st_size == 0:
+            # protobuf reads 0 bytes as a valid, empty model: the findings would blame its contents
+            raise ModelError(f"{model_or_path}: the file is empty; export the model again")
         model = load_model(model_or_path)
         label = name or str(model_or_path)
     else:
