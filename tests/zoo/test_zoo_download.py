@@ -5,6 +5,7 @@ mirrors, unverified files and concurrent pulls."""
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,9 +155,38 @@ def test_offline_mode_forbids_downloads(server: ModelServer, monkeypatch: pytest
         pull(NAME)
     assert server.requests == []
     monkeypatch.delenv("TRTAPPS_OFFLINE")
-    with pytest.raises(DownloadError, match="TRTAPPS_OFFLINE is set"):
-        resolve_model(NAME, download=False)  # the same refusal, asked for by the caller
+    with pytest.raises(DownloadError, match=rf"^{FILE} is in neither .*, and this lookup does not download; "
+                                            rf"download it with `trtapps models pull {NAME}`"):
+        resolve_model(NAME, download=False)  # a refusal asked for by the caller: TRTAPPS_OFFLINE is not set
     assert server.requests == []
+
+
+def test_a_corrupt_cached_copy_is_named_with_the_true_reason_it_is_not_replaced(
+    server: ModelServer, monkeypatch: pytest.MonkeyPatch, cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache.mkdir(parents=True)
+    (cache / FILE).write_bytes(b"garbage")
+    corrupt = rf"nor the cache \(its copy {cache / FILE} does not match its sha256 {MODELS[NAME].sha256}: corrupted"
+    # downloading off by the caller (`trtapps models path`), TRTAPPS_OFFLINE unset: neither blamed nor "replaced"
+    with pytest.raises(DownloadError) as refused:
+        resolve_model(NAME, download=False)
+    message = str(refused.value)
+    assert "TRTAPPS_OFFLINE" not in message
+    assert "\n" not in message
+    assert re.search(corrupt, message), message
+    assert f"`trtapps models pull {NAME}`" in message
+    assert "replaced" not in caplog.text
+    # TRTAPPS_OFFLINE set: that is the reason given, with the corrupt copy
+    monkeypatch.setenv("TRTAPPS_OFFLINE", "1")
+    with pytest.raises(DownloadError, match=rf"^TRTAPPS_OFFLINE is set and {FILE} is in neither .*{corrupt}"):
+        resolve_model(NAME)
+    assert "replaced" not in caplog.text
+    assert server.requests == []
+    # online, the copy is replaced, and the warning says so
+    monkeypatch.delenv("TRTAPPS_OFFLINE")
+    assert resolve_model(NAME).read_bytes() != b"garbage"
+    assert "does not match its sha256" in caplog.text
+    assert "it will be replaced" in caplog.text
 
 
 def test_an_unverified_file_needs_consent_and_is_pinned_at_first_download(

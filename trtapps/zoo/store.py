@@ -150,10 +150,14 @@ class Located:
 
 def find_local(entry: ZooModel) -> Located | None:
     """The copy :func:`resolve_model` would use without downloading: search path first, then a checked cache."""
+    return _find_local(entry, MISMATCH_NOTE)
+
+
+def _find_local(entry: ZooModel, mismatch_note: str | None) -> Located | None:
     for folder in search_path():
         if (folder / entry.filename).is_file():
             return Located(folder / entry.filename, "search path")
-    cached = _cached(entry)
+    cached = _cached(entry, mismatch_note)
     return Located(cached, "cache") if cached is not None else None
 
 
@@ -167,8 +171,17 @@ def expected_sha256(entry: ZooModel, cache: Path | None = None) -> tuple[str | N
     return None, ""
 
 
-def _cached(entry: ZooModel) -> Path | None:
-    """The cached file when it matches what is known of it, else ``None`` (absent, stale or corrupted)."""
+#: what the warning about a cached copy that fails its checksum adds when nothing replaces it now
+MISMATCH_NOTE = "not used; `trtapps models pull {name}` replaces it"
+REPLACED_NOTE = "it will be replaced"
+
+
+def _cached(entry: ZooModel, mismatch_note: str | None = MISMATCH_NOTE) -> Path | None:
+    """The cached file when it matches what is known of it, else ``None`` (absent, stale or corrupted).
+
+    A copy that fails its checksum is logged as a warning ending in *mismatch_note* (``{name}``: the model's
+    name), or not at all when it is ``None`` (the caller's error says it).
+    """
     cache = cache_dir()
     path = cache / entry.filename
     if not path.is_file():
@@ -180,7 +193,8 @@ def _cached(entry: ZooModel) -> Path | None:
     if record.get("sha256") == expected and record.get("size") == path.stat().st_size:
         return path
     if sha256_of(path) != expected:
-        logger.warning("%s does not match its sha256 %s; it will be replaced", path, expected)
+        if mismatch_note is not None:
+            logger.warning("%s does not match its sha256 %s; %s", path, expected, mismatch_note.format(name=entry.name))
         return None
     _record(cache, entry.filename, _new_record(entry, expected, path.stat().st_size, str(path), how))
     return path
@@ -225,14 +239,17 @@ def resolve_model(
         raise ModelError(
             f"model {value!r} is neither a file nor a known model name; give a path, or one of: {known}"
         )
-    local = find_local(entry)
+    packaged = entry.package is not None and _package_installed(entry)
+    no_download = download is False or (download is None and offline())
+    # a copy failing its checksum: replaced below (package, download), or named by the error that follows
+    local = _find_local(entry, REPLACED_NOTE if packaged or not no_download else None)
     if local is not None:
         return local.path
-    if entry.package is not None and _package_installed(entry):
+    if packaged:
         return _from_package(entry)
     if not sources(entry):
         raise ModelError(_unobtainable(entry))
-    if download is False or (download is None and offline()):
+    if no_download:
         raise DownloadError(_offline_message(entry))
     return pull(entry.name, trust_unverified=trust_unverified, progress=progress)
 
@@ -266,7 +283,7 @@ def pull(
     with file_lock(cache / ".locks" / (entry.filename + ".lock"),
                    f"another process is fetching {entry.filename}; waiting for it"):
         if not force:
-            cached = _cached(entry)
+            cached = _cached(entry, None if offline() and urls else REPLACED_NOTE)
             if cached is not None:
                 return cached
         if entry.package is not None and _package_installed(entry):
@@ -274,7 +291,7 @@ def pull(
         if not urls:
             raise ModelError(_unobtainable(entry))
         if offline():
-            raise DownloadError(_offline_message(entry))
+            raise DownloadError(_offline_message(entry, checked=not force))
         expected, how = expected_sha256(entry, cache) if not force else (entry.sha256, "catalogue")
         if expected is None and not trusted:
             raise DownloadError(
@@ -395,10 +412,28 @@ def _unobtainable(entry: ZooModel) -> str:
     )
 
 
-def _offline_message(entry: ZooModel) -> str:
+def _offline_message(entry: ZooModel, *, checked: bool = True) -> str:
+    """Why *entry* is not downloaded now, and what the user does instead (one line): ``TRTAPPS_OFFLINE`` when it
+    is set, else the caller turned downloading off (``resolve_model(download=False)``, as ``trtapps models path``).
+
+    Args:
+        checked: a cached copy, if any, failed its checksum (``False``: it was not looked at, as ``pull --force``).
+    """
+    name, file = entry.name, entry.filename
     folders = os.pathsep.join(str(p) for p in search_path()) or "unset"
+    cached = cache_dir() / file
+    if checked and cached.is_file():
+        expected = expected_sha256(entry)[0]
+        cache = f"the cache (its copy {cached} does not match its sha256 {expected}: corrupted or incomplete)"
+    else:
+        cache = f"the cache ({cache_dir()})"
+    where = f"{file} is in neither TRTAPPS_MODEL_PATH ({folders}) nor {cache}"
+    if offline():
+        return (
+            f"TRTAPPS_OFFLINE is set and {where}; put {file} in a folder of TRTAPPS_MODEL_PATH, or unset "
+            f"TRTAPPS_OFFLINE to download it from {sources(entry)[0]}"
+        )
     return (
-        f"TRTAPPS_OFFLINE is set and {entry.filename} is in neither TRTAPPS_MODEL_PATH ({folders}) nor the cache "
-        f"({cache_dir()}); put {entry.filename} in a folder of TRTAPPS_MODEL_PATH, or unset TRTAPPS_OFFLINE to "
-        f"download it from {sources(entry)[0]}"
+        f"{where}, and this lookup does not download; download it with `trtapps models pull {name}` "
+        f"(from {sources(entry)[0]}), or put {file} in a folder of TRTAPPS_MODEL_PATH"
     )
