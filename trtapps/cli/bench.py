@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from trtapps.bench.levels import BenchError
+from trtapps.paths import check_output_file
 
 console = Console(stderr=True)
 out = Console()
@@ -65,6 +66,8 @@ def bench(
 
     if plots is not None:
         require_matplotlib()  # fail before minutes of measuring, not after
+    if json_path is not None and show is None:
+        check_output_file(json_path, "--json")
     if show is not None:
         doc = _load(show)
     else:

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from trtapps.errors import ConfigError
+from trtapps.paths import check_output_file
 
 console = Console(stderr=True)
 out = Console()
@@ -93,6 +94,8 @@ def detect(
     """COCO mAP50-95 / mAP50 (pycocotools) of a detection app with its family's evaluation preset."""
     from trtapps.evaluation import evaluate_detection
 
+    _check_json(json_path)
+
     result = _evaluate(
         evaluate_detection,
         "detect",
@@ -158,6 +161,8 @@ def faces(
     """WIDER FACE AP (easy / medium / hard, IoU 0.5) of a face app with its evaluation preset."""
     from trtapps.evaluation import evaluate_faces
     from trtapps.evaluation.faces import SETTINGS
+
+    _check_json(json_path)
 
     result = _evaluate(
         evaluate_faces,
@@ -277,6 +282,12 @@ def _print_failures(failures: list[tuple[str, str]]) -> None:
         console.print(f"[yellow]failed[/] {path}: {error} (counted as no detections)")
     if len(failures) > 10:
         console.print(f"[yellow]… and {len(failures) - 10} more failed images[/]")
+
+
+def _check_json(path: Path | None) -> None:
+    """Fail before the run, not after it, when the ``--json`` file cannot be written."""
+    if path is not None:
+        check_output_file(path, "--json")
 
 
 def _write_json(path: Path | None, document: dict[str, Any]) -> None:

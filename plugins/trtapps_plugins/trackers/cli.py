@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from trtapps.context import RunContext
 from trtapps.errors import ConfigError, UserError
+from trtapps.paths import check_output_file
 from trtapps.registry import ComponentSpec
 
 
@@ -126,6 +127,7 @@ def run_mot(
             f"{seq.det_source.name if seq.det_source else '?'}"
             + (f", ReID {run.embed_seconds:.1f} s" if run.embed_seconds else "")
             + ")"
+            + (f"; {len(run.frame_errors)} unreadable img1/ frame(s), see the warnings" if run.frame_errors else "")
         )
     return runs
 
@@ -194,6 +196,8 @@ def add_commands(cli: typer.Typer) -> None:
 
         if not results.is_dir():
             raise UserError(f"{results}: results folder not found")
+        if json_path is not None:
+            check_output_file(json_path, "--json")  # before the scoring, not after it
         report = evaluate(data, results)
         print_report(report)
         if json_path is not None:
