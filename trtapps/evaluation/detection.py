@@ -32,8 +32,17 @@ from typing import Any
 import numpy as np
 
 from trtapps.datasets.coco import COCO80, COCO80_TO_COCO91
-from trtapps.errors import ConfigError, InputError, UserError
-from trtapps.evaluation.inference import EvalRun, ImageItem, check_images_exist, evaluate_app, image_folder
+from trtapps.errors import ConfigError, InputError, UserError, error_line, first_line
+from trtapps.evaluation.inference import (
+    EvalRun,
+    ImageItem,
+    check_images_exist,
+    evaluate_app,
+    image_folder,
+    is_int,
+    is_number,
+    short_repr,
+)
 from trtapps.ops.boxes import xyxy_to_tlwh
 from trtapps.structures import Detections, FrameResult
 
@@ -140,6 +149,7 @@ def _load_coco(path: Path, image_dir: Path) -> DetectionSet:
         raise InputError(f"{path}: not a readable JSON file ({exc}); give a COCO instances json") from None
     if not isinstance(coco, dict) or not all(k in coco for k in ("images", "annotations", "categories")):
         raise InputError(f"{path}: not a COCO instances json (needs images, annotations and categories)")
+    _check_coco(path, coco)
     coco = copy.deepcopy(coco)
     for ann in coco["annotations"]:  # COCOeval needs an area; box files sometimes lack it
         if "area" not in ann:
@@ -161,11 +171,15 @@ def _load_yolo(root: Path, yaml_path: Path | None) -> DetectionSet:
     if yaml_path is not None:
         try:
             spec = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{yaml_path}:{mark.line + 1}:{mark.column + 1}" if mark else str(yaml_path)
+            raise InputError(f"{where}: YAML syntax error: {exc.problem or first_line(exc)}") from None
         except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"{yaml_path}: not a readable YAML file ({exc})") from None
-    base = root / spec["path"] if spec.get("path") else root
-    if not base.is_absolute():
-        base = (root / base).resolve()
+            raise InputError(f"{yaml_path}: not a readable YAML file ({error_line(exc)})") from None
+        if not isinstance(spec, dict):
+            raise InputError(f"{yaml_path}: expected a mapping (val, names, path), got {short_repr(spec)}")
+    base = root / str(spec["path"]) if spec.get("path") else root  # an absolute path replaces root
     entries = spec.get("val") or "images"
     paths: list[Path] = []
     for entry in [entries] if isinstance(entries, str) else list(entries):
@@ -181,6 +195,13 @@ def _load_yolo(root: Path, yaml_path: Path | None) -> DetectionSet:
             raise InputError(f"{yaml_path or root}: val entry {entry!r} is neither an image folder nor a list file")
     if not paths:
         raise InputError(f"{base}: no images found for the YOLO set; check data.yaml's path and val")
+    labels_dirs = {d for d in (_labels_root(p) for p in paths) if d is not None}
+    for labels_dir in sorted(labels_dirs):
+        if not labels_dir.is_dir():
+            raise InputError(
+                f"{labels_dir}: labels folder missing; a YOLO set needs labels/ beside images/ (one .txt of "
+                "'class cx cy w h' lines per image with objects), or pass a COCO json with --gt"
+            )
     names = _yolo_names(spec, yaml_path)
     stems = [p.stem for p in paths]
     numeric = all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems)
@@ -220,6 +241,16 @@ def _yolo_names(spec: Mapping[str, Any], yaml_path: Path | None) -> list[str] | 
     return None
 
 
+def _labels_root(image: Path) -> Path | None:
+    """The ``labels`` folder that holds *image*'s label file (:func:`_label_path`): the path up to the last
+    ``images`` component, with that component renamed; ``None`` when the path has none (labels beside images)."""
+    parts = image.parts
+    for i in range(len(parts) - 2, -1, -1):  # a folder, not the file itself
+        if parts[i] == "images":
+            return Path(*parts[:i], "labels")
+    return None
+
+
 def _label_path(image: Path) -> Path:
     """Ultralytics' rule: the last ``/images/`` of the path becomes ``/labels/``, the suffix ``.txt``."""
     parts = list(image.parts)
@@ -252,6 +283,71 @@ def _read_yolo_labels(path: Path) -> np.ndarray:
         else:
             raise InputError(f"{path}:{number}: expected 5 values (class cx cy w h), got {len(numbers)}")
     return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+
+
+def _check_coco(path: Path, coco: Mapping[str, Any]) -> None:
+    """Check the fields loading and scoring read, so a malformed entry is one line now (naming the entry and the
+    field) instead of a pycocotools exception after the whole run.
+
+    Raises:
+        InputError: the first malformed image, category or annotation.
+    """
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(coco[key], list):
+            raise InputError(f"{path}: '{key}' must be a list, got {short_repr(coco[key])}")
+    image_ids: set[Any] = set()
+    for index, img in enumerate(coco["images"]):
+        where = f"{path}: images[{index}]"
+        if not isinstance(img, dict):
+            raise InputError(f"{where}: expected an object with id and file_name, got {short_repr(img)}")
+        for key in ("id", "file_name"):
+            if key not in img:
+                raise InputError(f"{where}: missing '{key}'; every image needs id and file_name")
+        if not _is_id(img["id"]):
+            raise InputError(f"{where}: 'id' must be an integer, got {short_repr(img['id'])}")
+        where += f" (id {img['id']!r})"
+        if not isinstance(img["file_name"], str) or not img["file_name"]:
+            raise InputError(f"{where}: 'file_name' must be a path, got {short_repr(img['file_name'])}")
+        for key in ("height", "width"):
+            if key in img and not (is_number(img[key]) and img[key] > 0):
+                raise InputError(f"{where}: '{key}' must be a positive number, got {short_repr(img[key])}")
+        image_ids.add(img["id"])
+    category_ids: set[int] = set()
+    for index, cat in enumerate(coco["categories"]):
+        if not isinstance(cat, dict) or not is_int(cat.get("id")):
+            raise InputError(
+                f"{path}: categories[{index}]: expected an object with an integer 'id', got {short_repr(cat)}"
+            )
+        category_ids.add(cat["id"])
+    for index, ann in enumerate(coco["annotations"]):
+        where = f"{path}: annotations[{index}]"
+        if not isinstance(ann, dict):
+            raise InputError(f"{where}: expected an object with image_id, category_id and bbox, got {short_repr(ann)}")
+        if "id" in ann:
+            where += f" (id {short_repr(ann['id'])})"
+        for key in ("image_id", "category_id", "bbox"):
+            if key not in ann:
+                raise InputError(f"{where}: missing '{key}'; every annotation needs image_id, category_id and bbox")
+        if not _is_id(ann["image_id"]) or ann["image_id"] not in image_ids:
+            raise InputError(f"{where}: 'image_id' {short_repr(ann['image_id'])} is not the id of an entry of images")
+        if not _is_id(ann["category_id"]) or ann["category_id"] not in category_ids:
+            raise InputError(
+                f"{where}: 'category_id' {short_repr(ann['category_id'])} is not the id of an entry of categories"
+            )
+        bbox = ann["bbox"]
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
+            raise InputError(f"{where}: 'bbox' must be 4 numbers [x, y, w, h], got {short_repr(bbox)}")
+        if bbox[2] < 0 or bbox[3] < 0:
+            raise InputError(f"{where}: 'bbox' {bbox} has a negative width or height; it must be [x, y, w, h]")
+        if "area" in ann and not is_number(ann["area"]):
+            raise InputError(f"{where}: 'area' must be a number, got {short_repr(ann['area'])}")
+        if "iscrowd" in ann and ann["iscrowd"] not in (0, 1):
+            raise InputError(f"{where}: 'iscrowd' must be 0 or 1, got {short_repr(ann['iscrowd'])}")
+
+
+def _is_id(value: Any) -> bool:
+    """A COCO id: an integer (a string is accepted too, as pycocotools does)."""
+    return is_int(value) or isinstance(value, str)
 
 
 # -- class mapping -------------------------------------------------------------------------------------------------

@@ -33,7 +33,16 @@ from typing import Any
 import numpy as np
 
 from trtapps.errors import InputError
-from trtapps.evaluation.inference import EvalRun, ImageItem, check_images_exist, evaluate_app, image_folder
+from trtapps.evaluation.inference import (
+    EvalRun,
+    ImageItem,
+    check_images_exist,
+    evaluate_app,
+    image_folder,
+    is_int,
+    is_number,
+    short_repr,
+)
 from trtapps.ops.boxes import tlwh_to_xyxy, xyxy_to_tlwh
 from trtapps.structures import Detections, FrameResult
 
@@ -70,13 +79,49 @@ def load_wider_gt(path: Path) -> list[FaceImage]:
         raise InputError(f"{path}: no such file; give wider_gt.json or the official ground_truth folder") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a WIDER ground-truth json with 'images' ({exc})") from None
-    out = []
-    for name, entry in images.items():
-        boxes = np.asarray(entry["boxes"], dtype=np.float64).reshape(-1, 4)
-        selections = {s: np.asarray(entry[s], dtype=np.int64) for s in SETTINGS}
-        size = (int(entry["height"]), int(entry["width"])) if "height" in entry and "width" in entry else None
-        out.append(FaceImage(name, boxes, selections, size))
-    return out
+    if not isinstance(images, dict):
+        raise InputError(f"{path}: 'images' must map each image name (event/name.jpg) to its boxes and selections")
+    return [_face_image(path, name, entry) for name, entry in images.items()]
+
+
+def _face_image(path: Path, name: str, entry: Any) -> FaceImage:
+    """One image of ``wider_gt.json``, checked field by field.
+
+    Raises:
+        InputError: a missing or malformed field (one line naming the file, the image and the field).
+    """
+    where = f"{path}: images[{name!r}]"
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected an object with boxes, easy, medium and hard, got {short_repr(entry)}")
+    for key in ("boxes", *SETTINGS):
+        if key not in entry:
+            raise InputError(f"{where}: missing '{key}'; every image needs boxes, easy, medium and hard")
+    raw = entry["boxes"]
+    if not (isinstance(raw, list) and all(isinstance(b, list) and len(b) == 4 and all(map(is_number, b)) for b in raw)):
+        raise InputError(f"{where}: 'boxes' must be a list of [x, y, w, h] (4 numbers each), got {short_repr(raw)}")
+    boxes = np.asarray(raw, dtype=np.float64).reshape(-1, 4)
+    selections = {}
+    for setting in SETTINGS:
+        indices = entry[setting]
+        if not (isinstance(indices, list) and all(is_int(i) for i in indices)):
+            raise InputError(
+                f"{where}: '{setting}' must be a list of 0-based face indices (integers), got {short_repr(indices)}"
+            )
+        bad = [i for i in indices if not 0 <= i < len(boxes)]
+        if bad:
+            raise InputError(
+                f"{where}: '{setting}' index {bad[0]} is out of range: the image has {len(boxes)} boxes "
+                "(indices are 0-based)"
+            )
+        selections[setting] = np.asarray(indices, dtype=np.int64)
+    size = None
+    if "height" in entry and "width" in entry:
+        for key in ("height", "width"):
+            if not (is_int(entry[key]) and entry[key] > 0):
+                raise InputError(f"{where}: '{key}' must be a positive integer, got {short_repr(entry[key])}")
+        size = (int(entry["height"]), int(entry["width"]))
+    return FaceImage(name, boxes, selections, size)
+
 
 
 def _load_mat_folder(folder: Path) -> list[FaceImage]:

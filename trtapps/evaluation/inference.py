@@ -135,6 +135,23 @@ def check_images_exist(items: Sequence[ImageItem], listed: str, images: Path) ->
         )
 
 
+def is_number(value: Any) -> bool:
+    """A finite JSON number (``true``/``false`` are not numbers)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_int(value: Any) -> bool:
+    """A JSON integer (``true``/``false`` are not integers)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def short_repr(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut to *limit* characters, to quote a bad value of a ground-truth file in a one-line
+    message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # -- precision -----------------------------------------------------------------------------------------------------
 def model_precision(path: Path) -> str | None:
     """The numeric precision of an ONNX graph: ``int8`` (quantize/dequantize or integer ops), ``fp16`` (float16
