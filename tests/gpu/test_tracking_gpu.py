@@ -55,7 +55,7 @@ def run_deepsort(tmp_path: Path, backend: str) -> tuple[Path, Tracks]:
         assert tracker.embedder is not None
         assert tracker.embedder.runner.backend == backend, "the ReID model does not follow the pipeline's backend"
         assert tracker.embedder.on_device == (backend != "onnxruntime")
-        tracker.embedder.close()
+        tracker.close()  # lets its ReID model go: the run's own trackers load theirs
         summary = pipe.run()
     assert summary.frames_failed == 0, summary.failures
     tracks: Tracks = {}

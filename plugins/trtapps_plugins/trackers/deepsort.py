@@ -418,7 +418,7 @@ def build_deepsort(options: DeepSortOptions, context: Any) -> DeepSortTracker:
         stash[_EMBEDDERS] = loaded
     key = (str(path), options.reid_batch_size, str(backend))
     shared = loaded.get(key)
-    if shared is None:
+    if shared is None or shared.embedder.closed:  # closed directly by someone: load it again
         embedder = ReidEmbedder.from_path(path, batch_size=options.reid_batch_size, backend=backend, context=context)
         shared = loaded[key] = _SharedEmbedder(embedder)
     release = shared.take(lambda: loaded.pop(key, None))

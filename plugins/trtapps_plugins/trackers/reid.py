@@ -249,6 +249,8 @@ class ReidEmbedder:
         self.batch_size = min(batch_size, fixed) if fixed else batch_size
         self.fixed_batch = fixed
         self.output_name = runner.outputs[0].name
+        #: set by :meth:`close`; a closed embedder cannot embed
+        self.closed = False
         self.on_device = runner.residency is Residency.DEVICE
         self.cropper: Cropper = cropper or (crop_boxes_device if self.on_device else crop_boxes_host)
         self.dim: int | None = runner.outputs[0].shape[-1] if runner.outputs[0].shape else None
@@ -403,6 +405,7 @@ class ReidEmbedder:
     def close(self) -> None:
         self.runner.close()
         self.device_buffer = None
+        self.closed = True
 
 
 def _check_format(pixel_format: str, runner: Runner) -> None:

@@ -190,7 +190,9 @@ def test_deepsort_trackers_of_one_pipeline_share_one_reid_model_closed_with_the_
     assert closed == [second.embedder.runner]
     third = build_deepsort(DeepSortOptions(reid_model=str(model)), run)  # a later run loads it again
     assert third.embedder is not second.embedder
-    third.close()
+    third.embedder.close()  # closed behind the trackers' backs (not through tracker.close())
+    fourth = build_deepsort(DeepSortOptions(reid_model=str(model)), run)
+    assert not fourth.embedder.closed  # a closed model is never handed out
     assert len(closed) == 2
 
 
