@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -52,3 +53,22 @@ def test_the_command_line_takes_v_before_the_command_and_refuses_an_unknown_leve
     assert done.value.code == 2
     err = capsys.readouterr().err
     assert err == "error: TRTAPPS_LOG='loud' is not one of debug, info, warning, error; unset it or pick one\n"
+
+
+def test_ffmpeg_and_opencv_stay_quiet_below_debug_and_a_users_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    opencv_level = cv2.utils.logging.getLogLevel()
+    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "placeholder")  # so that teardown restores the variable's absence
+    try:
+        for verbose, ffmpeg, opencv in ((0, "-8", cv2.utils.logging.LOG_LEVEL_ERROR),
+                                        (2, "24", cv2.utils.logging.LOG_LEVEL_INFO)):
+            monkeypatch.delenv("OPENCV_FFMPEG_LOGLEVEL")
+            configure_logging(verbose)
+            assert os.environ["OPENCV_FFMPEG_LOGLEVEL"] == ffmpeg
+            assert cv2.utils.logging.getLogLevel() == opencv
+        monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "32")
+        configure_logging(0)
+        assert os.environ["OPENCV_FFMPEG_LOGLEVEL"] == "32"
+    finally:
+        cv2.utils.logging.setLogLevel(opencv_level)

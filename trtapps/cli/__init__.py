@@ -52,7 +52,22 @@ def configure_logging(verbose: int = 0) -> int:
     root.addHandler(handler)
     if level < root.getEffectiveLevel():  # let the records be made; never raise a level someone else lowered
         root.setLevel(level)
+    quiet_video_libraries(level)
     return level
+
+
+def quiet_video_libraries(level: int) -> None:
+    """Keep FFmpeg's and OpenCV's own messages off the terminal below ``-vv``.
+
+    A broken stretch of video made FFmpeg print dozens of lines (``ac-tex damaged…``, ``moov atom not found``) around
+    trtapps' one-line report of the same frames, which is what counts them. At debug level they are left on. A
+    value the user set for ``OPENCV_FFMPEG_LOGLEVEL`` is kept (FFmpeg reads it when a capture opens).
+    """
+    import cv2
+
+    debug = level <= logging.DEBUG
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "24" if debug else "-8")  # AV_LOG_WARNING / AV_LOG_QUIET
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_INFO if debug else cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def build_app(manager: Any = None) -> typer.Typer:
