@@ -47,4 +47,17 @@ def check_output_file(path: Path | str, option: str) -> Path:
     return path
 
 
-__all__ = ["check_output_file"]
+def unreadable(path: Path) -> str | None:
+    """Why *path* cannot be read as a file (``"not found"``, ``"is a folder, not a file"``, ``"cannot be read
+    (no permission)"``), or ``None`` when it can: the middle of a one-line error such as
+    ``f"{path}: model file {why}; check the path"``."""
+    if not path.exists():
+        return "not found"
+    if path.is_dir():
+        return "is a folder, not a file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (no permission)"
+    return None
+
+
+__all__ = ["check_output_file", "unreadable"]

@@ -58,6 +58,7 @@ from trtapps.context import RunContext
 from trtapps.errors import FrameError, InputError
 from trtapps.framebuffers import DEFAULT_MAX_BUFFERS, DecodesIntoBuffers, FrameReader
 from trtapps.hookspecs import hookimpl
+from trtapps.paths import unreadable
 from trtapps.registry import ComponentSpec, Register, SourceOptions
 from trtapps.stages import FrameFailure, Source
 from trtapps.structures import Frame
@@ -478,8 +479,8 @@ class VideoSource(VideoWindow, DecodesIntoBuffers):
         self.reader = FrameReader(max_buffers=max_buffers)
         self._live: Capture | None = None
         if capture_factory is None:
-            if not self.path.is_file():
-                raise InputError(f"{self.path}: video file not found; check source.path")
+            if why := unreadable(self.path):
+                raise InputError(f"{self.path}: video file {why}; check source.path")
             if self.path.stat().st_size == 0:
                 raise InputError(f"{self.path}: video file is empty (0 bytes); copy it again")
             capture_factory = _file_capture(self.path)

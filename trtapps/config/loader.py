@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from trtapps.config.positions import YamlDocument
 from trtapps.config.schema import ComponentRef, PipelineConfig, PipelineFile
 from trtapps.errors import ConfigError
+from trtapps.paths import unreadable
 from trtapps.registry import AppOptions, BackendOptions, Options, Registries
 
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -152,8 +153,8 @@ def load_config(
     """
     path = Path(path)
     filename = str(path)
-    if not path.is_file():
-        raise ConfigError(f"{filename}: pipeline file not found; check the path")
+    if why := unreadable(path):
+        raise ConfigError(f"{filename}: pipeline file {why}; check the path")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

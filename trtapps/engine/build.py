@@ -40,6 +40,7 @@ from trtapps.engine.cache import (
 )
 from trtapps.engine.dtypes import dtype_name, trt_shape
 from trtapps.errors import ModelError
+from trtapps.paths import unreadable
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -362,8 +363,8 @@ def load_or_build(
     """
     import tensorrt as trt
 
-    if not onnx_path.is_file():
-        raise ModelError(f"{onnx_path}: model file not found; check the path (app.model)")
+    if why := unreadable(onnx_path):
+        raise ModelError(f"{onnx_path}: model file {why}; check the path (app.model)")
     data = onnx_path.read_bytes()
     info = inspect_onnx(onnx_path, data)
     version = str(trt.__version__)

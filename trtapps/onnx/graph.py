@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trtapps.errors import ModelError, first_line
+from trtapps.paths import unreadable
 
 if TYPE_CHECKING:
     import onnx
@@ -46,8 +47,8 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     import onnx
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found; check the path")
+    if why := unreadable(path):
+        raise ModelError(f"{path}: model file {why}; check the path")
     try:
         return onnx.load(str(path))
     except Exception as exc:

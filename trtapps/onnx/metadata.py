@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trtapps.errors import ModelError, first_line
+from trtapps.paths import unreadable
 
 #: the prefix of every key trtapps writes
 PREFIX = "trtapps."
@@ -50,8 +51,8 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     import onnx
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found; check the path")
+    if why := unreadable(path):
+        raise ModelError(f"{path}: model file {why}; check the path")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:

@@ -71,6 +71,7 @@ from trtapps.onnx.calibration import (
 )
 from trtapps.onnx.graph import drop_repeated_nodes, name_nodes, name_problems, sort_nodes
 from trtapps.onnx.metadata import tool_versions, trtapps_metadata, write_metadata
+from trtapps.paths import unreadable
 
 log = logging.getLogger("trtapps.onnx.precision")
 
@@ -400,8 +401,8 @@ def _check_fp32_source(source: Path) -> None:
     """Refuse a source that is not an fp32 ONNX graph (converting twice compounds the rounding)."""
     from trtapps.evaluation.inference import model_precision
 
-    if not source.is_file():
-        raise ModelError(f"{source}: model file not found; check the path")
+    if why := unreadable(source):
+        raise ModelError(f"{source}: model file {why}; check the path")
     actual = model_precision(source)
     if actual is None:
         raise ModelError(f"{source}: not an ONNX file; precision is applied to the ONNX model before engine builds")

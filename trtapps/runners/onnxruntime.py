@@ -14,6 +14,7 @@ from pydantic import Field
 
 from trtapps.errors import ModelError
 from trtapps.hookspecs import hookimpl
+from trtapps.paths import unreadable
 from trtapps.registry import BackendOptions, ComponentSpec, Register
 from trtapps.runners.base import Runner, TensorInfo
 from trtapps.stages import Residency
@@ -54,8 +55,8 @@ def load_session(model_path: Path, providers: list[Any], threads: int = 0, spinn
     """
     import onnxruntime as ort
 
-    if not model_path.is_file():
-        raise ModelError(f"{model_path}: model file not found; check the path (app.model) or use a model-zoo name")
+    if why := unreadable(model_path):
+        raise ModelError(f"{model_path}: model file {why}; check the path (app.model) or use a model-zoo name")
     if model_path.stat().st_size == 0:
         raise ModelError(f"{model_path}: model file is empty; download or export it again")
     so = ort.SessionOptions()

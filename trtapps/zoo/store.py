@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from trtapps.errors import ModelError
+from trtapps.paths import unreadable
 from trtapps.zoo.catalog import MODELS, ZooModel
 from trtapps.zoo.download import DownloadError, Fetched, fetch, file_lock, sha256_of
 
@@ -224,9 +225,9 @@ def resolve_model(
         path = Path(value).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        if not path.is_file():
+        if why := unreadable(path):
             raise ModelError(
-                f"{path}: model file not found; check app.model (relative paths start at the config's folder)"
+                f"{path}: model file {why}; check app.model (relative paths start at the config's folder)"
             )
         return path
     entry = MODELS.get(value)
