@@ -214,6 +214,10 @@ class Pipeline:
         except OSError as exc:
             if registry.kind == "sink":
                 raise OutputError.from_os_error(f"sink {options.type!r}", exc, WRITE_FIX) from exc
+            if registry.kind == "source":  # e.g. a folder of images that cannot be listed
+                where = f"{exc.filename}: " if exc.filename else ""
+                raise InputError(f"source {options.type!r}: {where}{exc.strerror or exc}; check the path and its "
+                                 "permissions") from exc
             raise StageError(f"{registry.kind} {options.type!r}", spec.plugin or None, exc) from exc
         except Exception as exc:
             raise StageError(f"{registry.kind} {options.type!r}", spec.plugin or None, exc) from exc

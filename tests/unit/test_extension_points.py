@@ -31,7 +31,7 @@ from trtapps import (
     hookimpl,
 )
 from trtapps.cli import build_app
-from trtapps.errors import BackendUnavailableError, OutputError, StageError
+from trtapps.errors import BackendUnavailableError, InputError, OutputError, StageError
 from trtapps.metrics import RunSummary
 from trtapps.plugins import PluginManager
 from trtapps.runners.onnxruntime import OnnxRuntimeRunner
@@ -157,7 +157,9 @@ def test_a_run_that_cannot_start_closes_the_sources_and_sinks_it_opened(make_pip
 
     def source_factory(options: SyntheticOptions, context: Any) -> SyntheticSource:
         if options.count == 13:
-            raise OSError("the thirteenth camera is unplugged")
+            raise RuntimeError("the thirteenth camera is unplugged")
+        if options.count == 14:
+            raise PermissionError(13, "Permission denied", "/data/locked")
         built.append(SyntheticSource(options))
         return built[-1]
 
@@ -172,6 +174,11 @@ def test_a_run_that_cannot_start_closes_the_sources_and_sinks_it_opened(make_pip
         pipe.build_sources()
     assert len(built) == 1
     assert built[0].closed  # the first was built, then closed when the second failed
+    pipe = make_pipeline({"app": retinaface(), "sources": [{"type": "synthetic", "count": 14}]}, plugins=[plugin])
+    with pytest.raises(InputError) as refused:  # an OSError of a source is the user's input, in one line
+        pipe.build_sources()
+    assert str(refused.value) == ("source 'synthetic': /data/locked: Permission denied; check the path and its "
+                                  "permissions")
 
     pipe = make_pipeline({"app": retinaface(), "sources": [{"type": "synthetic"}, {"type": "synthetic"}],
                           "sinks": [{"type": "jsonl"}, {"type": "broken"}]}, plugins=[plugin])
