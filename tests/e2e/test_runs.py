@@ -152,6 +152,17 @@ def test_a_summary_that_cannot_be_written_fails_the_run(tmp_path: Path) -> None:
     assert len(jsonl(tmp_path / "out" / "results.jsonl")) == 1  # the other outputs were completed
 
 
+def test_predict_errors_name_the_options_the_user_typed(tmp_path: Path) -> None:
+    base = ["predict", "--app", "yolo", "--model", str(shared_path("models/yolov8n_dequant.onnx")),
+            "--source", str(shared_path("media/bus.jpg")), "--output", str(tmp_path), "--quiet"]
+    proc = _cli(*base, "--backend", "foo")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: --backend (backend.type): unknown backend 'foo'")
+    proc = _cli(*base, "--imgsz", "320")
+    assert proc.returncode == 2
+    assert "but --imgsz (app.input_size) is 320x320" in proc.stderr
+
+
 def test_missing_and_corrupt_models_are_one_line(tmp_path: Path) -> None:
     image = str(shared_path("media/bus.jpg"))
     proc = _cli("predict", "--app", "yolo", "--model", str(tmp_path / "nope.onnx"), "--source", image)

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from trtapps.cli import interrupts
-from trtapps.errors import ConfigError, UserError
+from trtapps.errors import ConfigError, ModelError, UserError
 from trtapps.sources import IMAGE_EXTENSIONS
 
 console = Console(stderr=True)
@@ -197,13 +197,19 @@ def predict(
     except ConfigError as exc:
         # the lines name config paths; translate the common ones back to the options the user typed
         raise ConfigError([_predict_hint(p) for p in exc.problems]) from None
-    _execute(Pipeline(cfg, manager=manager), quiet)
+    try:
+        pipe = Pipeline(cfg, manager=manager)
+    except ModelError as exc:  # e.g. --imgsz on a model fixed at another size
+        raise ModelError(_predict_hint(str(exc))) from None
+    _execute(pipe, quiet)
 
 
 def _predict_hint(problem: str) -> str:
+    """A problem of the config predict builds, with the options the user typed beside the fields they set."""
     problem = problem.replace("<config>: ", "")
     for field, option in (("app.conf_threshold", "--conf"), ("app.iou_threshold", "--iou"),
-                          ("app.input_size", "--imgsz"), ("app.type", "--app"), ("app.model", "--model")):
+                          ("app.input_size", "--imgsz"), ("app.type", "--app"), ("app.model", "--model"),
+                          ("app.batch_size", "--batch"), ("backend.type", "--backend")):
         problem = problem.replace(field, f"{option} ({field})")
     return problem
 
