@@ -156,10 +156,14 @@ def build_model(
         }
         if not fix.dynamic and max_batch > 1:
             raise ModelError(f"build {source.name}: the model has no batch input to make dynamic; use --max-batch 1")
-        precision_lines = _apply_precision(
-            fixed, onnx_out, precision, options=options, calib=calib, max_batch=max_batch, source=source,
-            check={s: report.count(s) for s in ("error", "warning", "info")}, fix=fix_summary,
-        )
+        try:
+            precision_lines = _apply_precision(
+                fixed, onnx_out, precision, options=options, calib=calib, max_batch=max_batch, source=source,
+                check={s: report.count(s) for s in ("error", "warning", "info")}, fix=fix_summary,
+            )
+        except (ConfigError, ModelError) as exc:  # say it of the user's model and options, not the working copy
+            text = str(exc).replace(str(fixed), str(source)).replace("<config>: app.type", "--app")
+            raise type(exc)(text.replace("<config>: app.", "app option ")) from None
     result = BuildResult(
         source=source, onnx=onnx_out, engine=engine_path, backend=backend, precision=precision,
         max_batch=max_batch, check={s: report.count(s) for s in ("error", "warning", "info")}, fix=fix_summary,

@@ -20,7 +20,7 @@ from conftest import shared_path
 from trtapps.build import build_model, model_info
 from trtapps.cli import build_app
 from trtapps.engine.cache import EngineMetadata, TensorMeta
-from trtapps.errors import BackendUnavailableError, ModelError
+from trtapps.errors import BackendUnavailableError, ConfigError, ModelError
 
 PITFALLS = Path(__file__).resolve().parents[1] / "data" / "onnx_pitfalls"
 
@@ -145,6 +145,15 @@ def test_build_refuses_an_export_fix_cannot_repair(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
     assert not (tmp_path / "o.onnx").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".trtapps-build-")]  # the work folder is gone
+
+
+def test_build_errors_name_the_users_model_and_option_not_the_working_copy(tmp_path: Path) -> None:
+    faces = shared_path("models/retinaface_mnet025.onnx")
+    with pytest.raises(ModelError) as wrong_app:
+        build_model(faces, app="yolo", output=tmp_path / "o.onnx")
+    assert str(wrong_app.value).startswith(f"{faces}: app yolo needs one output")
+    with pytest.raises(ConfigError, match=r"^--app: unknown app 'retinafacee'; did you mean 'retinaface'\?"):
+        build_model(faces, app="retinafacee", output=tmp_path / "o.onnx")
 
 
 @pytest.mark.skipif(not _tensorrt_missing(), reason="TensorRT is installed here: the engine test runs instead")
