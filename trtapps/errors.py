@@ -21,6 +21,12 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
+def os_error_line(exc: OSError, why: str | None = None) -> str:
+    """``"FILE: why"`` of an ``OSError`` (``why`` defaults to its ``strerror``; no ``FILE: `` when it names none)."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{why or exc.strerror or first_line(exc)}"
+
+
 class TrtAppsError(Exception):
     """Base class of every error raised on purpose by trtapps."""
 
@@ -58,14 +64,13 @@ class OutputError(UserError):
     @classmethod
     def from_os_error(cls, what: str, exc: OSError, fix: str) -> OutputError:
         """One line from an ``OSError`` raised while writing: *what* failed, on which file, why, and *fix*."""
-        where = f"{exc.filename}: " if exc.filename else ""
         if isinstance(exc, FileExistsError):  # what mkdir says of a file where a folder must go
             why = "a file is in the way of a folder"
         elif isinstance(exc, NotADirectoryError):
             why = "a part of the path is a file, not a folder"
         else:
-            why = exc.strerror or first_line(exc)
-        return cls(f"{what}: {where}{why}; {fix}")
+            why = None
+        return cls(f"{what}: {os_error_line(exc, why)}; {fix}")
 
 
 class BackendUnavailableError(UserError):

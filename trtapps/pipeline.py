@@ -40,7 +40,15 @@ from trtapps.batching import Batcher
 from trtapps.config.loader import load_config, validate_data
 from trtapps.config.schema import PipelineConfig
 from trtapps.context import RunContext
-from trtapps.errors import ConfigError, InputError, OutputError, PipelineClosedError, StageError, UserError
+from trtapps.errors import (
+    ConfigError,
+    InputError,
+    OutputError,
+    PipelineClosedError,
+    StageError,
+    UserError,
+    os_error_line,
+)
 from trtapps.heap import limit_heap_retention
 from trtapps.lifecycle import ON_ERROR, ErrorAction
 from trtapps.metrics import RunSummary, Stopwatch
@@ -215,8 +223,7 @@ class Pipeline:
             if registry.kind == "sink":
                 raise OutputError.from_os_error(f"sink {options.type!r}", exc, WRITE_FIX) from exc
             if registry.kind == "source":  # e.g. a folder of images that cannot be listed
-                where = f"{exc.filename}: " if exc.filename else ""
-                raise InputError(f"source {options.type!r}: {where}{exc.strerror or exc}; check the path and its "
+                raise InputError(f"source {options.type!r}: {os_error_line(exc)}; check the path and its "
                                  "permissions") from exc
             raise StageError(f"{registry.kind} {options.type!r}", spec.plugin or None, exc) from exc
         except Exception as exc:
