@@ -15,6 +15,8 @@ Variants (``--variants``):
 * ``source``: trtapps' ``NvdecSource`` decoding in the reading thread (copy into a ring buffer + wait): what a
   ``decode_worker: process`` worker does per frame, less the socket.
 * ``threaded``: PyNvVideoCodec's ``ThreadedDecoder``, batches of 16.
+* ``interleaved``: ``--streams`` trtapps sources in each process, one thread taking a frame from each in turn:
+  whether fewer decoding processes, each serving several videos, spend less CPU per frame than one per video.
 
 Each variant runs with ``TRTAPPS_CUDA_WAIT`` = each of ``--waits`` (``block``: trtapps' default, threads sleep
 in CUDA waits; ``default``: CUDA's own heuristic, which spins when there are more cores than contexts), set on the
@@ -40,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parent))  # nvdec_decode (its decoders), also in a spawned child
 
-VARIANTS = ("demux", "raw", "raw_low", "raw_zero", "source", "threaded")
+VARIANTS = ("demux", "raw", "raw_low", "raw_zero", "source", "threaded", "interleaved")
 WAITS = ("block", "default")
 
 
@@ -53,11 +55,13 @@ def _set_wait(wait: str, device: int) -> None:
     configure_host_wait(device)
 
 
-def _decode(variant: str, path: str, frames: int, device: int) -> int:
+def _decode(variant: str, path: str, frames: int, device: int, streams: int = 1) -> int:
     """Decode *frames* frames of *path* (from the start again at its end) the *variant*'s way; returns frames.
     The decoders are ``nvdec_decode.py``'s, so both benchmarks measure the same code."""
     from nvdec_decode import _decode_nvdec, _decode_nvdec_raw, _decode_nvdec_threaded
 
+    if variant == "interleaved":
+        return _interleaved(Path(path), frames, device, streams)
     if variant == "demux":
         return _demux(path, frames)
     if variant == "source":
@@ -84,31 +88,57 @@ def _demux(path: str, frames: int) -> int:
     return done
 
 
-def _child(conn: Any, ready: Any, go: Any, variant: str, wait: str, path: str, frames: int, device: int) -> None:
+def _interleaved(path: Path, frames: int, device: int, streams: int) -> int:
+    """*streams* trtapps sources of *path* decoded by one thread, a frame from each in turn (each starts again at
+    the end of the file) until *frames* frames in all."""
+    from trtapps.gpu.nvdec import NvdecSource
+
+    def frames_of() -> Any:
+        while True:
+            source = NvdecSource(path, device=device, worker="thread")
+            yield from source
+            source.close()
+
+    iterators = [frames_of() for _ in range(streams)]
+    done = 0
+    while done < frames:
+        for it in iterators:
+            item = next(it)
+            done += getattr(item, "pixel_format", None) == "nv12"
+            del item
+    return done
+
+
+def _child(conn: Any, ready: Any, go: Any, variant: str, wait: str, path: str, frames: int, device: int,
+           streams: int) -> None:
     try:
         _set_wait(wait, device)
-        _decode(variant, path, 60, device)  # warm-up: context, decoder
+        _decode(variant, path, 60, device, streams)  # warm-up: context, decoder
         ready.wait()
         go.wait()
         t0, c0 = time.perf_counter(), os.times()
-        n = _decode(variant, path, frames, device)
+        n = _decode(variant, path, frames, device, streams)
         t1, c1 = time.perf_counter(), os.times()
         conn.send({"frames": n, "wall_s": t1 - t0, "user_s": c1.user - c0.user, "sys_s": c1.system - c0.system})
     except BaseException as exc:  # reported, the other variants go on
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def measure(variant: str, wait: str, procs: int, path: str, frames: int, device: int, timeout: float) -> dict[str, Any]:
+def measure(variant: str, wait: str, procs: int, path: str, frames: int, device: int, timeout: float,
+            streams: int = 1) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     ready, go = ctx.Barrier(procs + 1), ctx.Event()
     pipes, children = [], []
     for _ in range(procs):
         mine, theirs = ctx.Pipe(duplex=False)
-        child = ctx.Process(target=_child, args=(theirs, ready, go, variant, wait, path, frames, device), daemon=True)
+        child = ctx.Process(target=_child, args=(theirs, ready, go, variant, wait, path, frames, device, streams),
+                            daemon=True)
         child.start()
         pipes.append(mine)
         children.append(child)
     row: dict[str, Any] = {"variant": variant, "wait": wait, "procs": procs}
+    if variant == "interleaved":
+        row["streams_per_process"] = streams
     try:
         ready.wait(timeout=timeout)
         go.set()
@@ -141,25 +171,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--waits", nargs="+", choices=WAITS, default=list(WAITS))
+    parser.add_argument("--streams", type=int, default=4, help="videos per process of the interleaved variant")
     parser.add_argument("--device", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--mps", action="store_true", help="run the decoding processes as clients of a CUDA MPS "
+                        "daemon (started for this run unless one is running), as the pipeline's workers run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.mps:
+        from trtapps.gpu import mps
+
+        if mps.start_for_run() is None:
+            print("no CUDA MPS daemon: see the warning above", file=sys.stderr)
+            return 1
     rows = []
     print(f"{'variant':<10} {'wait':<8} {'procs':>5} {'fps':>9} {'user ms':>8} {'sys ms':>8} {'cpu ms':>8}")
     for procs in args.procs:
         for variant in args.variants:
             for wait in args.waits:
-                row = measure(variant, wait, procs, args.video, args.frames, args.device, args.timeout)
+                row = measure(variant, wait, procs, args.video, args.frames, args.device, args.timeout,
+                              args.streams)
                 rows.append(row)
                 if "error" in row:
                     print(f"{variant:<10} {wait:<8} {procs:>5} error: {row['error'][:120]}")
                 else:
-                    print(f"{variant:<10} {wait:<8} {procs:>5} {row['fps']:>9.1f} {row['user_ms_per_frame']:>8.4f} "
+                    name = f"{variant[:7]}x{args.streams}" if variant == "interleaved" else variant
+                    print(f"{name:<10} {wait:<8} {procs:>5} {row['fps']:>9.1f} {row['user_ms_per_frame']:>8.4f} "
                           f"{row['sys_ms_per_frame']:>8.4f} {row['cpu_ms_per_frame']:>8.4f}", flush=True)
                 if args.json:
                     args.json.write_text(json.dumps({"benchmark": "decode_cpu", "video": Path(args.video).name,
-                                                     "frames_per_process": args.frames, "rows": rows}, indent=1))
+                                                     "frames_per_process": args.frames, "mps": args.mps, "rows": rows}, indent=1))
     return 0
 
 
