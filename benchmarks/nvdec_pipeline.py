@@ -8,10 +8,10 @@ In one run, for each stream count N:
 * **pipeline**: N ``video`` sources with ``decoder: nvdec`` through ``Pipeline.iter_results`` (NV12 frames read
   by the preprocessing kernel, inference, decode/NMS, results on the host);
 
-for each ``source.decode_worker`` (``process``: one decoding process per stream; ``thread``: decoding in the
-source's reader thread), and prints the pipeline's aggregate fps over ``min(decode only, engine only)`` (target
-≥ 0.90), the host CPU time per frame of the pipeline's process (over the measured window; target ≤ 0.2 ms) and of
-the decoding processes, and how much device memory the run took beyond the warm-up (worker contexts included).
+for each ``source.decode_worker`` (``process``: decoding processes, at most ``--decode-processes`` shared by the
+streams; ``thread``: decoding in the source's reader thread), and prints the pipeline's aggregate fps over ``min(decode only, engine only)`` (target
+≥ 0.90), the host CPU time per frame of the pipeline's process and of the decoding processes (both over the
+measured window, the benchmark's own sampling threads left out; target ≤ 0.2 ms), and how much device memory the run took beyond the warm-up (worker contexts included).
 
 The pipeline is timed from its first batch of results to its last result (before session 8 the window also held
 the generator's teardown after the last result, ``teardown_s`` now); the decode-only figure from the moment every
@@ -23,6 +23,7 @@ Usage (GPU machine): ``python benchmarks/nvdec_pipeline.py --model M.onnx --vide
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -86,23 +87,86 @@ class ThreadCpu:
             self._last[tid] = ticks
             name = names.get(tid, "")
             kind = next((k for prefix, k in self.KINDS if name.startswith(prefix)), "other")
-            self._kind[tid] = "monitor" if name == "cpu-monitor" else kind
+            self._kind[tid] = "monitor" if name.startswith("cpu-monitor") else kind
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
             self._sample()
 
     def stop(self) -> dict[str, float]:
-        """Seconds per kind (``other``: threads not started by trtapps, e.g. ONNX Runtime's and CUDA's)."""
+        """Seconds per kind (``other``: threads not started by trtapps, e.g. ONNX Runtime's and CUDA's;
+        ``monitor``: the benchmark's own sampling threads, which the caller takes out of the process's CPU)."""
         self._stop.set()
         self._thread.join()
         self._sample()
         out: dict[str, float] = {}
         for tid, last in self._last.items():
             kind = self._kind[tid]
-            if kind != "monitor":
-                out[kind] = out.get(kind, 0.0) + (last - self._first[tid]) / 1e9
+            out[kind] = out.get(kind, 0.0) + (last - self._first[tid]) / 1e9
         return out
+
+
+def _worker_pids() -> list[int]:
+    """This process's NVDEC decoding processes (children running ``trtapps.gpu.nvdec_worker``), whatever code
+    tree started them (one process per video, or a pool)."""
+    me, pids = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) != me:
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if b"nvdec_worker" in f.read():
+                    pids.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def _process_cpu_ns(pid: int) -> int:
+    """CPU nanoseconds of process *pid*: the sum of its threads' ``schedstat`` run times."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+class WorkerCpu:
+    """CPU seconds of the decoding processes over a window: those running when it starts, sampled every 0.1 s
+    (a process that exits inside the window keeps what was last sampled). The same measure for every code tree,
+    over the same window as the pipeline's own CPU."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, int] = {}
+        self._last: dict[int, int] = {}
+        for pid in _worker_pids():
+            with contextlib.suppress(OSError):
+                self._first[pid] = self._last[pid] = _process_cpu_ns(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-monitor-workers", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        for pid in self._first:
+            with contextlib.suppress(OSError):
+                self._last[pid] = _process_cpu_ns(pid)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample()
+
+    def stop(self) -> tuple[float, int]:
+        """``(seconds, processes)``."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return sum(self._last[p] - self._first[p] for p in self._first) / 1e9, len(self._first)
 
 
 def _start_spy(spy: Path | None, spy_bin: str, name: str) -> subprocess.Popen[bytes] | None:
@@ -125,10 +189,13 @@ def _stop_spy(spy: subprocess.Popen[bytes] | None) -> None:
 
 
 def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, worker: str,
-                 backend: Any = "onnxruntime_cuda", spy: Path | None = None, spy_bin: str = "py-spy") -> dict[str, Any]:
+                 backend: Any = "onnxruntime_cuda", spy: Path | None = None, spy_bin: str = "py-spy",
+                 processes: int | None = None) -> dict[str, Any]:
     from trtapps.pipeline import Pipeline
 
     source = {"type": "video", "path": video, "decoder": "nvdec", "max_frames": frames, "decode_worker": worker}
+    if processes is not None:
+        source["decode_processes"] = processes
     app = {"type": "yolo", "model": model, "batch_size": batch}
     with Pipeline.from_objects(app=app, source=[source] * streams, backend=backend) as pipe:
         # warm-up: every batch size the measured run can meet has been seen once (cuDNN picks algorithms per shape)
@@ -146,19 +213,20 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, 
             failed += result.error is not None
             if count == batch:  # the first batch is out: the steady window starts
                 sampler = _start_spy(spy, spy_bin, f"pipeline_{streams}_{worker}.txt")
-                by_thread = ThreadCpu()
+                by_thread, by_worker = ThreadCpu(), WorkerCpu()
                 first_t, first_cpu, first_n = time.perf_counter(), time.process_time(), count
             if count % 256 == 0:
                 min_free = min(min_free, _free_device_memory())
             last_t, last_cpu = time.perf_counter(), time.process_time()
+        worker_cpu, worker_processes = by_worker.stop()
         thread_cpu = by_thread.stop()
+        monitor_cpu = thread_cpu.pop("monitor", 0.0)
         _stop_spy(sampler)
         # the window ends with the last result: the generator's teardown after it (threads joined, sources
         # closed, memory freed) is not throughput, and reported apart
         teardown = time.perf_counter() - last_t
         elapsed = last_t - first_t
-        cpu = last_cpu - first_cpu
-        worker_cpu = sum(s.worker_cpu for s in sources)
+        cpu = last_cpu - first_cpu - monitor_cpu
         map_seconds = sum(s.worker_map_seconds for s in sources)
         used = sorted({s.worker for s in sources})  # what decode_worker auto resolved to
         for s in sources:
@@ -167,12 +235,13 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, 
     return {"streams": streams, "decode_worker": worker, "decode_worker_used": ",".join(used), "frames": count, "failed": failed,
             "fps": round(n / elapsed, 1), "cpu_ms_per_frame": round(1000 * cpu / n, 4),
             "cpu_ms_per_frame_by_thread": {k: round(1000 * v / n, 4) for k, v in sorted(thread_cpu.items())},
-            "worker_cpu_ms_per_frame": round(1000 * worker_cpu / count, 4),
+            "worker_cpu_ms_per_frame": round(1000 * worker_cpu / n, 4), "worker_processes": worker_processes,
             "slab_mapping_ms": round(1000 * map_seconds, 1), "teardown_s": round(teardown, 3),
             "device_memory_growth_mib": round((free_before - min_free) / 2**20, 1)}
 
 
-def decode_only_fps(video: str, streams: int, worker: str, probe_idle: float | None = None) -> dict[str, Any]:
+def decode_only_fps(video: str, streams: int, worker: str, probe_idle: float | None = None,
+                    processes: int | None = None) -> dict[str, Any]:
     """N NVDEC sources read to the end on N threads, frames dropped on arrival; timed from the moment every stream
     has delivered its first frame (worker start-up excluded, as the pipeline's window excludes it) to the last
     frame. With *probe_idle*, a GilProbe runs alongside and ``gil_left`` is its rate over the idle rate."""
@@ -183,7 +252,8 @@ def decode_only_fps(video: str, streams: int, worker: str, probe_idle: float | N
     for source in (NvdecSource(video, worker=worker, max_frames=8),):  # warm-up: CUDA, NVDEC, a worker's start
         list(source)
         source.close()
-    sources = [NvdecSource(video, worker=worker) for _ in range(streams)]
+    extra = {} if processes is None else {"processes": processes}
+    sources = [NvdecSource(video, worker=worker, **extra) for _ in range(streams)]
     assert all(s.wait_ready() for s in sources), "a decoding worker did not start"  # all start together
     stamps: list[list[float]] = [[] for _ in range(streams)]
 
@@ -194,6 +264,7 @@ def decode_only_fps(video: str, streams: int, worker: str, probe_idle: float | N
 
     threads = [threading.Thread(target=read, args=(i,)) for i in range(streams)]
     probe = GilProbe() if probe_idle else None
+    by_worker = WorkerCpu()
     cpu0 = time.process_time()
     if probe is not None:
         probe.__enter__()
@@ -204,11 +275,11 @@ def decode_only_fps(video: str, streams: int, worker: str, probe_idle: float | N
     if probe is not None:
         probe.__exit__()
     cpu = time.process_time() - cpu0
+    worker_cpu, _ = by_worker.stop()
     start = max(s[0] for s in stamps)
     end = max(s[-1] for s in stamps)
     n = sum(1 for s in stamps for t in s if t > start)
     total = sum(len(s) for s in stamps)
-    worker_cpu = sum(s.worker_cpu for s in sources)
     for source in sources:
         source.close()
     return {"fps": n / (end - start), "frames": total, "cpu_ms_per_frame": 1000 * cpu / total,
@@ -274,6 +345,8 @@ def main() -> None:
     parser.add_argument("--workers", default="process,thread",
                         help="source.decode_worker values to measure (process: a decoding process per stream; "
                         "auto: process while the CUDA MPS daemon runs, else thread)")
+    parser.add_argument("--decode-processes", type=int, default=None,
+                        help="source.decode_processes (default: the source's own default)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--frames", type=int, default=0, help="frames per stream (0: the whole file)")
     parser.add_argument("--json", type=Path)
@@ -305,10 +378,10 @@ def main() -> None:
     idle = idle_probe_rate()
     for n in (int(s) for s in args.streams.split(",")):
         for worker in args.workers.split(","):
-            decode = decode_only_fps(args.video, n, worker, probe_idle=idle)
+            decode = decode_only_fps(args.video, n, worker, probe_idle=idle, processes=args.decode_processes)
             backend = {"type": "onnxruntime_cuda", "cuda_graph": True} if args.cuda_graph else "onnxruntime_cuda"
             pipe = pipeline_fps(args.model, args.video, n, args.batch, per_stream, worker, backend,
-                                spy=args.spy, spy_bin=args.spy_bin)
+                                spy=args.spy, spy_bin=args.spy_bin, processes=args.decode_processes)
             bound = min(decode["fps"], engine)
             rows.append({**pipe, "decode_only_fps": round(decode["fps"], 1), "engine_only_fps": round(engine, 1),
                          "decode_only_cpu_ms_per_frame": round(decode["cpu_ms_per_frame"], 4),
@@ -323,8 +396,9 @@ def main() -> None:
            "switch_interval_s": sys.getswitchinterval(), "cuda_graph": args.cuda_graph,
            "cuda_mps_control_pipe": control_pipe(), "rows": rows,
            "targets": {"ratio": 0.90, "cpu_ms_per_frame": 0.2},
-           "notes": "cpu_ms_per_frame: the pipeline's process over the timed window; worker_cpu_ms_per_frame: the "
-                    "decoding processes (decode_worker process) from their first picture to their end"}
+           "notes": "cpu_ms_per_frame: the pipeline's process over the timed window, the benchmark's sampling threads "
+                    "left out; worker_cpu_ms_per_frame: the decoding processes running at the window's start, "
+                    "over the same window (per-thread schedstat, sampled every 0.1 s)"}
     mps = f"CUDA MPS daemon at {doc['cuda_mps_control_pipe']}" if doc["cuda_mps_control_pipe"] else "no CUDA MPS"
     print(f"device: {info.get('name')} · {doc['model']} batch {args.batch} · {doc['video']} × N (NVDEC) · {mps}")
     print(f"{'N':>3} {'worker':>14} {'pipeline fps':>13} {'decode-only':>12} {'engine-only':>12} {'ratio':>6} "

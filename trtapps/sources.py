@@ -376,10 +376,16 @@ class VideoOptions(SourceOptions):
         "stay on the GPU; auto: nvdec with a GPU backend when it can decode the file, else opencv (reason logged)."
     )
     decode_worker: Literal["auto", "thread", "process"] = Field(
-        "auto", description="Where NVDEC decodes: thread, the thread that reads the source; process, a worker "
-        "process per video (its own Python GIL; frames cross through CUDA IPC, never the host; about a second to "
-        "start and ~0.6 GB of GPU memory each), which pays off only while CUDA MPS runs; auto: process when the "
-        "CUDA MPS daemon is running, else thread (README, NVDEC)."
+        "auto", description="Where NVDEC decodes: thread, the thread that reads the source; process, worker "
+        "processes (their own Python GIL; frames cross through CUDA IPC, never the host; about a second to start "
+        "and ~0.6 GB of GPU memory each), which pays off only while CUDA MPS runs; auto: process when the CUDA MPS "
+        "daemon is running, else thread (README, NVDEC)."
+    )
+    decode_processes: int | None = Field(
+        None, ge=1, le=64, description="With decode_worker process: the run's NVDEC videos share at most this many "
+        "worker processes per GPU (default 4), each decoding several videos in turn. Fewer processes spend less "
+        "CPU per frame (16 videos on an H100: 0.71 ms in 4 processes, 1.20 ms in 16), more decode faster (3,314 "
+        "and 3,770 frames/s); one process per video: a number at least the number of videos."
     )
 
 
@@ -889,7 +895,7 @@ def _video(options: VideoOptions, context: RunContext) -> Source:
         from trtapps.gpu.nvdec import open_nvdec_source
 
         gpu = open_nvdec_source(path, options.decoder, backend=context.backend, device=context.device,
-                                worker=options.decode_worker, **common)
+                                worker=options.decode_worker, processes=options.decode_processes, **common)
         if gpu is not None:
             return gpu
     return VideoSource(path, **common)

@@ -8,22 +8,26 @@
 # is the working tree). Default: `trtapps bench`, batch 32, one stream. MODE=nvdec measures
 # benchmarks/nvdec_pipeline.py instead (STREAMS streams, default 16, decode_worker auto under the run's own MPS
 # daemon, CUDA graphs): the pipeline's and the decoding processes' CPU per frame and the ratio; the decoding
-# processes run the same code as their pipeline (they import trtapps from its directory). Each run gets RUN_S
-# seconds (default 240); a run that writes no JSON prints the tail of its log instead of a row.
+# processes run the same code as their pipeline (they import trtapps from its directory). NEW_ARGS: extra
+# nvdec_pipeline.py arguments for the working tree only (e.g. "--decode-processes 2"). Each run gets RUN_S seconds
+# (default 240), then SIGABRT, on which Python writes every thread's stack into the log (PYTHONFAULTHANDLER); a run
+# that writes no JSON prints the tail of its log instead of a row.
 source benchmarks/device/setup.sh >/dev/null || exit 1
 M=$TRTAPPS_DATA/models/yolov8n_dequant.onnx
 V=$TRTAPPS_DATA/media/face_tracker.mp4
 BASEPATH="$PYTHONPATH"
 for round in $(seq 1 "${1:-2}"); do
 for tree in ${TREES:-abtest_old .}; do
-  if [ "$tree" = . ]; then name=new; P="$BASEPATH"; else name=$(basename "$tree"); P="$PWD/$tree:$PWD/$tree/plugins:$BASEPATH"; fi
+  extra=""
+  if [ "$tree" = . ]; then name=new; P="$BASEPATH"; extra="${NEW_ARGS:-}"; else name=$(basename "$tree"); P="$PWD/$tree:$PWD/$tree/plugins:$BASEPATH"; fi
   tag="${name}_$round"
   if [ "${MODE:-bench}" = nvdec ]; then
     json="$OUT/ab_nvdec_$tag.json"
-    PYTHONPATH="$P" timeout -k 10 "${RUN_S:-240}" python3 benchmarks/nvdec_pipeline.py --model "$M" --video "$V" \
-      --streams "${STREAMS:-16}" --workers auto --cuda-mps start --cuda-graph --json "$json" > "$OUT/ab_nvdec_$tag.log" 2>&1; rc=$?
-    if [ ! -s "$json" ]; then echo "$tag: no result (exit $rc); log tail:"; tail -n 15 "$OUT/ab_nvdec_$tag.log"; continue; fi
-    python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['rows'][0]; print(sys.argv[2], r['streams'], 'streams', r['fps'], 'fps, ratio', r['ratio'], '| CPU ms/frame', r['cpu_ms_per_frame'], '+ workers', r['worker_cpu_ms_per_frame'], r.get('cpu_ms_per_frame_by_thread'))" "$json" "$tag"
+    PYTHONPATH="$P" PYTHONFAULTHANDLER=1 timeout -s ABRT -k 10 "${RUN_S:-240}" python3 benchmarks/nvdec_pipeline.py \
+      --model "$M" --video "$V" --streams "${STREAMS:-16}" --workers auto --cuda-mps start --cuda-graph $extra \
+      --json "$json" > "$OUT/ab_nvdec_$tag.log" 2>&1; rc=$?
+    if [ ! -s "$json" ]; then echo "$tag: no result (exit $rc); log tail:"; grep -v "POCs" "$OUT/ab_nvdec_$tag.log" | tail -n 60; continue; fi
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['rows'][0]; print(sys.argv[2], r['streams'], 'streams', r['fps'], 'fps, ratio', r['ratio'], '| CPU ms/frame', r['cpu_ms_per_frame'], '+ workers', r['worker_cpu_ms_per_frame'], 'in', r.get('worker_processes'), 'processes', r.get('cpu_ms_per_frame_by_thread'), '| decode only', r['decode_only_fps'], 'engine', r['engine_only_fps'])" "$json" "$tag"
     continue
   fi
   json="$OUT/ab_$tag.json"

@@ -26,6 +26,7 @@ import gc
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,41 @@ def test_frames_decoded_in_a_worker_process_equal_frames_decoded_here(cp: Any) -
     assert [i for i, _ in there] == [i for i, _ in here] == list(range(3, 3 + 2 * 150, 2))
     different = [i for (i, a), (_, b) in zip(here, there) if not bool(cp.array_equal(a, b))]
     assert different == [], f"frames {different[:10]} differ between the worker process and this process"
+
+
+def test_videos_sharing_one_worker_process_each_get_their_own_exact_frames(cp: Any) -> None:
+    from trtapps.gpu.nvdec import NvdecSource
+    from trtapps.gpu.nvdec_worker import POOL
+
+    paths = [shared_path("media/face_tracker.mp4"), shared_path("media/MOT17-09.mp4"),
+             shared_path("media/face_tracker.mp4")]
+    expected = []
+    for i, path in enumerate(paths):
+        source = NvdecSource(path, worker="thread", start_frame=i, max_frames=40)
+        expected.append([(f.index, f.image.copy()) for f in source])
+        source.close()
+    shared = [NvdecSource(path, worker="process", processes=1, start_frame=i, max_frames=40)
+              for i, path in enumerate(paths)]
+    assert len(POOL.pids()) == 1  # three videos, one decoding process
+    readers = [iter(s) for s in shared]
+    got: list[list[Any]] = [[] for _ in shared]
+    for _ in range(40):  # read side by side, as the pipeline's readers do
+        for frames, reader in zip(got, readers, strict=True):
+            frame = next(reader)
+            frames.append((frame.index, frame.image.copy()))
+            del frame
+    for i, (want, have) in enumerate(zip(expected, got, strict=True)):
+        assert [k for k, _ in have] == [k for k, _ in want] == list(range(i, i + 40)), i
+        different = [k for (k, a), (_, b) in zip(want, have, strict=True) if not bool(cp.array_equal(a, b))]
+        assert different == [], f"video {i}: frames {different[:10]} differ from decoding in this process"
+    for reader in readers:
+        assert list(reader) == []
+    for source in shared:
+        source.close()
+    deadline = time.monotonic() + 30
+    while POOL.pids() and time.monotonic() < deadline:  # the process exits once its last video is let go
+        time.sleep(0.05)
+    assert POOL.pids() == []
 
 
 def test_worker_slots_are_reused_only_once_released_and_the_worker_exits(cp: Any) -> None:

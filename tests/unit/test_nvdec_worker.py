@@ -7,8 +7,11 @@ pixels, failures in place; a slot is reused only after the pipeline's process re
 their pixels); the worker stays at most ``AHEAD`` frames ahead of a consumer that does not read; an early stop
 (``max_frames``), a failing worker and a dead worker end the video with one logged line; after the source is
 closed and its last frame dropped, the slabs are unmapped, ``bye`` is sent and the worker frees everything and
-exits. One test starts the real ``python -m trtapps.gpu.nvdec_worker`` subprocess: without PyNvVideoCodec it
-reports that in one line and exits cleanly. The GPU test (tests/gpu/test_nvdec.py) runs real NVDEC workers.
+exits. Several videos sharing one decoding process (:class:`nw.WorkerPool`, :func:`nw.serve` on a thread with the
+real control socket and descriptor passing) each arrive whole, a stalled or failing video does not hold up the
+others, and a process left without videos exits. One test starts the real decoding subprocess: without
+PyNvVideoCodec it reports that in one line and exits cleanly, also when the working directory holds another
+``trtapps``. The GPU test (tests/gpu/test_nvdec.py) runs real NVDEC workers.
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ class ThreadWorker:
         self.ring = HostSlabRing(device, announce, refill)
         return self.ring
 
-    def launch(self, device: int) -> tuple[Connection, Any]:
+    def launch(self, device: int, processes: int = 1) -> tuple[Connection, Any]:
         ours, theirs = socket.socketpair()
         self.thread = threading.Thread(
             target=nw.run_worker, args=(Connection(theirs.detach()),),
@@ -126,8 +129,15 @@ class ThreadWorker:
         self.thread.start()
         return Connection(ours.detach()), self
 
+    # the WorkerLease interface
     def poll(self) -> int | None:
         return None if self.thread is not None and self.thread.is_alive() else 0
+
+    def release(self) -> None:
+        pass
+
+    def running(self) -> bool:
+        return self.poll() is None
 
     def wait(self, timeout: float | None = None) -> int:
         assert self.thread is not None
@@ -149,8 +159,8 @@ def worker_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     def make(packets: list[Any], session_type: type = WorkerCpuSession, **kwargs: Any) -> tuple[Path, ThreadWorker]:
         clip, fake = make_fake(packets, **kwargs)
         worker = ThreadWorker(fake, session_type)
-        monkeypatch.setattr(nw, "WorkerSession", lambda job, log, name: HostWorkerSession(job, log, name,
-                                                                                          launch=worker.launch))
+        monkeypatch.setattr(nw, "WorkerSession", lambda job, log, name, processes: HostWorkerSession(
+            job, log, name, processes, launch=worker.launch))
         return clip, worker
 
     return make
@@ -294,8 +304,21 @@ def test_a_failing_worker_ends_the_video_with_one_line(worker_env: Any, caplog: 
     worker.wait(5)
 
 
+class _GoneProcess:
+    """The lease of a worker that died: exit status 1."""
+
+    def poll(self) -> int:
+        return 1
+
+    def release(self) -> None:
+        pass
+
+    def running(self) -> bool:
+        return False
+
+
 def test_a_dead_worker_ends_the_video_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
-    def launch(device: int) -> tuple[Connection, Any]:
+    def launch(device: int, processes: int) -> tuple[Connection, Any]:
         ours, theirs = socket.socketpair()
 
         def die() -> None:  # reads the job, sends one unrelated log line and dies without a word
@@ -305,23 +328,29 @@ def test_a_dead_worker_ends_the_video_with_one_line(caplog: pytest.LogCaptureFix
             conn.close()
 
         threading.Thread(target=die, daemon=True).start()
-        return Connection(ours.detach()), None
+        return Connection(ours.detach()), _GoneProcess()
 
     caplog.set_level(logging.INFO)
-    session = HostWorkerSession({"device": 0}, logging.getLogger("test"), "clip.mp4", launch=launch)
+    session = HostWorkerSession({"device": 0}, logging.getLogger("test"), "clip.mp4", 1, launch=launch)
     assert list(session.events()) == []
     assert len(_records(caplog, "about to vanish")) == 1
     errors = _records(caplog, "the NVDEC worker process ended unexpectedly")
     assert len(errors) == 1
     assert "decode_worker: thread" in errors[0].getMessage()
+    assert "exit code 1" in errors[0].getMessage()
     session.close()
 
 
 def test_the_real_worker_subprocess_reports_its_failure_in_one_line_and_exits(
-    caplog: pytest.LogCaptureFixture, tmp_path: Path
+    caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the real `python -m trtapps.gpu.nvdec_worker` and socket protocol; the job fails (no PyNvVideoCodec here,
-    # and the file does not exist anyway), which the worker reports before it exits cleanly
+    # the real decoding subprocess and socket protocol; the job fails (no PyNvVideoCodec here, and the file does
+    # not exist anyway), which the worker reports before it exits cleanly. The working directory holds a decoy
+    # trtapps package: `python -m` would import it (sys.path[0] is the working directory) and hang the video
+    decoy = tmp_path / "cwd" / "trtapps"
+    (decoy / "gpu").mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy trtapps was imported')\n")
+    monkeypatch.chdir(decoy.parent)
     caplog.set_level(logging.INFO)
     job = {"path": str(tmp_path / "absent.mp4"), "device": 0, "start_frame": 0, "stride": 1, "last_index": None,
            "max_bad_frames": 8, "presentation_end": None}
@@ -420,3 +449,145 @@ def test_a_run_with_many_in_process_nvdec_videos_and_no_mps_says_how_to_get_work
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [hint]
     for source in left_at_auto + chosen:
         source.close()
+
+
+# -- worker processes shared by several videos ----------------------------------------------------------------------
+
+
+class ThreadProcess(nw.WorkerProcess):
+    """A decoding "process" that is :func:`nw.serve` on a thread: the real control socket, descriptor passing and
+    round-robin loop; only the process is a thread (its exit status 0 once the loop has returned)."""
+
+    def __init__(self, device: int, nvc: Any, session_type: type = WorkerCpuSession) -> None:
+        self.device, self.videos, self.served = device, 0, 0
+        self.control, theirs = socket.socketpair()
+
+        def task(conn: Connection) -> nw.VideoTask:
+            self.served += 1
+            return nw.VideoTask(conn, nvc, session_type, HostSlabRing)
+
+        self.thread = threading.Thread(target=nw.serve, args=([], theirs), kwargs={"task": task}, daemon=True)
+        self.thread.start()
+        self.proc = self
+        self.pid = id(self)
+
+    def poll(self) -> int | None:
+        return None if self.thread.is_alive() else 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the worker loop did not end"
+        return 0
+
+    def kill(self) -> None:
+        raise AssertionError("a worker had to be killed")
+
+
+@pytest.fixture
+def pool_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """``make(packets, **nvc) -> (clip, pool, spawned)``: NvdecSource(worker="process") decodes through a
+    :class:`nw.WorkerPool` of :class:`ThreadProcess` decoding processes."""
+    make_fake = install_fake_nvdec(monkeypatch, tmp_path)
+    _BUFFERS.clear()
+    _HANDLES.clear()
+    _UNMAPPED.clear()
+
+    def make(packets: list[Any], session_type: type = WorkerCpuSession,
+             **kwargs: Any) -> tuple[Path, nw.WorkerPool, list[ThreadProcess]]:
+        clip, fake = make_fake(packets, **kwargs)
+        spawned: list[ThreadProcess] = []
+
+        def spawn(device: int) -> ThreadProcess:
+            spawned.append(ThreadProcess(device, fake, session_type))
+            return spawned[-1]
+
+        pool = nw.WorkerPool(spawn)
+        monkeypatch.setattr(nw, "WorkerSession", lambda job, log, name, processes: HostWorkerSession(
+            job, log, name, processes, launch=pool.attach))
+        return clip, pool, spawned
+
+    return make
+
+
+def test_videos_share_at_most_the_asked_number_of_processes_and_each_arrives_whole(pool_env: Any) -> None:
+    clip, pool, spawned = pool_env(make_packets(50), frames_in_header=50)
+    sources = [nvdec.NvdecSource(clip, worker="process", processes=2, source_id=i) for i in range(5)]
+    assert len(spawned) == 2  # five videos, two processes: 3 + 2
+    assert sorted(p.videos for p in spawned) == [2, 3]
+    assert len(pool.pids()) == 2
+    assert all(s.describe()["decode_processes"] == 2 for s in sources)
+    iterators = [iter(s) for s in sources]
+    frames: list[list[Any]] = [[] for _ in sources]
+    for _ in range(50):  # read the videos side by side, as the pipeline's readers do
+        for got, it in zip(frames, iterators, strict=True):
+            got.append(next(it))
+    for got, it in zip(frames, iterators, strict=True):
+        assert [f.index for f in got] == list(range(50))
+        assert [_pixel(f) for f in got] == list(range(50))
+        assert list(it) == []
+    assert sorted(p.served for p in spawned) == [2, 3]
+    del frames, got
+    gc.collect()
+    for process in spawned:  # every video released: each process was retired and its loop ended
+        process.wait(5)
+    assert pool.pids() == []
+    assert _BUFFERS == {}  # every slab freed
+    for source in sources:
+        source.close()
+
+
+def test_a_video_nobody_reads_does_not_hold_up_the_others_in_its_process(pool_env: Any) -> None:
+    clip, _, spawned = pool_env(make_packets(120))
+    stalled = nvdec.NvdecSource(clip, worker="process", processes=1)
+    moving = nvdec.NvdecSource(clip, worker="process", processes=1)
+    assert len(spawned) == 1
+    first = next(iter(stalled))  # started, then never read again: its credit runs out after AHEAD frames
+    assert [f.index for f in moving] == list(range(120))
+    assert first.index == 0
+    stalled.close()
+    del first
+    gc.collect()
+    spawned[0].wait(5)
+
+
+def test_a_process_left_without_videos_exits_and_the_next_video_gets_a_new_one(pool_env: Any) -> None:
+    clip, pool, spawned = pool_env(make_packets(10))
+    assert len(list(nvdec.NvdecSource(clip, worker="process", processes=4))) == 10
+    gc.collect()
+    spawned[0].wait(5)
+    assert pool.pids() == []
+    assert len(list(nvdec.NvdecSource(clip, worker="process", processes=4))) == 10
+    assert len(spawned) == 2
+    gc.collect()
+    spawned[1].wait(5)
+
+
+class _FlakySession(WorkerCpuSession):
+    """Fails to open its video while ``fail`` is set (in the worker only: the probe uses CpuSession)."""
+
+    fail: ClassVar[bool] = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if _FlakySession.fail:
+            raise RuntimeError("cannot open the file")
+        super().__init__(*args, **kwargs)
+
+
+def test_a_failing_video_ends_alone_and_its_process_serves_the_others(
+        pool_env: Any, caplog: pytest.LogCaptureFixture) -> None:
+    clip, _, spawned = pool_env(make_packets(30), session_type=_FlakySession)
+    caplog.set_level(logging.INFO)
+    _FlakySession.fail = False
+    good = iter(nvdec.NvdecSource(clip, worker="process", processes=1))
+    assert next(good).index == 0
+    _FlakySession.fail = True
+    bad = nvdec.NvdecSource(clip, worker="process", processes=1)
+    assert len(spawned) == 1  # the same process serves both
+    assert list(bad) == []
+    errors = _records(caplog, "the NVDEC worker process failed")
+    assert len(errors) == 1
+    assert "RuntimeError: cannot open the file" in errors[0].getMessage()
+    assert [f.index for f in good] == list(range(1, 30))
+    gc.collect()
+    spawned[0].wait(5)
+    _FlakySession.fail = False

@@ -469,6 +469,17 @@ class DeviceFrameRing:
 DecodeEvent = tuple[int, Any, str | None]
 
 
+class DecodeLog(Protocol):
+    """Where the decoding loop's messages go: a :class:`logging.Logger` in this process, a
+    :class:`~trtapps.gpu.nvdec_worker.RemoteLog` in a worker process."""
+
+    def debug(self, msg: str, *args: Any) -> None: ...
+
+    def info(self, msg: str, *args: Any) -> None: ...
+
+    def warning(self, msg: str, *args: Any) -> None: ...
+
+
 class _DecodeSession:
     """A demuxer + decoder pair reading one file once, yielding :data:`DecodeEvent` in display order."""
 
@@ -480,7 +491,7 @@ class _DecodeSession:
         ring: FrameRing,
         wanted: Callable[[int], bool],
         max_bad_frames: int,
-        log: logging.Logger,
+        log: DecodeLog,
         presentation_end: int | None = None,
     ) -> None:
         self.path = path
@@ -876,6 +887,9 @@ class NvdecSource(VideoWindow):
         log: where warnings go.
         worker: ``"auto"``, ``"process"`` or ``"thread"`` (:data:`WORKERS`, :func:`resolve_worker`); ``None``:
             :data:`DEFAULT_WORKER`.
+        processes: with worker processes, how many this device's NVDEC videos share at most
+            (:class:`~trtapps.gpu.nvdec_worker.WorkerPool`); ``None``:
+            :data:`~trtapps.gpu.nvdec_worker.DECODE_PROCESSES`.
 
     Raises:
         NvdecUnavailable: NVDEC cannot decode this file here (the message says why, in one line).
@@ -894,14 +908,14 @@ class NvdecSource(VideoWindow):
         device: int = 0,
         log: logging.Logger | None = None,
         worker: str | None = None,
+        processes: int | None = None,
     ) -> None:
         self._init_window(path, start_frame=start_frame, stride=stride, max_frames=max_frames,
                           max_bad_frames=max_bad_frames, source_id=source_id, log=log or logger)
         self.device = device
         self.worker_setting = worker or DEFAULT_WORKER  # what was asked; self.worker is what runs
         self.worker, why = resolve_worker(worker)
-        #: CPU seconds the worker processes spent decoding (from their first picture to the end of the file)
-        self.worker_cpu = 0.0
+        self.processes = processes
         #: seconds this process spent mapping the workers' frame slabs (CUDA IPC)
         self.worker_map_seconds = 0.0
         self._workers: list[Any] = []  # the worker sessions started, until their processes have exited
@@ -932,9 +946,14 @@ class NvdecSource(VideoWindow):
     def describe(self) -> dict[str, Any]:
         """For the run summary: NVDEC, the codec, where it decoded (and what ``decode_worker`` asked), and the
         frames the header promised that never came (``undelivered``, known at the end)."""
-        return {"decoder": "nvdec", "codec": self.codec, "decode_worker": self.worker,
-                "decode_worker_asked": self.worker_setting, "frames_in_header": self.frame_count, "fps": self.fps,
-                "undelivered": self.undelivered}
+        described = {"decoder": "nvdec", "codec": self.codec, "decode_worker": self.worker,
+                     "decode_worker_asked": self.worker_setting, "frames_in_header": self.frame_count,
+                     "fps": self.fps, "undelivered": self.undelivered}
+        if self.worker == "process":
+            from trtapps.gpu.nvdec_worker import DECODE_PROCESSES
+
+            described["decode_processes"] = self.processes or DECODE_PROCESSES
+        return described
 
     def _open(self) -> Any:
         return self._open_worker() if self.worker == "process" else self._open_here()
@@ -952,7 +971,8 @@ class NvdecSource(VideoWindow):
         last = None if self.max_frames is None else self.start_frame + self.stride * (self.max_frames - 1)
         job = {"path": str(self.path), "device": self.device, "start_frame": self.start_frame, "stride": self.stride,
                "last_index": last, "max_bad_frames": self.max_bad_frames, "presentation_end": self._presentation_end}
-        session = nvdec_worker.WorkerSession(job, self.log, self.name)
+        session = nvdec_worker.WorkerSession(job, self.log, self.name,
+                                             self.processes or nvdec_worker.DECODE_PROCESSES)
         self._workers = [w for w in self._workers if w.running()] + [session]
         return session
 
@@ -1007,7 +1027,6 @@ class NvdecSource(VideoWindow):
             if session.skipped:
                 self.log.info("%s: %d decoded pictures lie outside the presentation (before the first keyframe or "
                               "past the edit list) and were skipped, as FFmpeg does", self.name, session.skipped)
-            self.worker_cpu += float(getattr(session, "worker_cpu", 0.0))
             self.worker_map_seconds += float(getattr(session, "map_seconds", 0.0))
             session.close()
 
