@@ -32,7 +32,15 @@ from conftest import shared_path
 from nvdec_fakes import CpuSession, Packet, install_fake_nvdec, make_packets, tiny_clip  # tests/nvdec_fakes.py
 from trtapps.context import RunContext
 from trtapps.errors import BackendUnavailableError, InputError
-from trtapps.gpu.nvdec import NvdecUnavailable, enum_name, fourcc_text, nv12_layout, open_nvdec_source, surface_layout
+from trtapps.gpu.nvdec import (
+    LayoutCache,
+    NvdecUnavailable,
+    enum_name,
+    fourcc_text,
+    nv12_layout,
+    open_nvdec_source,
+    surface_layout,
+)
 from trtapps.ops.letterbox import LetterboxTransform
 from trtapps.ops.preprocess import (
     PARAMS_PER_IMAGE,
@@ -316,6 +324,51 @@ def test_surface_layout_reads_decoded_frames() -> None:
     assert (layout.width, layout.height, layout.luma_pitch) == (96, 64, 96)
     with pytest.raises(ValueError, match="P016"):
         surface_layout(_Surface("P016", planes))
+
+
+class _PlaneSurface(_Surface):
+    """A decoded frame that also gives its luma address, shape and strides (PyNvVideoCodec 2.x)."""
+
+    def __init__(self, fmt: str, planes: list[dict[str, Any]]) -> None:
+        super().__init__(fmt, planes)
+        self.shape, self.strides = (96, 96), (96, 1)
+        self.reads = 0
+
+    def cuda(self) -> list[_View]:
+        self.reads += 1
+        return super().cuda()
+
+    def GetPtrToPlane(self, index: int) -> int:
+        return int(self._planes[index]["data"][0])
+
+
+def _nv12_surface(luma: int, chroma_gap: int = 0) -> _PlaneSurface:
+    chroma = luma + 64 * 96 + chroma_gap
+    return _PlaneSurface("NV12", [_cai(luma, (64, 96, 1)), _cai(chroma, (32, 48, 2))])
+
+
+def test_the_layout_cache_reads_each_shape_once_and_rechecks_it() -> None:
+    cache = LayoutCache()
+    surfaces = [_nv12_surface(0x100000 * (i + 1)) for i in range(cache.CHECK_EVERY + 2)]
+    for surface in surfaces:
+        got, want = cache.layout(surface), surface_layout(surface)
+        assert repr(got) == repr(want)
+    assert cache.enabled
+    # read in full (cuda()) once for the shape, once at the periodic check; the rest from the luma address alone
+    assert sum(s.reads for s in surfaces) == 2 * len(surfaces) - (len(surfaces) - 2)
+
+
+def test_the_layout_cache_gives_up_when_pictures_of_one_shape_differ() -> None:
+    cache = LayoutCache()
+    cache.CHECK_EVERY = 2
+    cache.layout(_nv12_surface(0x100000))
+    moved = _nv12_surface(0x200000, chroma_gap=512)  # same shape and strides, chroma rows elsewhere
+    assert repr(cache.layout(moved)) == repr(surface_layout(moved))  # the periodic check reads it in full
+    assert not cache.enabled
+    other = _nv12_surface(0x300000, chroma_gap=1024)
+    assert repr(cache.layout(other)) == repr(surface_layout(other))
+    plain = _Surface("NV12", [_cai(0x1000, (64, 96, 1)), _cai(0x1000 + 64 * 96, (32, 48, 2))])
+    assert repr(LayoutCache().layout(plain)) == repr(surface_layout(plain))  # no GetPtrToPlane: read in full
 
 
 def test_enum_names_and_fourcc() -> None:
