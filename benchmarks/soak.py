@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", type=Path, default=DATA / "media" / "face_tracker.mp4",
                         help="decoded over and over (default: face_tracker.mp4 from TRTAPPS_DATA)")
     parser.add_argument("--streams", type=int, default=1, help="looping sources given to the pipeline at once")
+    parser.add_argument("--decoder", choices=("opencv", "nvdec"), default="opencv",
+                        help="nvdec: the GPU decodes, frames stay on it (needs a GPU backend and PyNvVideoCodec)")
+    parser.add_argument("--decode-worker", choices=("auto", "thread", "process"), default="auto",
+                        help="with --decoder nvdec: source.decode_worker (process: the shared worker processes)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (capped by the model)")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--warmup", type=float, default=None,
@@ -53,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     config = SoakConfig(model=args.model, video=args.video, minutes=args.minutes, backend=args.backend,
                         app=args.app, streams=args.streams, batch=args.batch, interval_s=args.interval,
-                        warmup_s=args.warmup)
+                        warmup_s=args.warmup, decoder=args.decoder, decode_worker=args.decode_worker)
     console.print(f"[bold]soak[/] {Path(args.model).name} · backend {args.backend} · {args.streams} stream(s) of "
-                  f"{args.video.name} · {args.minutes:g} min · sample every {args.interval:g} s · warm-up "
+                  f"{args.video.name} ({args.decoder}) · {args.minutes:g} min · sample every {args.interval:g} s · warm-up "
                   f"{config.warmup:g} s")
     try:
         doc = run_soak(config, on_sample=lambda row: console.print(sample_line(row), highlight=False))

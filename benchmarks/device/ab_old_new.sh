@@ -16,6 +16,7 @@ source benchmarks/device/setup.sh >/dev/null || exit 1
 M=$TRTAPPS_DATA/models/yolov8n_dequant.onnx
 V=$TRTAPPS_DATA/media/face_tracker.mp4
 BASEPATH="$PYTHONPATH"
+ROOT="$PWD"
 for round in $(seq 1 "${1:-2}"); do
 for tree in ${TREES:-abtest_old .}; do
   extra=""
@@ -23,9 +24,11 @@ for tree in ${TREES:-abtest_old .}; do
   tag="${name}_$round"
   if [ "${MODE:-bench}" = nvdec ]; then
     json="$OUT/ab_nvdec_$tag.json"
-    PYTHONPATH="$P" PYTHONFAULTHANDLER=1 timeout -s ABRT -k 10 "${RUN_S:-240}" python3 benchmarks/nvdec_pipeline.py \
-      --model "$M" --video "$V" --streams "${STREAMS:-16}" --workers auto --cuda-mps start --cuda-graph $extra \
-      --json "$json" > "$OUT/ab_nvdec_$tag.log" 2>&1; rc=$?
+    # in the tree's own folder: code trees before session 12 start their decoding workers with `python -m`,
+    # which imports the trtapps of the working directory
+    (cd "$tree" && PYTHONPATH="$P" PYTHONFAULTHANDLER=1 timeout -s ABRT -k 10 "${RUN_S:-240}" python3 \
+      "$ROOT/benchmarks/nvdec_pipeline.py" --model "$M" --video "$V" --streams "${STREAMS:-16}" --workers auto \
+      --cuda-mps start --cuda-graph $extra --json "$json") > "$OUT/ab_nvdec_$tag.log" 2>&1; rc=$?
     if [ ! -s "$json" ]; then echo "$tag: no result (exit $rc); log tail:"; grep -v "POCs" "$OUT/ab_nvdec_$tag.log" | tail -n 60; continue; fi
     python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['rows'][0]; print(sys.argv[2], r['streams'], 'streams', r['fps'], 'fps, ratio', r['ratio'], '| CPU ms/frame', r['cpu_ms_per_frame'], '+ workers', r['worker_cpu_ms_per_frame'], 'in', r.get('worker_processes'), 'processes', r.get('cpu_ms_per_frame_by_thread'), '| decode only', r['decode_only_fps'], 'engine', r['engine_only_fps'])" "$json" "$tag"
     continue

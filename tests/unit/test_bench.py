@@ -132,6 +132,36 @@ def test_looping_video_source_stops_at_its_deadline(tmp_path: Path) -> None:
     assert sum(1 for _ in source) > 6  # looped at least once within the time
 
 
+def test_looping_nvdec_source_decodes_pass_after_pass_with_rising_indices(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nvdec_fakes import install_fake_nvdec, make_packets  # tests/nvdec_fakes.py: NVDEC without a GPU
+    from trtapps.bench.sources import LoopingNvdecSource
+    from trtapps.errors import BackendUnavailableError
+    from trtapps.stages import FrameFailure
+
+    make = install_fake_nvdec(monkeypatch, tmp_path)
+    clip, _ = make(make_packets(8, fail=(5,)))
+    stop = threading.Event()
+    source = LoopingNvdecSource(clip, stop=stop, name="stream3", worker="thread")
+    items = []
+    for item in source:
+        items.append(item)
+        if len(items) == 20:
+            stop.set()
+    assert [i.index for i in items] == list(range(20))  # indices keep counting across passes
+    assert {i.source for i in items} == {"stream3"}
+    failed = [i.index for i in items if isinstance(i, FrameFailure)]
+    assert len(failed) == 3 and failed == [failed[0], failed[0] + 8, failed[0] + 16]  # one a pass, in place
+    frames = [i for i in items if not isinstance(i, FrameFailure)]
+    assert all(f.pixel_format == "nv12" and ENTERED in f.meta for f in frames)
+    assert source.passes == 3
+    assert source.describe()["decoder"] == "nvdec"
+    source.close()
+    make(make_packets(8), codec="NumCodecs")
+    with pytest.raises(BackendUnavailableError, match="NVDEC cannot decode it here: its codec is not one"):
+        LoopingNvdecSource(clip)
+
+
 def test_sources_name_the_option_when_the_input_is_bad(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"^--video .*nothing\.mp4: cannot open"):
         read_video_frames(tmp_path / "nothing.mp4", 4)

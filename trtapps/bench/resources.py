@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,22 +93,29 @@ def process_gpu_mib(pid: int | None = None) -> float | None:
 
     Unlike ``cudaMemGetInfo`` it ignores other processes on the same GPU, so a soak can share the machine.
     """
-    import os
+    pid = os.getpid() if pid is None else pid
+    return processes_gpu_mib([pid]).get(pid)
+
+
+def processes_gpu_mib(pids: Sequence[int]) -> dict[int, float]:
+    """GPU memory in MiB per process of *pids* that ``nvidia-smi`` lists (one query for all; empty when it
+    cannot tell)."""
     import subprocess
 
-    pid = os.getpid() if pid is None else pid
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
-        return None
+        return {}
+    wanted = {str(pid): pid for pid in pids}
+    found: dict[int, float] = {}
     for line in out.splitlines():
         fields = [f.strip() for f in line.split(",")]
-        if len(fields) == 2 and fields[0] == str(pid) and fields[1].isdigit():
-            return float(fields[1])
-    return None
+        if len(fields) == 2 and fields[0] in wanted and fields[1].isdigit():
+            found[wanted[fields[0]]] = float(fields[1])
+    return found
 
 
 class GpuMemoryMonitor:

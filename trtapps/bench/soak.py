@@ -23,6 +23,7 @@ measurement does not disturb what it measures.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime
 import functools
@@ -38,8 +39,8 @@ from rich.table import Table
 
 from trtapps.bench.core import host, versions
 from trtapps.bench.levels import on_device
-from trtapps.bench.resources import gpu_snapshot, process_gpu_mib, rss_mib
-from trtapps.bench.sources import LoopingVideoSource
+from trtapps.bench.resources import gpu_snapshot, process_gpu_mib, processes_gpu_mib, rss_mib
+from trtapps.bench.sources import LoopingNvdecSource, LoopingVideoSource
 from trtapps.metrics import RunSummary
 
 #: growth after the warm-up above which memory is not flat
@@ -60,6 +61,10 @@ class SoakConfig:
     interval_s: float = 5.0
     warmup_s: float | None = None
     limit: float = GROWTH_LIMIT
+    #: ``opencv`` (host frames) or ``nvdec`` (device frames, :class:`~trtapps.bench.sources.LoopingNvdecSource`)
+    decoder: str = "opencv"
+    #: with ``nvdec``: ``source.decode_worker`` (``auto``, ``thread``, ``process``)
+    decode_worker: str = "auto"
 
     @property
     def seconds(self) -> float:
@@ -189,10 +194,14 @@ def run_soak(config: SoakConfig, on_sample: Callable[[dict[str, Any]], None] | N
     summary = RunSummary()
     interrupted = False
     start = time.perf_counter()
-    sources = [
-        LoopingVideoSource(config.video, deadline=start + config.seconds, stop=stop, name=f"stream{i}")
-        for i in range(config.streams)
-    ]
+    sources: list[LoopingVideoSource | LoopingNvdecSource]
+    if config.decoder == "nvdec":
+        sources = [LoopingNvdecSource(config.video, deadline=start + config.seconds, stop=stop, name=f"stream{i}",
+                                      device=device or 0, worker=config.decode_worker)
+                   for i in range(config.streams)]
+    else:
+        sources = [LoopingVideoSource(config.video, deadline=start + config.seconds, stop=stop, name=f"stream{i}")
+                   for i in range(config.streams)]
 
     def sample(after_run: bool = False) -> None:
         now = time.perf_counter() - start
@@ -214,6 +223,8 @@ def run_soak(config: SoakConfig, on_sample: Callable[[dict[str, Any]], None] | N
             row["gpu_used_mib"] = round(own if own is not None else snap["device_used_mib"], 1)
             row["gpu_scope"] = "process" if own is not None else "device"
             row["cupy_pool_mib"] = round(snap["cupy_pool_held_mib"], 1)
+            if config.decoder == "nvdec":
+                row.update(_decoding_processes())
         if after_run or now >= config.seconds:
             row["after_run"] = True  # the sources have ended: the pipeline drains and frees its queues
         samples.append(row)
@@ -272,6 +283,20 @@ def run_soak(config: SoakConfig, on_sample: Callable[[dict[str, Any]], None] | N
         "samples": samples,
         "verdict": verdict,
     }
+
+
+def _decoding_processes() -> dict[str, Any]:
+    """The NVDEC decoding processes now: how many, their GPU memory and RSS (reported, not judged: a process
+    lives as long as its videos, so each pass of a looping video may start a new one)."""
+    from trtapps.gpu.nvdec_worker import POOL
+
+    pids = POOL.pids()
+    rss = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            rss += rss_mib(Path(f"/proc/{pid}/status"))
+    return {"decoding_processes": len(pids), "decoding_gpu_mib": round(sum(processes_gpu_mib(pids).values()), 1),
+            "decoding_rss_mib": round(rss, 1)}
 
 
 def _device(ordinal: int | None) -> dict[str, Any]:

@@ -8,10 +8,12 @@ which is where a frame's latency starts: the frame has entered the pipeline once
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,6 +22,7 @@ from trtapps.bench.latency import LatencyRecorder
 from trtapps.errors import InputError
 from trtapps.framebuffers import DEFAULT_MAX_BUFFERS, DecodesIntoBuffers, FrameReader
 from trtapps.sources import IMAGE_EXTENSIONS
+from trtapps.stages import FrameFailure
 from trtapps.structures import Frame
 
 #: ``Frame.meta`` key of the ``time.perf_counter()`` at which the source yielded the frame
@@ -176,6 +179,78 @@ class LoopingVideoSource(DecodesIntoBuffers):
 
     def close(self) -> None:
         self.stop.set()
+
+
+class LoopingNvdecSource:
+    """A video decoded by NVDEC over and over, until *deadline* (``time.perf_counter()``) or *stop*: the NVDEC
+    soak's input (:class:`~trtapps.gpu.nvdec.NvdecSource`, frames in device memory as NV12).
+
+    Each pass iterates the NVDEC source again; with worker processes (*worker* ``process``, or ``auto`` under CUDA
+    MPS) that is a new video for the worker pool each pass, so starting, sharing and retiring decoding processes
+    is soaked too. Frame indices keep increasing across passes; a frame that failed to decode is passed on as the
+    failure it is (the soak's verdict counts it).
+
+    Raises:
+        BackendUnavailableError: NVDEC cannot decode the video here (the reason in one line).
+        InputError: a whole pass yields no frame.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
+        name: str | None = None,
+        recorder: LatencyRecorder | None = None,
+        device: int = 0,
+        worker: str | None = None,
+        processes: int | None = None,
+    ) -> None:
+        from trtapps.errors import BackendUnavailableError
+        from trtapps.gpu.nvdec import NvdecSource, NvdecUnavailable
+
+        self.path = Path(path)
+        self.deadline = deadline
+        self.stop = stop or threading.Event()
+        self.name = name or self.path.name
+        self.recorder = recorder
+        self.yielded = 0
+        self.passes = 0
+        try:
+            self.source = NvdecSource(self.path, device=device, worker=worker, processes=processes)
+        except NvdecUnavailable as exc:
+            raise BackendUnavailableError(f"{self.path}: NVDEC cannot decode it here: {exc}") from None
+
+    def _done(self) -> bool:
+        return self.stop.is_set() or (self.deadline is not None and time.perf_counter() >= self.deadline)
+
+    def __iter__(self) -> Iterator[Frame | FrameFailure]:
+        while not self._done():
+            got = 0
+            for item in self.source:
+                got += 1
+                index, self.yielded = self.yielded, self.yielded + 1
+                if isinstance(item, FrameFailure):
+                    yield dataclasses.replace(item, source=self.name, index=index)
+                else:
+                    yield _entered(dataclasses.replace(item, source=self.name, index=index, meta=dict(item.meta)),
+                                   self.recorder)
+                del item
+                if self._done():
+                    break
+            self.passes += 1
+            if got == 0 and not self._done():
+                raise InputError(f"{self.path}: a whole pass over the video gave no frame")
+
+    def __len__(self) -> int:
+        return 0  # unknown in advance: the run is bounded by time
+
+    def describe(self) -> dict[str, Any]:
+        return self.source.describe()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.source.close()
 
 
 def _entered(frame: Frame, recorder: LatencyRecorder | None) -> Frame:
