@@ -151,7 +151,8 @@ def test_looping_nvdec_source_decodes_pass_after_pass_with_rising_indices(
     assert [i.index for i in items] == list(range(20))  # indices keep counting across passes
     assert {i.source for i in items} == {"stream3"}
     failed = [i.index for i in items if isinstance(i, FrameFailure)]
-    assert len(failed) == 3 and failed == [failed[0], failed[0] + 8, failed[0] + 16]  # one a pass, in place
+    assert len(failed) == 3
+    assert failed == [failed[0], failed[0] + 8, failed[0] + 16]  # one a pass, in place
     frames = [i for i in items if not isinstance(i, FrameFailure)]
     assert all(f.pixel_format == "nv12" and ENTERED in f.meta for f in frames)
     assert source.passes == 3
