@@ -192,14 +192,19 @@ def test_onnxruntime_cuda_graphs_fixed_shape_model() -> None:
         assert graphed.cuda_graph, graphed.cuda_graph_problem
         stream = graphed.stream
         previous = None
+        wanted: list[np.ndarray] = []
         for step in range(8):
             with stream:
                 feed = cp.asarray(x[step % len(x)][None])
                 if previous is not None:
                     previous.fill(cp.nan)
             previous = graphed.infer({"images": feed}, stream)["output"]
-            want = direct.infer({"images": feed}, stream)["output"].get(stream=stream)
-            np.testing.assert_array_equal(previous.get(stream=stream), want)
+            wanted.append(direct.infer({"images": feed}, stream)["output"].get(stream=stream))
+            got = previous.get(stream=stream)
+            # on a mismatch, say which input's output came back (a stale input would give an earlier image's)
+            same_as = [i for i, w in enumerate(wanted) if np.array_equal(got, w)]
+            np.testing.assert_array_equal(got, wanted[-1], err_msg=f"step {step}: the graph's output equals the "
+                                          f"direct output of steps {same_as}")
         assert graphed.captured_batches == [1]
 
 

@@ -16,9 +16,9 @@ number of processes (system time in ioctls: 0.22 ms per frame in one process, 0.
 CUDA context (~0.6 GB of GPU memory) and a second to start. So the videos of a run share at most
 ``source.decode_processes`` processes per GPU (default :data:`DECODE_PROCESSES`; :class:`WorkerPool`), and a
 process decodes its videos in turn, one picture each (:func:`serve`, :class:`VideoTask`). Measured on the H100
-(YOLOv8n, 16 × 720p H.264, MPS, CUDA graphs, one machine): 4 processes spent 0.35 ms of CPU per frame where 16
-spent 0.68-0.77, and 2 spent 0.24, while the pipeline ran at the engine's rate with each (decode only 9,621, 6,687
-and 9,978 frames/s with 4, 2 and 16); the run's GPU memory grew by 1.4 GB instead of 9.7 GB.
+(YOLOv8n, 16 × 720p H.264, MPS, CUDA graphs; each comparison on one machine): 4 processes spent 0.35-0.37 ms of
+CPU per frame where 16 spent 0.68-0.77 (0.71 with the session 11 code), and 2 spent 0.24, while the pipeline ran
+at the engine's rate with each (decode only 9,621, 6,687 and 9,978 frames/s with 4, 2 and 16).
 
 Processes and videos. :class:`WorkerProcess` starts ``python -c`` running :func:`main` of this very ``trtapps``
 with a control socket. Each video gets a socket pair of its own; its worker end travels over the control socket
