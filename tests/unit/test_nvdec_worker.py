@@ -591,3 +591,34 @@ def test_a_failing_video_ends_alone_and_its_process_serves_the_others(
     gc.collect()
     spawned[0].wait(5)
     _FlakySession.fail = False
+
+
+def test_a_process_that_died_unnoticed_is_replaced_when_a_video_asks_for_it() -> None:
+    class Process:
+        def __init__(self, device: int, dead: bool = False) -> None:
+            self.device, self.videos, self.dead = device, 0, dead
+            self.proc = self
+            self.pid = id(self)
+
+        def alive(self) -> bool:
+            return True  # as a process that died a moment ago still looks
+
+        def add_video(self) -> Any:
+            if self.dead:
+                raise BrokenPipeError("the control socket's reader is gone")
+            return object()
+
+        def retire(self) -> None:
+            pass
+
+    waiting = [Process(0, dead=True), Process(0)]  # what each spawn returns, in turn
+
+    def spawn(device: int) -> Process:
+        return waiting.pop(0)
+
+    pool = nw.WorkerPool(spawn)  # type: ignore[arg-type]
+    _, lease = pool.attach(0, 1)
+    assert waiting == []  # the dead one was replaced at once
+    assert not lease.process.dead
+    assert lease.process.videos == 1
+    assert pool.pids() == [lease.process.pid]

@@ -497,7 +497,13 @@ class WorkerPool:
                 self._processes.append(process)
             else:
                 process = min(mine, key=lambda p: p.videos)
-            conn = process.add_video()
+            try:
+                conn = process.add_video()
+            except OSError:  # it died after alive() said otherwise: a new process takes the video
+                self._processes.remove(process)
+                process = self._spawn(device)
+                self._processes.append(process)
+                conn = process.add_video()
             process.videos += 1
         return conn, WorkerLease(self, process)
 
