@@ -8,10 +8,11 @@ which is where a frame's latency starts: the frame has entered the pipeline once
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,55 @@ class ListSource:
         """Nothing to release: the frames belong to the caller."""
 
 
-class LoopingVideoSource(DecodesIntoBuffers):
+class _LoopingSource:
+    """What the looping sources share: a video read pass after pass until *deadline* (``time.perf_counter()``) or
+    *stop*, frame indices that keep increasing across passes (every frame is distinct), each frame stamped as it
+    enters the pipeline, and a pass that gives nothing taken as an error. A subclass gives one pass
+    (:meth:`_pass`), numbering its items from ``self.yielded``."""
+
+    path: Path
+    name: str
+
+    def _init_loop(self, path: Path, deadline: float | None, stop: threading.Event | None, name: str | None,
+                   recorder: LatencyRecorder | None) -> None:
+        self.path = Path(path)
+        self.deadline = deadline
+        self.stop = stop or threading.Event()
+        self.name = name or self.path.name
+        self.recorder = recorder
+        self.yielded = 0
+        self.passes = 0
+
+    def _done(self) -> bool:
+        return self.stop.is_set() or (self.deadline is not None and time.perf_counter() >= self.deadline)
+
+    def _pass(self) -> Generator[Frame | FrameFailure, None, None]:
+        """One pass over the video, items numbered from ``self.yielded`` on (it counts up as they go out)."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Frame | FrameFailure]:
+        while not self._done():
+            got = 0
+            with contextlib.closing(self._pass()) as items:  # closed early: the pass releases its decoder now
+                for item in items:
+                    got += 1
+                    self.yielded += 1
+                    yield item if isinstance(item, FrameFailure) else _entered(item, self.recorder)
+                    del item
+                    if self._done():
+                        break
+            self.passes += 1
+            if got == 0 and not self._done():
+                raise InputError(f"{self.path}: a whole pass over the video gave no frame")
+
+    def __len__(self) -> int:
+        return 0  # unknown in advance: the run is bounded by time
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+class LoopingVideoSource(_LoopingSource, DecodesIntoBuffers):
     """A video decoded with OpenCV over and over, until *deadline* (``time.perf_counter()``) or *stop*.
 
     The soak run's input: decoding stays in the loop (a leak in the decoder path shows up too), the file is
@@ -134,14 +183,8 @@ class LoopingVideoSource(DecodesIntoBuffers):
         recorder: LatencyRecorder | None = None,
         max_buffers: int = DEFAULT_MAX_BUFFERS,
     ) -> None:
-        self.path = Path(path)
-        self.deadline = deadline
+        self._init_loop(path, deadline, stop, name, recorder)
         self.reader = FrameReader(max_buffers=max_buffers)
-        self.stop = stop or threading.Event()
-        self.name = name or self.path.name
-        self.recorder = recorder
-        self.yielded = 0
-        self.passes = 0
         self._check_opens()
 
     def _check_opens(self) -> None:
@@ -152,36 +195,19 @@ class LoopingVideoSource(DecodesIntoBuffers):
         finally:
             cap.release()
 
-    def _done(self) -> bool:
-        return self.stop.is_set() or (self.deadline is not None and time.perf_counter() >= self.deadline)
-
-    def __iter__(self) -> Iterator[Frame]:
-        while not self._done():
-            cap = cv2.VideoCapture(str(self.path))
-            got = 0
-            try:
-                while not self._done():
-                    ok, image = self.reader.read(cap)
-                    if not ok:
-                        break
-                    got += 1
-                    frame = Frame(image, source=self.name, index=self.yielded)
-                    self.yielded += 1
-                    yield _entered(frame, self.recorder)
-            finally:
-                cap.release()
-            self.passes += 1
-            if got == 0 and not self._done():
-                raise InputError(f"{self.path}: a whole pass over the video gave no frame")
-
-    def __len__(self) -> int:
-        return 0  # unknown in advance: the run is bounded by time
-
-    def close(self) -> None:
-        self.stop.set()
+    def _pass(self) -> Generator[Frame, None, None]:
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            while True:
+                ok, image = self.reader.read(cap)
+                if not ok:
+                    return
+                yield Frame(image, source=self.name, index=self.yielded)
+        finally:
+            cap.release()
 
 
-class LoopingNvdecSource:
+class LoopingNvdecSource(_LoopingSource):
     """A video decoded by NVDEC over and over, until *deadline* (``time.perf_counter()``) or *stop*: the NVDEC
     soak's input (:class:`~trtapps.gpu.nvdec.NvdecSource`, frames in device memory as NV12).
 
@@ -209,47 +235,25 @@ class LoopingNvdecSource:
         from trtapps.errors import BackendUnavailableError
         from trtapps.gpu.nvdec import NvdecSource, NvdecUnavailable
 
-        self.path = Path(path)
-        self.deadline = deadline
-        self.stop = stop or threading.Event()
-        self.name = name or self.path.name
-        self.recorder = recorder
-        self.yielded = 0
-        self.passes = 0
+        self._init_loop(path, deadline, stop, name, recorder)
         try:
             self.source = NvdecSource(self.path, device=device, worker=worker, processes=processes)
         except NvdecUnavailable as exc:
             raise BackendUnavailableError(f"{self.path}: NVDEC cannot decode it here: {exc}") from None
 
-    def _done(self) -> bool:
-        return self.stop.is_set() or (self.deadline is not None and time.perf_counter() >= self.deadline)
-
-    def __iter__(self) -> Iterator[Frame | FrameFailure]:
-        while not self._done():
-            got = 0
-            for item in self.source:
-                got += 1
-                index, self.yielded = self.yielded, self.yielded + 1
-                if isinstance(item, FrameFailure):
-                    yield dataclasses.replace(item, source=self.name, index=index)
-                else:
-                    yield _entered(dataclasses.replace(item, source=self.name, index=index, meta=dict(item.meta)),
-                                   self.recorder)
-                del item
-                if self._done():
-                    break
-            self.passes += 1
-            if got == 0 and not self._done():
-                raise InputError(f"{self.path}: a whole pass over the video gave no frame")
-
-    def __len__(self) -> int:
-        return 0  # unknown in advance: the run is bounded by time
+    def _pass(self) -> Generator[Frame | FrameFailure, None, None]:
+        for item in self.source:
+            if isinstance(item, FrameFailure):
+                yield dataclasses.replace(item, source=self.name, index=self.yielded)
+            else:
+                yield dataclasses.replace(item, source=self.name, index=self.yielded, meta=dict(item.meta))
+            del item
 
     def describe(self) -> dict[str, Any]:
         return self.source.describe()
 
     def close(self) -> None:
-        self.stop.set()
+        super().close()
         self.source.close()
 
 
