@@ -45,14 +45,14 @@ def _free_device_memory() -> int:
     return int(cupy.cuda.runtime.memGetInfo()[0])
 
 
-def _thread_cpu_ns(tid: str) -> int:
-    """CPU nanoseconds of thread *tid* of this process: ``schedstat``'s run time (exact), else ``stat``'s utime +
-    stime (clock ticks, 10 ms: a thread's share is rounded down by up to a tick)."""
+def _thread_cpu_ns(tid: str, pid: int | str = "self") -> int:
+    """CPU nanoseconds of thread *tid* of process *pid* (default: this one): ``schedstat``'s run time (exact), else
+    ``stat``'s utime + stime (clock ticks, 10 ms: a thread's share is rounded down by up to a tick)."""
     try:
-        with open(f"/proc/self/task/{tid}/schedstat") as f:
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
             return int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
-        with open(f"/proc/self/task/{tid}/stat") as f:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
@@ -126,14 +126,12 @@ def _worker_pids() -> list[int]:
 
 
 def _process_cpu_ns(pid: int) -> int:
-    """CPU nanoseconds of process *pid*: the sum of its threads' ``schedstat`` run times."""
+    """CPU nanoseconds of process *pid*: the sum over its threads (:func:`_thread_cpu_ns`; one that ended while
+    being read counts nothing)."""
     total = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += _thread_cpu_ns(tid, pid)
     return total
 
 
