@@ -956,7 +956,12 @@ class NvdecSource(VideoWindow):
         self.device = device
         self.worker_setting = worker or DEFAULT_WORKER  # what was asked; self.worker is what runs
         self.worker, why = resolve_worker(worker)
-        self.processes = processes
+        #: with worker processes: how many this device's videos share at most (the default filled in); else None
+        self.processes: int | None = None
+        if self.worker == "process":
+            from trtapps.gpu.nvdec_worker import DECODE_PROCESSES
+
+            self.processes = processes or DECODE_PROCESSES
         #: seconds this process spent mapping the workers' frame slabs (CUDA IPC)
         self.worker_map_seconds = 0.0
         self._workers: list[Any] = []  # the worker sessions started, until their processes have exited
@@ -990,10 +995,8 @@ class NvdecSource(VideoWindow):
         described = {"decoder": "nvdec", "codec": self.codec, "decode_worker": self.worker,
                      "decode_worker_asked": self.worker_setting, "frames_in_header": self.frame_count,
                      "fps": self.fps, "undelivered": self.undelivered}
-        if self.worker == "process":
-            from trtapps.gpu.nvdec_worker import DECODE_PROCESSES
-
-            described["decode_processes"] = self.processes or DECODE_PROCESSES
+        if self.processes is not None:
+            described["decode_processes"] = self.processes
         return described
 
     def _open(self) -> Any:
@@ -1012,8 +1015,8 @@ class NvdecSource(VideoWindow):
         last = None if self.max_frames is None else self.start_frame + self.stride * (self.max_frames - 1)
         job = {"path": str(self.path), "device": self.device, "start_frame": self.start_frame, "stride": self.stride,
                "last_index": last, "max_bad_frames": self.max_bad_frames, "presentation_end": self._presentation_end}
-        session = nvdec_worker.WorkerSession(job, self.log, self.name,
-                                             self.processes or nvdec_worker.DECODE_PROCESSES)
+        assert self.processes is not None  # set whenever the source decodes in worker processes
+        session = nvdec_worker.WorkerSession(job, self.log, self.name, self.processes)
         self._workers = [w for w in self._workers if w.running()] + [session]
         return session
 

@@ -600,7 +600,7 @@ class WorkerSession:
         self._closed = False
         self._gone = False  # bye sent (or the worker is dead): nothing more is sent
         self._received = 0
-        self.conn, self.proc = launch(self.device, processes)
+        self.conn, self.lease = launch(self.device, processes)
         self._send({**job, "ahead": AHEAD})
 
     # -- CUDA calls --------------------------------------------------------------------------------------------------
@@ -637,7 +637,7 @@ class WorkerSession:
             try:
                 message = self.conn.recv()
             except (EOFError, OSError):
-                code = self.proc.poll()
+                code = self.lease.poll()
                 self.log.error("%s: the NVDEC worker process ended unexpectedly (exit code %s); ending the video "
                                "here (set source.decode_worker: thread to decode in this process)", self.name, code)
                 self._gone = True
@@ -691,7 +691,7 @@ class WorkerSession:
         self._gone = True
         with contextlib.suppress(Exception):
             self.conn.close()
-        self.proc.release()
+        self.lease.release()
 
     def __del__(self) -> None:
         # never iterated or never closed: let the worker go (no frame of it can be alive: frames reference us)
@@ -718,7 +718,7 @@ class WorkerSession:
 
     def running(self) -> bool:
         """Whether this video still holds its decoding process (:meth:`WorkerLease.running`)."""
-        return bool(self.proc.running())
+        return bool(self.lease.running())
 
     def reap(self) -> None:
         """After :meth:`close`: wait for the process of a video that was told ``bye``, when this video was the
@@ -732,7 +732,7 @@ class WorkerSession:
     def wait(self, timeout: float = EXIT_TIMEOUT) -> int | None:
         """After the last frame: wait for the process to exit when this video was its last (kill it after
         *timeout*); ``None`` when it goes on serving other videos."""
-        return self.proc.wait(timeout)
+        return self.lease.wait(timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
