@@ -167,19 +167,27 @@ class WorkerCpu:
         return sum(self._last[p] - self._first[p] for p in self._first) / 1e9, len(self._first)
 
 
-def _start_spy(spy: Path | None, spy_bin: str, name: str) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling this process's on-CPU threads (native frames excluded) into *spy*/*name*, or None."""
+def _start_spy(spy: Path | None, spy_bin: str, name: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling this process's on-CPU threads (Python frames) into *spy*/*name*, and each decoding
+    process's (native frames too: most of their time is in PyNvVideoCodec and the driver) into
+    *spy*/``worker_<pid>_``*name*; nothing without *spy*."""
     if spy is None:
-        return None
+        return []
     spy.mkdir(parents=True, exist_ok=True)
-    command = [spy_bin, "record", "--pid", str(os.getpid()), "--nonblocking", "--threads", "--rate", "500",
-               "--format", "raw", "-o", str(spy / name)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    common = [spy_bin, "record", "--threads", "--format", "raw"]
+    spies = [subprocess.Popen([*common, "--nonblocking", "--rate", "500", "--pid", str(os.getpid()), "-o",
+                               str(spy / name)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    # native frames need the process paused per sample (py-spy refuses --nonblocking with --native)
+    spies.extend(subprocess.Popen([*common, "--native", "--rate", "200", "--pid", str(pid), "-o",
+                                   str(spy / f"worker_{pid}_{name}")], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for pid in _worker_pids())
+    return spies
 
 
-def _stop_spy(spy: subprocess.Popen[bytes] | None) -> None:
-    if spy is not None:
+def _stop_spy(spies: list[subprocess.Popen[bytes]]) -> None:
+    for spy in spies:
         spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    for spy in spies:
         try:
             spy.wait(30)
         except subprocess.TimeoutExpired:
@@ -205,7 +213,7 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, 
         count, first_t, first_cpu, first_n = 0, 0.0, 0.0, 0
         last_t = last_cpu = 0.0
         failed = 0
-        sampler = None
+        sampler: list[subprocess.Popen[bytes]] = []
         for result in pipe.iter_results(write=False, sources=sources):
             count += 1
             failed += result.error is not None
