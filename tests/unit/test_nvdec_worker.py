@@ -536,6 +536,17 @@ def test_videos_share_at_most_the_asked_number_of_processes_and_each_arrives_who
         source.close()
 
 
+def test_without_decode_processes_the_videos_share_the_default_number_of_processes(pool_env: Any) -> None:
+    clip, _, spawned = pool_env(make_packets(6), frames_in_header=6)
+    sources = [nvdec.NvdecSource(clip, worker="process", source_id=i) for i in range(nw.DECODE_PROCESSES + 3)]
+    assert len(spawned) == nw.DECODE_PROCESSES
+    assert all(s.describe()["decode_processes"] == nw.DECODE_PROCESSES for s in sources)
+    assert [[f.index for f in s] for s in sources] == [list(range(6))] * len(sources)
+    gc.collect()
+    for process in spawned:
+        process.wait(5)
+
+
 def test_a_video_nobody_reads_does_not_hold_up_the_others_in_its_process(pool_env: Any) -> None:
     clip, _, spawned = pool_env(make_packets(120))
     stalled = nvdec.NvdecSource(clip, worker="process", processes=1)

@@ -14,7 +14,7 @@ default, takes worker processes exactly when the MPS control daemon is running
 Why several videos to a process. Each decoding process costs CPU per frame in the driver that grows with the
 number of processes (system time in ioctls: 0.22 ms per frame in one process, 0.71 in each of 16, session 12), a
 CUDA context (~0.6 GB of GPU memory) and a second to start. So the videos of a run share at most
-``source.decode_processes`` processes per GPU (default :data:`DECODE_PROCESSES`; :class:`WorkerPool`), and a
+``source.decode_processes`` processes per GPU (default :data:`DECODE_PROCESSES`, 2; :class:`WorkerPool`), and a
 process decodes its videos in turn, one picture each (:func:`serve`, :class:`VideoTask`). Measured on the H100
 (YOLOv8n, 16 × 720p H.264, MPS, CUDA graphs; each comparison on one machine): 4 processes spent 0.35-0.37 ms of
 CPU per frame where 16 spent 0.68-0.77 (0.71 with the session 11 code), and 2 spent 0.24, while the pipeline ran
@@ -562,8 +562,12 @@ class WorkerLease:
 
 #: the decoding processes of this process (all pipelines and devices)
 POOL = WorkerPool()
-#: decoding processes per device at most, unless a source says otherwise (``source.decode_processes``)
-DECODE_PROCESSES = 4
+#: decoding processes per device at most, unless a source says otherwise (``source.decode_processes``). Two, from
+#: session 13's sweep on the H100 (16 streams, YOLOv8n, MPS, each comparison on one machine): at 1080p two processes
+#: decoded 4,486 frames/s where four decoded 4,584, for 0.31 ms of decoding CPU per frame against 0.41; at 720p
+#: 6,687 against 9,621 frames/s, for 0.24 ms against 0.36 (session 12). Either is above the ONNX Runtime engine's
+#: ~3,000 frames/s; one process falls below it at 1080p (3,217 decode only). Faster engines may want more.
+DECODE_PROCESSES = 2
 
 
 def launch_worker(device: int, processes: int = DECODE_PROCESSES) -> tuple[Connection, WorkerLease]:
