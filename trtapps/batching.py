@@ -41,7 +41,7 @@ class _Feed:
         self.source_id = source_id
         self.name = str(getattr(source, "name", type(source).__name__))
         self.live = bool(getattr(source, "live", False))
-        self.capacity = capacity
+        self.capacity = max(capacity, int(getattr(source, "min_queue", 0) or 0))
         # a reader blocked on a full queue is woken once it has drained to here, and then refills several frames
         # in a row, instead of waking (a futex, a context switch, the GIL) for every frame taken
         self.low_water = capacity // 2
@@ -59,7 +59,9 @@ class Batcher:
         max_batch: frames per batch at most.
         max_wait: seconds a partly filled batch waits for more frames (``math.inf``: until it is full or the
             sources have ended).
-        capacity: frames queued per source at most.
+        capacity: frames queued per source at most (more for a source whose ``min_queue`` says so: the fewer
+            frames a queue holds, the more often its reader blocks on it and is woken, and with 16 NVDEC streams
+            the readers' wake-ups were a third of the pipeline process's CPU).
         summary: counts frames in/dropped and the read/stage times.
         stop: set to stop reading (Ctrl-C, an error, the consumer gave up).
         key: frames batch together only when their keys are equal (``App.batch_key``).

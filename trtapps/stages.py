@@ -130,7 +130,9 @@ class Source(Protocol):
     """Frames from one input (image set, video file, camera, stream), in order.
 
     A source may also have ``describe() -> dict``: JSON-ready facts about how it reads (e.g. the video decoder it
-    chose), recorded per source in the run summary.
+    chose), recorded per source in the run summary, and ``min_queue: int``: frames the pipeline should let it queue
+    at least, whatever its share of ``queue_size`` (for sources whose waiting frames cost little memory and whose
+    reader is costly to wake, see :class:`~trtapps.batching.Batcher`).
     """
 
     name: str

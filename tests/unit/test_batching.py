@@ -154,6 +154,25 @@ def test_a_file_source_waits_for_the_model_and_loses_nothing() -> None:
     assert summary.frames_dropped == 0
 
 
+def test_a_source_asking_for_a_longer_queue_gets_it_the_others_keep_their_share() -> None:
+    roomy, plain = ListFeed("nvdec", 30, gate_at=20), ListFeed("file", 30, gate_at=20)
+    roomy.min_queue = 12  # type: ignore[attr-defined]
+    batcher, _, _ = make([roomy, plain], capacity=3)
+    assert [f.capacity for f in batcher.feeds] == [12, 3]
+    batcher.start()
+    deadline = time.monotonic() + 5
+    while [len(f.queue) for f in batcher.feeds] != [12, 3] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [len(f.queue) for f in batcher.feeds] == [12, 3]  # each reader stopped at its own limit
+    roomy.gate.set()
+    plain.gate.set()
+    batches = []
+    while (batch := batcher.next_batch()) is not None:
+        batches.append(batch)
+    assert batcher.join(5)
+    assert by_source(batches) == {0: list(range(30)), 1: list(range(30))}
+
+
 def test_a_live_source_drops_its_oldest_frames_counted_when_the_model_falls_behind() -> None:
     live = ListFeed("cam", 60, live=True)
     discarded: list[int] = []

@@ -904,6 +904,13 @@ def mps_hint(sources: Sequence[Any]) -> str | None:
             "0.70; README, NVDEC)")
 
 
+#: frames an NVDEC source may queue in the pipeline at least (:class:`~trtapps.stages.Source` ``min_queue``). Its
+#: frames wait in GPU memory (1.4 MB each at 720p), and each time its reader blocks on a full queue it is woken to
+#: refill half of it: with 16 streams and the default queue_size a queue held 8 frames, and the readers' CPU per
+#: frame was 1.6-1.8x that of 8 streams (16 frames each) at the same total rate (session 12).
+NVDEC_MIN_QUEUE = 16
+
+
 class NvdecSource(VideoWindow):
     """Frames of a video file decoded by NVDEC into device memory, as NV12 :class:`Frame` objects.
 
@@ -936,6 +943,8 @@ class NvdecSource(VideoWindow):
         NvdecUnavailable: NVDEC cannot decode this file here (the message says why, in one line).
         InputError: the file is missing, or ``start_frame`` is past its end.
     """
+
+    min_queue = NVDEC_MIN_QUEUE
 
     def __init__(
         self,
