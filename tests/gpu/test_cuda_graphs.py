@@ -149,6 +149,41 @@ def test_onnxruntime_cuda_graphs_zero_copy_input_buffer(images: np.ndarray) -> N
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("zero_copy", [True, False])
+def test_onnxruntime_cuda_graph_input_buffer_zeroes_land_before_the_first_input(
+    images: np.ndarray, zero_copy: bool
+) -> None:
+    """The first use of a graph's input buffer allocates and zeroes it; those zeros must land before the caller's
+    first input, whatever else the GPU is doing. Here the thread's legacy default stream is kept busy (the
+    runner's and the caller's non-blocking streams do not wait for it): zeros queued there would overwrite the
+    input afterwards. Found on the H100 while another process used the GPU (session 13): the first call at a
+    batch size ran on a partly zeroed input."""
+    import cupy as cp
+
+    from gpu_spin import busy  # tests/gpu_spin.py
+
+    x = _rotation(images, 3, 8)
+    with _ort(max_batch=8) as direct, _ort(max_batch=8, cuda_graph=True) as graphed:
+        stream = graphed.stream
+        with stream:
+            feed = cp.asarray(x)
+            want = direct.infer({"images": feed}, stream)["output0"].get(stream=stream)
+        busy(cp, cp.cuda.Stream.null, 300.0)
+        if zero_copy:
+            buffer = graphed.input_buffer("images", 8)
+            with stream:
+                buffer.set(x, stream=stream)
+            got = graphed.infer({"images": buffer}, stream)["output0"].get(stream=stream)
+        else:
+            got = graphed.infer({"images": feed}, stream)["output0"].get(stream=stream)
+        cp.cuda.Stream.null.synchronize()  # anything still queued behind the spin has landed now
+        np.testing.assert_array_equal(graphed.input_buffer("images", 8).get(stream=stream), x)
+        np.testing.assert_array_equal(got, want)
+        again = graphed.infer({"images": feed}, stream)["output0"].get(stream=stream)  # a replay
+        np.testing.assert_array_equal(again, want)
+
+
+@pytest.mark.gpu
 def test_onnxruntime_cuda_graphs_own_stream_and_strided_inputs(images: np.ndarray) -> None:
     """user_stream=False (ONNX Runtime's stream) and inputs that are views with row padding."""
     import cupy as cp

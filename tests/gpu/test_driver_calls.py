@@ -4,27 +4,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import numpy as np
 import pytest
 
+from gpu_spin import busy  # tests/gpu_spin.py
+
 pytestmark = pytest.mark.gpu
-
-
-_SPIN = r"""
-extern "C" __global__ void spin_ns(unsigned long long ns) {
-    unsigned long long start, now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-    do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now)); } while (now - start < ns);
-}
-"""
-
-
-def _busy(cupy: Any, stream: Any, ms: float = 200.0) -> None:
-    """Keep *stream* busy for *ms* milliseconds of GPU time (a spin kernel: no compile or host wait in between)."""
-    spin = cupy.RawKernel(_SPIN, "spin_ns")
-    spin((1,), (1,), (np.uint64(int(ms * 1e6)),), stream=stream)
 
 
 def test_record_and_wait_order_two_streams_like_cupy() -> None:
@@ -40,7 +26,7 @@ def test_record_and_wait_order_two_streams_like_cupy() -> None:
         marker.fill(1.0)  # compile the kernels used below before the timed part
         _ = marker * 2
     producer.synchronize()
-    _busy(cupy, producer)
+    busy(cupy, producer)
     with producer:
         marker.fill(7.0)
     record_event(event, producer)
@@ -115,7 +101,7 @@ def test_to_device_keeps_every_upload_intact_across_ring_reuse() -> None:
 
     rng = np.random.default_rng(11)
     stream = cupy.cuda.Stream(non_blocking=True)
-    _busy(cupy, stream)  # the uploads queue behind 200 ms of work: nothing may be read early
+    busy(cupy, stream)  # the uploads queue behind 200 ms of work: nothing may be read early
     arrays: list[np.ndarray] = []
     for i in range(4 * SMALL_UPLOAD_SLOTS + 3):  # the ring wraps several times before anything is read
         dtype = (np.int64, np.float32, np.uint8, np.float64)[i % 4]

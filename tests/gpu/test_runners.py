@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path  # tests/conftest.py
+from gpu_spin import delayed_copy  # tests/gpu_spin.py
 from letterboxed_media import batch_of  # tests/letterboxed_media.py
 from trtapps.errors import CudaError
 from trtapps.gpu import check_cuda
@@ -45,28 +46,6 @@ def cpu_reference() -> Any:
     runner = OnnxRuntimeRunner(shared_path(MODEL))
     yield runner
     runner.close()
-
-
-SPIN_SOURCE = r"""
-extern "C" __global__ void spin(unsigned long long nanoseconds) {
-    unsigned long long start, now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-    do {
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    } while (now - start < nanoseconds);
-}
-"""
-
-
-def delayed_copy(cp: Any, dst: Any, src: Any, stream: Any, milliseconds: float = 200.0) -> None:
-    """On *stream*: busy-wait on the GPU for *milliseconds*, then copy *src* into *dst* (both async).
-
-    A consumer that does not wait for *stream* reads *dst* before the copy lands.
-    """
-    spin = cp.RawKernel(SPIN_SOURCE, "spin")
-    with stream:
-        spin((1,), (1,), (np.uint64(milliseconds * 1e6),))
-        dst[...] = src
 
 
 # -- pinned memory and CUDA errors (GPU) -------------------------------------------------------------------------------

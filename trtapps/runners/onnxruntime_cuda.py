@@ -409,8 +409,15 @@ class OnnxRuntimeCudaRunner(DeviceRunner):
         buffer = self._input_buffers.get(info.name)
         if buffer is None:
             buffer = self._input_buffers[info.name] = self._allocate(info, self._capacity)
-            with self._cupy.cuda.Device(self.device_id):
-                buffer.fill(0)  # rows a padded run does not fill are computed too: keep them finite
+            # rows a padded run does not fill are computed too: keep them finite. The zeros are written on the
+            # session's stream and waited for here (once per buffer): written on the thread's current stream (the
+            # legacy default stream, which the non-blocking streams of the runner and the caller do not wait for)
+            # they could land after the caller's first input, and did on the H100 while another process used the
+            # GPU: the first call at a new batch size then ran on a partly zeroed input (session 13,
+            # benchmarks/device/graph_race.py)
+            with self._cupy.cuda.Device(self.device_id), self.stream:
+                buffer.fill(0)
+            self.stream.synchronize()
         return buffer[:batch] if info.shape and info.shape[0] is None else buffer
 
     def input_buffer(self, name: str, batch: int) -> Any:
