@@ -43,7 +43,9 @@ class _Feed:
         self.live = bool(getattr(source, "live", False))
         self.capacity = max(capacity, int(getattr(source, "min_queue", 0) or 0))
         # a reader blocked on a full queue is woken once it has drained to here, and then refills several frames
-        # in a row, instead of waking (a futex, a context switch, the GIL) for every frame taken
+        # in a row, instead of waking (a futex, a context switch, the GIL) for every frame taken. Half of the
+        # source's share, not of a longer min_queue: such a queue refills more frames per wake (12 of 16 for an
+        # NVDEC source at 16 streams, as measured in session 13) and still keeps its share's half in reserve
         self.low_water = capacity // 2
         self.queue: deque[Item] = deque()
         self.done = False

@@ -159,6 +159,7 @@ def test_a_source_asking_for_a_longer_queue_gets_it_the_others_keep_their_share(
     roomy.min_queue = 12  # type: ignore[attr-defined]
     batcher, _, _ = make([roomy, plain], capacity=3)
     assert [f.capacity for f in batcher.feeds] == [12, 3]
+    assert [f.low_water for f in batcher.feeds] == [1, 1]  # woken at half of the share: more frames per wake
     batcher.start()
     deadline = time.monotonic() + 5
     while [len(f.queue) for f in batcher.feeds] != [12, 3] and time.monotonic() < deadline:

@@ -905,9 +905,10 @@ def mps_hint(sources: Sequence[Any]) -> str | None:
 
 
 #: frames an NVDEC source may queue in the pipeline at least (:class:`~trtapps.stages.Source` ``min_queue``). Its
-#: frames wait in GPU memory (1.4 MB each at 720p), and each time its reader blocks on a full queue it is woken to
-#: refill half of it: with 16 streams and the default queue_size a queue held 8 frames, and the readers' CPU per
-#: frame was 1.6-1.8x that of 8 streams (16 frames each) at the same total rate (session 12).
+#: frames wait in GPU memory (1.4 MB each at 720p), and each time its reader blocks on a full queue it is woken
+#: only when the queue has drained to half of its share (:class:`~trtapps.batching.Batcher`): with 16 streams and
+#: the default queue_size a queue held 8 frames and its reader woke every 4, and the readers' CPU per frame was
+#: 1.6-1.8x that of 8 streams (16 frames each) at the same total rate (session 12); with 16 it wakes every 12.
 NVDEC_MIN_QUEUE = 16
 
 
