@@ -30,7 +30,7 @@ for tree in ${TREES:-abtest_old .}; do
       "$ROOT/benchmarks/nvdec_pipeline.py" --model "$M" --video "$V" --streams "${STREAMS:-16}" --workers auto \
       --cuda-mps start --cuda-graph $extra --json "$json") > "$OUT/ab_nvdec_$tag.log" 2>&1; rc=$?
     if [ ! -s "$json" ]; then echo "$tag: no result (exit $rc); log tail:"; grep -v "POCs" "$OUT/ab_nvdec_$tag.log" | tail -n 60; continue; fi
-    python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['rows'][0]; print(sys.argv[2], r['streams'], 'streams', r['fps'], 'fps, ratio', r['ratio'], '| CPU ms/frame', r['cpu_ms_per_frame'], '+ workers', r['worker_cpu_ms_per_frame'], 'in', r.get('worker_processes'), 'processes', r.get('cpu_ms_per_frame_by_thread'), '| decode only', r['decode_only_fps'], 'engine', r['engine_only_fps'])" "$json" "$tag"
+    python3 "$ROOT/benchmarks/device/nvdec_row.py" "$json" "$tag"
     continue
   fi
   json="$OUT/ab_$tag.json"

@@ -11,5 +11,5 @@ for p in ${PROCS:-2 4}; do
   timeout -k 10 "${RUN_S:-200}" python3 benchmarks/nvdec_pipeline.py --model "$M" --video "$V" --streams "${STREAMS:-16}" \
     --workers auto --cuda-mps start --cuda-graph --decode-processes "$p" --json "$json" > "${json%.json}.log" 2>&1
   if [ ! -s "$json" ]; then echo "p$p: no result; log tail:"; grep -v POCs "${json%.json}.log" | tail -n 30; continue; fi
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['rows'][0]; print('processes', sys.argv[2], r['streams'], 'streams', r['fps'], 'fps, ratio', r['ratio'], '| CPU ms/frame', r['cpu_ms_per_frame'], '+ decoding', r['worker_cpu_ms_per_frame'], 'in', r.get('worker_processes'), 'processes', r.get('cpu_ms_per_frame_by_thread'), '| decode only', r['decode_only_fps'], 'engine', r['engine_only_fps'])" "$json" "$p"
+  python3 benchmarks/device/nvdec_row.py "$json" "processes $p"
 done
