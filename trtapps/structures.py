@@ -165,6 +165,18 @@ class Detections:
 
     # -- constructors -----------------------------------------------------------------------------------------
     @classmethod
+    def unchecked(
+        cls, boxes: Array, scores: Array, class_ids: Array, landmarks: Array | None = None
+    ) -> Detections:
+        """Detections from arrays that already have the field's dtypes and shapes, on one device: no checks, no
+        conversions. For decoders that build the arrays themselves, once per frame (the checks of the ordinary
+        constructor cost several microseconds per frame there); anything else uses ``Detections(...)``."""
+        dets = cls.__new__(cls)
+        dets.boxes, dets.scores, dets.class_ids, dets.landmarks = boxes, scores, class_ids, landmarks
+        dets.track_ids = dets.embeddings = None
+        return dets
+
+    @classmethod
     def empty(cls, *, landmarks: int | None = None, xp: Any = np) -> Detections:
         """No detections (``landmarks=K`` gives an empty ``(0, K, 2)`` landmarks array)."""
         return cls(

@@ -44,6 +44,7 @@ from trtapps.ops.preprocess import (
     resize_scale,
     rois_from_letterbox,
 )
+from trtapps.structures import Detections
 from trtapps.testing.heads import synthetic_faces, synthetic_rows, synthetic_v8
 
 # -- cv2 fixed-point resize emulation -----------------------------------------------------------------------
@@ -197,6 +198,35 @@ def test_check_geometry_rejects_bad_rectangles() -> None:
         check_geometry(sizes, (64, 64), [[0, 0, 64]])
     with pytest.raises(ValueError, match="3 numbers"):
         per_channel((1.0, 2.0), "mean")
+
+
+def test_check_geometry_names_the_first_bad_image_of_a_batch() -> None:
+    sizes = [(100, 200), (50, 60), (100, 200), (100, 200)]
+    good = [[0, 0, 64, 64]] * 4
+    rects = [[0, 0, 200, 100], [0, 0, 60, 50], [150, 0, 51, 10], [0, 0, 200, 100]]
+    message = r"src_rects\[2\] = \(150, 0, 51, 10\) is empty or outside the 200x100 image 2$"
+    with pytest.raises(ValueError, match=message):
+        check_geometry(sizes, (64, 64), good, rects)
+    rois = [[0, 0, 64, 64], [0, 0, 64, 64], [0, 0, 64, 64], [10, 0, 60, 64]]
+    with pytest.raises(ValueError, match=r"rois\[3\] = \(10, 0, 60, 64\) is empty or outside the 64x64 output$"):
+        check_geometry(sizes, (64, 64), rois, rects[:2] + [[0, 0, 200, 100]] * 2)
+    # a bad ROI and a bad crop in one batch: the first image at fault is named, its ROI before its crop
+    with pytest.raises(ValueError, match=r"rois\[2\]"):
+        check_geometry(sizes, (64, 64), [[0, 0, 64, 64], [0, 0, 64, 64], [0, 0, 0, 1], [0, 0, 64, 64]], rects)
+    got_rois, got_rects = check_geometry(sizes, (64, 64), good)
+    assert got_rects.tolist() == [[0, 0, 200, 100], [0, 0, 60, 50], [0, 0, 200, 100], [0, 0, 200, 100]]
+    assert got_rois.dtype == np.int64
+    assert got_rects.dtype == np.int64
+
+
+def test_pack_preprocess_params_scales_are_resize_scale_bits() -> None:
+    rng = np.random.default_rng(3)
+    sizes = [(int(h), int(w)) for h, w in rng.integers(2, 4000, (64, 2))]
+    rois = np.array([[0, 0, int(w), int(h)] for h, w in rng.integers(1, 1000, (64, 2))], np.int64)
+    _, rects = check_geometry(sizes, (1000, 1000), rois)
+    params = pack_preprocess_params(list(range(64)), [4096] * 64, rois, rects)
+    want = [[resize_scale(int(r[2]), int(o[2])), resize_scale(int(r[3]), int(o[3]))] for r, o in zip(rects, rois)]
+    assert params[:, 10:12].view(np.float64).tolist() == want
 
 
 # -- the preprocessing kernel, emulated from its packed parameters ------------------------------------------
@@ -405,6 +435,38 @@ def test_records_to_detections() -> None:
     assert det.landmarks.shape == (1, 5, 2)
     assert det.landmarks[0, 4].tolist() == [13, 14]
     assert len(records_to_detections(np.zeros((0, 7), np.float32))) == 0
+
+
+@pytest.mark.parametrize("width", [YOLO_WIDTH, FACE_WIDTH])
+@pytest.mark.parametrize("n", [0, 1, 9])
+def test_records_to_detections_equal_checked_construction(width: int, n: int) -> None:
+    """The unchecked constructor records_to_detections uses gives what the checked one gives, field by field."""
+    rec = np.random.default_rng(n).uniform(0, 50, (n, width)).astype(np.float32)
+    fast = records_to_detections(rec)
+    checked = Detections(
+        boxes=rec[:, :4], scores=rec[:, 4],
+        class_ids=rec[:, 5].astype(np.int32) if width == YOLO_WIDTH else np.zeros(n, np.int32),
+        landmarks=None if width == YOLO_WIDTH else rec[:, 5:15].reshape(-1, 5, 2),
+    )
+    for name in ("boxes", "scores", "class_ids", "landmarks", "track_ids", "embeddings"):
+        got, want = getattr(fast, name), getattr(checked, name)
+        if want is None:
+            assert got is None, name
+        else:
+            assert got.dtype == want.dtype, name
+            assert got.shape == want.shape, name
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+def test_params_from_letterbox_stacks_image_params() -> None:
+    transforms = [LetterboxTransform.compute(size, (640, 640), centered=centered)
+                  for size, centered in (((720, 1280), True), ((333, 517), False), ((1080, 1920), True))]
+    want = np.stack([image_params(t.scale, t.scale, t.pad_x, t.pad_y, t.src_size[1], t.src_size[0])
+                     for t in transforms])
+    got = params_from_letterbox(transforms)
+    assert got.dtype == np.float32
+    assert np.array_equal(got, want)
+    assert params_from_letterbox([]).shape == (0, 6)
 
 
 # -- the bitmask NMS kernels, emulated ----------------------------------------------------------------------

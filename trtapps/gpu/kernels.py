@@ -128,9 +128,8 @@ class Kernel:
                 earlier kernel), or, with ``TRTAPPS_CUDA_SYNC=1``, the kernel faulted.
         """
         cupy = cupy_module()
-        where = f"kernel {self.name} (grid {tuple(grid)}, block {tuple(block)}, shared {shared_mem} B)"
         if any(int(g) < 1 for g in grid):
-            raise CudaError(f"{where}: every grid dimension must be at least 1")
+            raise CudaError(f"{self._where(grid, block, shared_mem)}: every grid dimension must be at least 1")
         errors = (cupy.cuda.driver.CUDADriverError, cupy.cuda.runtime.CUDARuntimeError)
         try:
             if stream is None:
@@ -139,12 +138,16 @@ class Kernel:
                 with stream:
                     self.raw(tuple(grid), tuple(block), args, shared_mem=shared_mem)
         except errors as exc:
-            raise CudaError(f"{where} failed to launch: {exc}") from exc
+            raise CudaError(f"{self._where(grid, block, shared_mem)} failed to launch: {exc}") from exc
         if os.environ.get("TRTAPPS_CUDA_SYNC", "") not in ("", "0"):
             try:
                 (stream or cupy.cuda.get_current_stream()).synchronize()
             except errors as exc:
-                raise CudaError(f"{where} failed while running: {exc}") from exc
+                raise CudaError(f"{self._where(grid, block, shared_mem)} failed while running: {exc}") from exc
+
+    def _where(self, grid: tuple[int, ...], block: tuple[int, ...], shared_mem: int) -> str:
+        """The launch, named in an error (built only when one is raised: launches happen per batch)."""
+        return f"kernel {self.name} (grid {tuple(grid)}, block {tuple(block)}, shared {shared_mem} B)"
 
 
 def get_module(

@@ -60,8 +60,8 @@ def image_params(gain_x: float, gain_y: float, pad_x: float, pad_y: float, width
 def params_from_letterbox(transforms: Sequence[LetterboxTransform]) -> np.ndarray:
     """``(B, 6)`` float32 mapping parameters of letterboxed images (the inverse of
     :func:`~trtapps.ops.letterbox.letterbox`, as :func:`~trtapps.ops.letterbox.scale_boxes` applies it)."""
-    rows = [image_params(t.scale, t.scale, t.pad_x, t.pad_y, t.src_size[1], t.src_size[0]) for t in transforms]
-    return np.stack(rows) if rows else np.zeros((0, 6), np.float32)
+    rows = [(t.scale, t.scale, t.pad_x, t.pad_y, t.src_size[1], t.src_size[0]) for t in transforms]
+    return np.array(rows, dtype=np.float32).reshape(len(rows), 6)  # the rows of image_params, in one array
 
 
 def map_records(records: np.ndarray, params: np.ndarray, *, clip: bool) -> np.ndarray:
@@ -413,11 +413,7 @@ def records_to_detections(records: np.ndarray) -> Detections:
     rec = np.asarray(records, dtype=np.float32)
     if rec.ndim != 2 or rec.shape[1] not in (YOLO_WIDTH, FACE_WIDTH):
         raise ValueError(f"records must be (n, {YOLO_WIDTH}) or (n, {FACE_WIDTH}), got {rec.shape}")
+    # the fields are built here with their dtypes and shapes: the constructor's checks would only repeat that
     if rec.shape[1] == YOLO_WIDTH:
-        return Detections(boxes=rec[:, :4], scores=rec[:, 4], class_ids=rec[:, 5].astype(np.int32))
-    return Detections(
-        boxes=rec[:, :4],
-        scores=rec[:, 4],
-        class_ids=np.zeros(rec.shape[0], np.int32),
-        landmarks=rec[:, 5:15].reshape(-1, 5, 2),
-    )
+        return Detections.unchecked(rec[:, :4], rec[:, 4], rec[:, 5].astype(np.int32))
+    return Detections.unchecked(rec[:, :4], rec[:, 4], np.zeros(rec.shape[0], np.int32), rec[:, 5:15].reshape(-1, 5, 2))

@@ -245,20 +245,30 @@ def check_geometry(
     """
     batch = len(src_sizes)
     rois_arr = _as_rects(rois, batch, "rois")
+    sizes = np.asarray(src_sizes, dtype=np.int64).reshape(batch, 2)  # (H, W) per image
     if src_rects is None:
-        rects = np.array([(0, 0, int(w), int(h)) for h, w in src_sizes], dtype=np.int64).reshape(batch, 4)
+        rects = np.zeros((batch, 4), dtype=np.int64)
+        rects[:, 2], rects[:, 3] = sizes[:, 1], sizes[:, 0]
     else:
         rects = _as_rects(src_rects, batch, "src_rects")
     out_h, out_w = int(out_size[0]), int(out_size[1])
-    for b in range(batch):
-        x, y, w, h = (int(v) for v in rois_arr[b])
-        if w < 1 or h < 1 or x < 0 or y < 0 or x + w > out_w or y + h > out_h:
+    # checked for the whole batch at once (once per batch on the GPU path); the first bad image is named
+    bad_roi = _outside(rois_arr, np.full(batch, out_w), np.full(batch, out_h))
+    bad_rect = _outside(rects, sizes[:, 1], sizes[:, 0])
+    for b in np.flatnonzero(bad_roi | bad_rect)[:1].tolist():
+        if bad_roi[b]:
+            x, y, w, h = rois_arr[b].tolist()
             raise ValueError(f"rois[{b}] = {(x, y, w, h)} is empty or outside the {out_w}x{out_h} output")
-        sx, sy, sw, sh = (int(v) for v in rects[b])
-        ih, iw = int(src_sizes[b][0]), int(src_sizes[b][1])
-        if sw < 1 or sh < 1 or sx < 0 or sy < 0 or sx + sw > iw or sy + sh > ih:
-            raise ValueError(f"src_rects[{b}] = {(sx, sy, sw, sh)} is empty or outside the {iw}x{ih} image {b}")
+        sx, sy, sw, sh = rects[b].tolist()
+        ih, iw = sizes[b].tolist()
+        raise ValueError(f"src_rects[{b}] = {(sx, sy, sw, sh)} is empty or outside the {iw}x{ih} image {b}")
     return rois_arr, rects
+
+
+def _outside(rects: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """``(B,)`` bool: ``(x, y, w, h)`` rectangles that are empty or stick out of ``width x height``."""
+    x, y, w, h = rects.T
+    return (w < 1) | (h < 1) | (x < 0) | (y < 0) | (x + w > width) | (y + h > height)
 
 
 def pack_preprocess_params(
@@ -300,11 +310,10 @@ def pack_preprocess_params(
     params[:, 1] = np.asarray(pitches, dtype=np.int64)
     params[:, 2:6] = src_rects
     params[:, 6:10] = rois
-    scales = np.array(
-        [(resize_scale(src_rects[b, 2], rois[b, 2]), resize_scale(src_rects[b, 3], rois[b, 3])) for b in range(batch)],
-        dtype=np.float64,
-    ).reshape(batch, 2)
-    params[:, 10:12] = scales.view(np.int64)
+    # resize_scale for every image at once: the same IEEE double operations, so the same bits
+    src_wh = np.asarray(src_rects[:, 2:4], dtype=np.float64)
+    dst_wh = np.asarray(rois[:, 2:4], dtype=np.float64)
+    params[:, 10:12] = np.ascontiguousarray(1.0 / (dst_wh / src_wh)).view(np.int64)
     params[:, 12] = [PIXEL_FORMAT_CODES[f] for f in formats]
     chroma = [int(c) if f == "nv12" else 0 for f, c in zip(formats, chroma_pointers or [0] * batch, strict=True)]
     params[:, 13] = np.asarray(chroma, dtype=np.uint64).view(np.int64)

@@ -28,7 +28,6 @@ from trtapps.gpu.memory import to_device
 from trtapps.ops.preprocess import (
     PIXEL_FORMAT_CODES,
     check_geometry,
-    image_size,
     nv12_size,
     pack_preprocess_params,
     per_channel,
@@ -38,7 +37,10 @@ _SOURCES = ("common.cuh", "preprocess.cu")
 _BLOCK = (32, 8, 1)
 
 
-def _source_list(sources: Sequence[Any] | Any, batch: int, formats: Sequence[str]) -> list[Any]:
+def _source_list(
+    sources: Sequence[Any] | Any, batch: int, formats: Sequence[str]
+) -> tuple[list[Any], list[tuple[int, int]]]:
+    """The batch's source images, checked, and the ``(H, W)`` of each picture."""
     cupy = cupy_module()
     if isinstance(sources, cupy.ndarray):
         if sources.ndim != 4:
@@ -48,11 +50,12 @@ def _source_list(sources: Sequence[Any] | Any, batch: int, formats: Sequence[str
         items = list(sources)
     if len(items) != batch:
         raise ValueError(f"{len(items)} source images for an output batch of {batch}")
+    sizes = []
     for b, src in enumerate(items):
         if not isinstance(src, cupy.ndarray):
             raise TypeError(f"sources[{b}] must be a CuPy array on the GPU, got {type(src).__name__}")
         if formats[b] == "nv12":
-            _check_nv12(src, b)
+            sizes.append(_check_nv12(src, b))
             continue
         if src.dtype != np.uint8 or src.ndim != 3 or src.shape[2] != 3:
             raise ValueError(f"sources[{b}] must be (H, W, 3) uint8 BGR, got {src.shape} {src.dtype}")
@@ -61,14 +64,16 @@ def _source_list(sources: Sequence[Any] | Any, batch: int, formats: Sequence[str
                 f"sources[{b}] must have packed pixels (strides (pitch, 3, 1)), got strides {src.strides}; "
                 "pass cupy.ascontiguousarray(image)"
             )
-    return items
+        sizes.append((int(src.shape[0]), int(src.shape[1])))
+    return items, sizes
 
 
-def _check_nv12(src: Any, b: int) -> None:
+def _check_nv12(src: Any, b: int) -> tuple[int, int]:
+    """The ``(H, W)`` of an NV12 source, checked."""
     if src.dtype != np.uint8 or src.ndim != 2:
         raise ValueError(f"sources[{b}] (NV12) must be (H * 3 / 2, W) uint8, got {src.shape} {src.dtype}")
     try:
-        nv12_size(src.shape)
+        size = nv12_size(src.shape)
     except ValueError as exc:
         raise ValueError(f"sources[{b}]: {exc}") from None
     if src.strides[1] != 1 or src.strides[0] < src.shape[1]:
@@ -76,6 +81,7 @@ def _check_nv12(src: Any, b: int) -> None:
             f"sources[{b}] (NV12) must have packed rows (strides (pitch, 1), pitch >= width), got strides "
             f"{src.strides}; pass cupy.ascontiguousarray(image)"
         )
+    return size
 
 
 def _formats(pixel_formats: Sequence[str] | None, batch: int) -> list[str]:
@@ -145,11 +151,11 @@ def preprocess_batch(
     if batch > 65535:
         raise ValueError(f"batch {batch} exceeds the 65535 images of one launch")
     formats = _formats(pixel_formats, batch)
-    items = _source_list(sources, batch, formats)
+    items, sizes = _source_list(sources, batch, formats)
+    device = out.device.id
     for b, src in enumerate(items):
-        if src.device.id != out.device.id:
-            raise ValueError(f"sources[{b}] is on GPU {src.device.id}, out on GPU {out.device.id}")
-    sizes = [image_size(src, fmt) for src, fmt in zip(items, formats, strict=True)]
+        if src.device.id != device:
+            raise ValueError(f"sources[{b}] is on GPU {src.device.id}, out on GPU {device}")
     rois_arr, rects = check_geometry(sizes, (out_h, out_w), rois, src_rects)
     pitches = [int(s.strides[0]) for s in items]
     params = pack_preprocess_params(

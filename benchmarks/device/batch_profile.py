@@ -1,0 +1,92 @@
+"""The host work of one batch on the GPU data path, function by function (cProfile), and its CPU per frame.
+
+``Pipeline.process_batch`` on a batch of NV12 device frames (what NVDEC sources deliver) runs, on one thread,
+what a run splits between its inference thread (preprocessing kernel, runner, decode/NMS kernels, the async
+download) and its main thread (the batch's detections, each frame's result). The CPU time per frame of that loop
+(``time.thread_time``, without the profiler) and cProfile's top functions by own time show which Python costs
+per batch and per frame.
+
+Usage (GPU machine)::
+
+    python benchmarks/device/batch_profile.py --model yolov8n_dequant.onnx --video face_tracker.mp4 \
+        --out "$OUT/batch_profile.txt"
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+HERE = Path(__file__).resolve().parent
+try:  # the trtapps on PYTHONPATH (ab_batch_profile.sh puts an older tree first), else this checkout's
+    import trtapps  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(HERE.parents[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--video", required=True)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--iters", type=int, default=200)
+    parser.add_argument("--no-cuda-graph", action="store_true")
+    parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+
+    import cupy
+
+    from trtapps import Frame
+    from trtapps.ops.preprocess import bgr_to_nv12
+    from trtapps.pipeline import Pipeline
+
+    cap = cv2.VideoCapture(args.video)
+    frames = []
+    while len(frames) < args.batch:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(Frame(image=cupy.asarray(bgr_to_nv12(image)), source=args.video, index=len(frames),
+                            pixel_format="nv12"))
+    cap.release()
+    backend = {"type": "onnxruntime_cuda", "cuda_graph": not args.no_cuda_graph}
+    with Pipeline.from_objects(app={"type": "yolo", "model": args.model, "batch_size": args.batch},
+                               backend=backend) as pipe:
+        for _ in range(20):
+            pipe.process_batch(frames)
+        cpu0, wall0 = time.thread_time(), time.perf_counter()
+        for _ in range(args.iters):
+            pipe.process_batch(frames)
+        cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+        profile = cProfile.Profile()
+        profile.enable()
+        for _ in range(args.iters):
+            pipe.process_batch(frames)
+        profile.disable()
+    n = args.iters * len(frames)
+    import trtapps
+
+    head = {"trtapps": str(Path(trtapps.__file__).parent), "frames_per_batch": len(frames), "iters": args.iters, "cuda_graph": not args.no_cuda_graph,
+            "cpu_us_per_frame": round(1e6 * cpu / n, 2), "wall_us_per_frame": round(1e6 * wall / n, 2)}
+    text = io.StringIO()
+    stats = pstats.Stats(profile, stream=text)
+    stats.sort_stats("tottime").print_stats(args.top)
+    stats.sort_stats("cumulative").print_stats(args.top)
+    report = json.dumps(head) + "\n" + text.getvalue()
+    print(report[:6000])
+    if args.out:
+        args.out.write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
