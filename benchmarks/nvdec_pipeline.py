@@ -68,6 +68,7 @@ class ThreadCpu:
         self._first: dict[int, int] = {}
         self._last: dict[int, int] = {}
         self._kind: dict[int, str] = {}
+        self._comm: dict[int, str] = {}  # the OS name of each thread Python does not know (ONNX Runtime's, CUDA's)
         self._stop = threading.Event()
         self._started = False
         self._sample()  # the threads alive at the start count from here
@@ -88,6 +89,12 @@ class ThreadCpu:
             name = names.get(tid, "")
             kind = next((k for prefix, k in self.KINDS if name.startswith(prefix)), "other")
             self._kind[tid] = "monitor" if name.startswith("cpu-monitor") else kind
+            if kind == "other" and tid not in self._comm:
+                try:
+                    comm = Path(f"/proc/self/task/{entry}/comm").read_text().strip()
+                except OSError:
+                    comm = "?"
+                self._comm[tid] = name or f"({comm})"
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
@@ -100,9 +107,15 @@ class ThreadCpu:
         self._thread.join()
         self._sample()
         out: dict[str, float] = {}
+        #: the ``other`` threads by name (Python's, else the OS name in parentheses)
+        self.other_by_name: dict[str, float] = {}
         for tid, last in self._last.items():
             kind = self._kind[tid]
-            out[kind] = out.get(kind, 0.0) + (last - self._first[tid]) / 1e9
+            seconds = (last - self._first[tid]) / 1e9
+            out[kind] = out.get(kind, 0.0) + seconds
+            if kind == "other":
+                name = self._comm.get(tid, "?")
+                self.other_by_name[name] = self.other_by_name.get(name, 0.0) + seconds
         return out
 
 
@@ -241,6 +254,8 @@ def pipeline_fps(model: str, video: str, streams: int, batch: int, frames: int, 
     return {"streams": streams, "decode_worker": worker, "decode_worker_used": ",".join(used), "frames": count, "failed": failed,
             "fps": round(n / elapsed, 1), "cpu_ms_per_frame": round(1000 * cpu / n, 4),
             "cpu_ms_per_frame_by_thread": {k: round(1000 * v / n, 4) for k, v in sorted(thread_cpu.items())},
+            "cpu_ms_per_frame_other_threads": {k: round(1000 * v / n, 4)
+                                               for k, v in sorted(by_thread.other_by_name.items()) if v > 0},
             "worker_cpu_ms_per_frame": round(1000 * worker_cpu / n, 4), "worker_processes": worker_processes,
             "slab_mapping_ms": round(1000 * map_seconds, 1), "teardown_s": round(teardown, 3),
             "device_memory_growth_mib": round((free_before - min_free) / 2**20, 1)}

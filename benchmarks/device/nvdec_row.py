@@ -16,6 +16,8 @@ def main(argv: list[str]) -> int:
     print(label, r["streams"], "streams", r["fps"], "fps, ratio", r["ratio"], "| CPU ms/frame", r["cpu_ms_per_frame"],
           "+ decoding", r["worker_cpu_ms_per_frame"], "in", r.get("worker_processes"), "processes",
           r.get("cpu_ms_per_frame_by_thread"), "| decode only", r["decode_only_fps"], "engine", r["engine_only_fps"])
+    if r.get("cpu_ms_per_frame_other_threads"):
+        print("  other threads:", r["cpu_ms_per_frame_other_threads"])
     return 0
 
 

@@ -633,3 +633,27 @@ def test_a_process_that_died_unnoticed_is_replaced_when_a_video_asks_for_it() ->
     assert not lease.process.dead
     assert lease.process.videos == 1
     assert pool.pids() == [lease.process.pid]
+
+
+@pytest.mark.parametrize(("worker_wait", "expected"), [("spin", "spin"), ("", "block"), (None, "block")])
+def test_decoding_processes_take_their_own_host_wait_mode_before_any_cuda_call(
+    monkeypatch: pytest.MonkeyPatch, worker_wait: str | None, expected: str
+) -> None:
+    """TRTAPPS_NVDEC_WAIT becomes the decoding process's TRTAPPS_CUDA_WAIT before it serves a video (the mode is
+    set on the CUDA context when the first decoder starts); unset or empty, the pipeline's mode is inherited."""
+    from trtapps.gpu.device import HOST_WAIT_ENV
+
+    monkeypatch.setenv(HOST_WAIT_ENV, "block")
+    if worker_wait is None:
+        monkeypatch.delenv(nw.WORKER_WAIT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(nw.WORKER_WAIT_ENV, worker_wait)
+    seen: list[str | None] = []
+    monkeypatch.setattr(nw, "serve", lambda tasks, control: (seen.append(os.environ.get(HOST_WAIT_ENV)),
+                                                             control.close()))
+    ours, theirs = socket.socketpair()
+    try:
+        assert nw.main([str(theirs.detach())]) == 0
+    finally:
+        ours.close()
+    assert seen == [expected]

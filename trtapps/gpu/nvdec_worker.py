@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -69,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from trtapps.gpu import nvdec
+from trtapps.gpu.device import HOST_WAIT_ENV
 from trtapps.sources import frame_wanted
 
 logger = logging.getLogger("trtapps.gpu.nvdec")
@@ -96,6 +98,9 @@ MAX_SLOTS_PER_SLAB = 64
 SLOT_ALIGN = 512
 #: seconds a worker is given to exit after ``bye`` before it is killed at close
 EXIT_TIMEOUT = 10.0
+#: environment variable: how the decoding processes wait for the GPU (a ``TRTAPPS_CUDA_WAIT`` value), when it
+#: should differ from the pipeline's process
+WORKER_WAIT_ENV = "TRTAPPS_NVDEC_WAIT"
 
 
 def nv12_bytes(height: int, width: int) -> int:
@@ -743,6 +748,9 @@ def main(argv: list[str] | None = None) -> int:
     """``main([FD])`` (:data:`_WORKER_MAIN`): decode the videos sent over the control socket inherited as *FD*
     until it is closed and they are done."""
     args = sys.argv[1:] if argv is None else argv
+    wait = os.environ.get(WORKER_WAIT_ENV, "").strip()
+    if wait:  # before this process's first CUDA call: the decoding processes' own way of waiting
+        os.environ[HOST_WAIT_ENV] = wait
     serve([], socket.socket(fileno=int(args[0])))
     return 0
 
