@@ -253,9 +253,11 @@ def check_geometry(
         rects = _as_rects(src_rects, batch, "src_rects")
     out_h, out_w = int(out_size[0]), int(out_size[1])
     # checked for the whole batch at once (once per batch on the GPU path); the first bad image is named
-    bad_roi = _outside(rois_arr, np.full(batch, out_w), np.full(batch, out_h))
+    bad_roi = _outside(rois_arr, out_w, out_h)
     bad_rect = _outside(rects, sizes[:, 1], sizes[:, 0])
-    for b in np.flatnonzero(bad_roi | bad_rect)[:1].tolist():
+    bad = np.flatnonzero(bad_roi | bad_rect)
+    if bad.size:
+        b = int(bad[0])
         if bad_roi[b]:
             x, y, w, h = rois_arr[b].tolist()
             raise ValueError(f"rois[{b}] = {(x, y, w, h)} is empty or outside the {out_w}x{out_h} output")
@@ -265,8 +267,9 @@ def check_geometry(
     return rois_arr, rects
 
 
-def _outside(rects: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """``(B,)`` bool: ``(x, y, w, h)`` rectangles that are empty or stick out of ``width x height``."""
+def _outside(rects: np.ndarray, width: np.ndarray | int, height: np.ndarray | int) -> np.ndarray:
+    """``(B,)`` bool: ``(x, y, w, h)`` rectangles that are empty or stick out of ``width x height`` (one size for
+    all, or one per rectangle)."""
     x, y, w, h = rects.T
     return (w < 1) | (h < 1) | (x < 0) | (y < 0) | (x + w > width) | (y + h > height)
 
