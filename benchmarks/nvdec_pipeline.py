@@ -45,7 +45,7 @@ def _free_device_memory() -> int:
     return int(cupy.cuda.runtime.memGetInfo()[0])
 
 
-def _thread_cpu_ns(tid: str, pid: int | str = "self") -> int:
+def thread_cpu_ns(tid: str, pid: int | str = "self") -> int:
     """CPU nanoseconds of thread *tid* of process *pid* (default: this one): ``schedstat``'s run time (exact), else
     ``stat``'s utime + stime (clock ticks, 10 ms: a thread's share is rounded down by up to a tick)."""
     try:
@@ -69,6 +69,8 @@ class ThreadCpu:
         self._last: dict[int, int] = {}
         self._kind: dict[int, str] = {}
         self._comm: dict[int, str] = {}  # the OS name of each thread Python does not know (ONNX Runtime's, CUDA's)
+        #: after :meth:`stop`: seconds of the ``other`` threads by name (Python's, else the OS name in parentheses)
+        self.other_by_name: dict[str, float] = {}
         self._stop = threading.Event()
         self._started = False
         self._sample()  # the threads alive at the start count from here
@@ -80,7 +82,7 @@ class ThreadCpu:
         names = {t.native_id: t.name for t in threading.enumerate()}
         for entry in os.listdir("/proc/self/task"):
             try:
-                ticks = _thread_cpu_ns(entry)
+                ticks = thread_cpu_ns(entry)
             except OSError:  # the thread ended
                 continue
             tid = int(entry)
@@ -107,8 +109,7 @@ class ThreadCpu:
         self._thread.join()
         self._sample()
         out: dict[str, float] = {}
-        #: the ``other`` threads by name (Python's, else the OS name in parentheses)
-        self.other_by_name: dict[str, float] = {}
+        self.other_by_name = {}
         for tid, last in self._last.items():
             kind = self._kind[tid]
             seconds = (last - self._first[tid]) / 1e9
@@ -139,12 +140,12 @@ def _worker_pids() -> list[int]:
 
 
 def _process_cpu_ns(pid: int) -> int:
-    """CPU nanoseconds of process *pid*: the sum over its threads (:func:`_thread_cpu_ns`; one that ended while
+    """CPU nanoseconds of process *pid*: the sum over its threads (:func:`thread_cpu_ns`; one that ended while
     being read counts nothing)."""
     total = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            total += _thread_cpu_ns(tid, pid)
+            total += thread_cpu_ns(tid, pid)
     return total
 
 

@@ -31,6 +31,8 @@ try:  # the trtapps on PYTHONPATH (ab_batch_profile.sh puts an older tree first)
     import trtapps  # noqa: F401
 except ImportError:
     sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parent))  # nvdec_pipeline: its per-thread CPU reader
+from nvdec_pipeline import thread_cpu_ns  # noqa: E402
 
 
 def native_thread_cpu(name: str) -> float:
@@ -40,7 +42,7 @@ def native_thread_cpu(name: str) -> float:
     for task in Path("/proc/self/task").iterdir():
         try:
             if (task / "comm").read_text().strip() == name:
-                total += int((task / "schedstat").read_text().split()[0])
+                total += thread_cpu_ns(task.name)
         except OSError:  # the thread ended
             continue
     return total / 1e9
